@@ -1,0 +1,338 @@
+//! A local, faithful emulator of the Microsoft services dvhost talks to:
+//! the Entra ID v2.0 token service (client credentials with certificate
+//! assertions, device code, refresh tokens, OpenID discovery, JWKS), Global
+//! Discovery, and the Microsoft Graph calls used to register applications.
+//!
+//! It runs standalone (`dvhost emulator`) or in-process from tests:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let emu = dvhost_emulator::EmulatorBuilder::new().tls(true).start().await?;
+//! println!("authority: {}/contoso", emu.base_url());
+//! let _ca_pem = emu.ca_certificate_pem().unwrap();
+//! # Ok(()) }
+//! ```
+//!
+//! Wire formats follow `shared/reference/dataverse-and-entra.md`; the
+//! control API under `/_emulator/` builds the world tests need.
+
+mod bearer;
+mod clock;
+mod control;
+mod discovery;
+mod entra;
+mod graph;
+mod odata;
+pub mod seed;
+mod state;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use parking_lot::RwLock;
+
+pub use entra::error::EntraError;
+pub use seed::{AppSeed, EnvironmentSeed, Seed, Settings, TenantSeed, UserSeed};
+pub use state::{DISCOVERY_RESOURCE, GRAPH_RESOURCE, TokenStats, WELL_KNOWN_PUBLIC_CLIENTS};
+
+use entra::keys::{SigningKey, SigningKeyMaterial};
+use state::Directory;
+
+/// Largest request body the emulator reads (token requests are tiny; Graph
+/// bodies carry a few certificates).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Shared state of one running emulator.
+pub(crate) struct Emulator {
+    pub(crate) dir: RwLock<Directory>,
+    pub(crate) signing: SigningKey,
+    /// Base URL the emulator announces, e.g. `https://127.0.0.1:8443`.
+    pub(crate) base_url: String,
+    pub(crate) tls: bool,
+    state_file: Option<PathBuf>,
+}
+
+/// What the `--state` file holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Persisted {
+    directory: Directory,
+    signing_key: SigningKeyMaterial,
+}
+
+impl Emulator {
+    /// The clock, with the configured offset.
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        clock::now(self.dir.read().settings.clock_offset_secs)
+    }
+
+    /// The base URL as the client addressed it (its `Host` header), so
+    /// documents and `aud` checks agree with what the client used whether it
+    /// said `localhost` or `127.0.0.1`.
+    pub(crate) fn request_base(&self, headers: &HeaderMap) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
+            .map(|h| format!("{scheme}://{h}"))
+            .unwrap_or_else(|| self.base_url.clone())
+    }
+
+    /// Writes the state file, when one is configured. Failures are logged,
+    /// never fatal: the in-memory state stays authoritative.
+    pub(crate) fn persist(&self) {
+        let Some(path) = &self.state_file else { return };
+        let snapshot = Persisted {
+            directory: self.dir.read().clone(),
+            signing_key: self.signing.material().clone(),
+        };
+        let result = serde_json::to_vec_pretty(&snapshot)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, path)?;
+                Ok(())
+            });
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "could not write emulator state file");
+        }
+    }
+
+    /// Applies a seed to the directory.
+    /// Applies a seed to the directory; its settings replace the current
+    /// ones only when `with_settings` (the initial seed).
+    pub(crate) fn apply_seed(
+        &self,
+        seed: Seed,
+        with_settings: bool,
+    ) -> Result<(), state::SeedError> {
+        let now = self.now();
+        let mut guard = self.dir.write();
+        // Work on a copy so a seed that fails half-way changes nothing.
+        let mut dir = guard.clone();
+        if with_settings {
+            dir.settings = seed.settings;
+        }
+        for t in seed.tenants {
+            dir.add_tenant(t)?;
+        }
+        for u in seed.users {
+            dir.add_user(u)?;
+        }
+        for a in seed.apps {
+            dir.add_app(a, now)?;
+        }
+        for e in seed.environments {
+            dir.add_environment(e, &self.base_url)?;
+        }
+        *guard = dir;
+        Ok(())
+    }
+}
+
+/// Configures and starts an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    listen: SocketAddr,
+    tls: bool,
+    seed: Seed,
+    state_file: Option<PathBuf>,
+    tls_names: Vec<String>,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmulatorBuilder {
+    /// Listens on an ephemeral loopback port, plain HTTP, empty directory.
+    pub fn new() -> Self {
+        EmulatorBuilder {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            seed: Seed::default(),
+            state_file: None,
+            tls_names: Vec::new(),
+        }
+    }
+
+    /// Address to listen on (port 0 picks a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Serve HTTPS with a freshly generated local CA.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// Extra DNS names or IPs for the server certificate.
+    pub fn tls_names(mut self, names: Vec<String>) -> Self {
+        self.tls_names = names;
+        self
+    }
+
+    /// The directory to start with (ignored when a state file already exists).
+    pub fn seed(mut self, seed: Seed) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Persist the directory (and signing key) to this JSON file, and load it
+    /// at start when it exists.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
+    /// Binds, builds the directory and starts serving in the background.
+    pub async fn start(self) -> anyhow::Result<RunningEmulator> {
+        let listener = std::net::TcpListener::bind(self.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let scheme = if self.tls { "https" } else { "http" };
+        let base_url = format!("{scheme}://{host}:{}", addr.port());
+
+        let persisted: Option<Persisted> = match &self.state_file {
+            Some(p) if p.exists() => {
+                let bytes = std::fs::read(p)?;
+                Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| anyhow::anyhow!("state file {}: {e}", p.display()))?,
+                )
+            }
+            _ => None,
+        };
+        let (directory, signing, seeded) = match persisted {
+            Some(p) => (p.directory, SigningKey::load(p.signing_key)?, true),
+            None => (Directory::default(), SigningKey::generate()?, false),
+        };
+        let emu = Arc::new(Emulator {
+            dir: RwLock::new(directory),
+            signing,
+            base_url: base_url.clone(),
+            tls: self.tls,
+            state_file: self.state_file.clone(),
+        });
+        if seeded {
+            tracing::info!("loaded emulator state; the seed is not applied again");
+        } else {
+            emu.apply_seed(self.seed, true)?;
+            emu.persist();
+        }
+
+        let app = router(emu.clone());
+        let handle = axum_server::Handle::new();
+        let (ca_pem, task) = if self.tls {
+            let tls = tls::LocalTls::generate(&self.tls_names)?;
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config.clone());
+            let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
+            let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+            (Some(tls.ca_pem), task)
+        } else {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+            (None, task)
+        };
+        Ok(RunningEmulator {
+            base_url,
+            addr,
+            ca_pem,
+            handle,
+            task,
+            emu,
+        })
+    }
+}
+
+/// Builds the full HTTP surface.
+fn router(emu: Arc<Emulator>) -> axum::Router {
+    use tower_http::limit::RequestBodyLimitLayer;
+    axum::Router::new()
+        .merge(entra::routes())
+        .merge(discovery::routes())
+        .merge(graph::routes())
+        .merge(control::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(emu)
+}
+
+/// A running emulator. Dropping it does not stop the server; call
+/// [`RunningEmulator::shutdown`] or let the runtime end.
+pub struct RunningEmulator {
+    base_url: String,
+    addr: SocketAddr,
+    ca_pem: Option<String>,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    emu: Arc<Emulator>,
+}
+
+impl std::fmt::Debug for RunningEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEmulator")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningEmulator {
+    /// `http(s)://127.0.0.1:PORT`; authorities are `<base>/<tenant>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// PEM of the local CA when serving HTTPS.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Token-endpoint counters (also at `GET /_emulator/stats`).
+    pub fn token_stats(&self) -> TokenStats {
+        self.emu.dir.read().stats.clone()
+    }
+
+    /// Applies more seed data (tenants, users, apps, environments) to the
+    /// running emulator; its settings are ignored.
+    pub fn seed(&self, seed: Seed) -> anyhow::Result<()> {
+        self.emu.apply_seed(seed, false)?;
+        self.emu.persist();
+        Ok(())
+    }
+
+    /// Stops accepting connections and waits for the server task.
+    pub async fn shutdown(self) {
+        self.handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
+        let _ = self.task.await;
+    }
+
+    /// Serves until the server task ends (standalone use).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! OData pieces shared by the emulated services: `$filter`, `$select`, and
+//! the `{"error":{"code","message"}}` body.
+
+pub mod filter;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// An OData error response (Global Discovery, Dataverse).
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let mut resp = (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert("OData-Version", HeaderValue::from_static("4.0"));
+    resp
+}
+
+/// A JSON response with OData headers.
+pub fn ok(body: Value) -> Response {
+    let mut resp = axum::Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; odata.metadata=minimal"),
+    );
+    resp
+}
+
+/// Keeps only `select`ed properties (plus `@odata.*` annotations). Unknown
+/// names are an error, as OData requires.
+pub fn select(record: &Map<String, Value>, select: &str) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    for (k, v) in record.iter().filter(|(k, _)| k.starts_with('@')) {
+        out.insert(k.clone(), v.clone());
+    }
+    for name in select.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match record.get(name) {
+            Some(v) => {
+                out.insert(name.to_string(), v.clone());
+            }
+            None => {
+                return Err(format!(
+                    "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.Instance'."
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

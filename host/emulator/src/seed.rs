@@ -1,0 +1,238 @@
+//! The seed: tenants, users, applications, environments and settings that an
+//! emulator starts with. The same shapes are accepted by the control API
+//! (`POST /_emulator/...`), so a test can build its world either way.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Everything an emulator can be seeded with. Every list may be empty.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// Clock, lifetime and device-flow settings.
+    #[serde(default)]
+    pub settings: Settings,
+    /// Entra tenants (directories).
+    #[serde(default)]
+    pub tenants: Vec<TenantSeed>,
+    /// Users of those tenants, for delegated sign-in.
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+    /// App registrations with their certificates.
+    #[serde(default)]
+    pub apps: Vec<AppSeed>,
+    /// Dataverse environments (organizations) that tokens can be issued for.
+    #[serde(default)]
+    pub environments: Vec<EnvironmentSeed>,
+}
+
+impl Seed {
+    /// Parses a TOML seed. Relative `certificate_files` are resolved against
+    /// `base_dir` and read into `certificates`.
+    pub fn from_toml(text: &str, base_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut seed: Seed = toml::from_str(text)?;
+        for app in &mut seed.apps {
+            for file in std::mem::take(&mut app.certificate_files) {
+                let path = match base_dir {
+                    Some(dir) if Path::new(&file).is_relative() => dir.join(&file),
+                    _ => file.clone().into(),
+                };
+                let pem = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("certificate file {}: {e}", path.display()))?;
+                app.certificates.push(pem);
+            }
+        }
+        Ok(seed)
+    }
+
+    /// Reads and parses a TOML seed file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("seed file {}: {e}", path.display()))?;
+        Self::from_toml(&text, path.parent())
+            .map_err(|e| anyhow::anyhow!("seed file {}: {e}", path.display()))
+    }
+}
+
+/// Emulator-wide behaviour that tests want to change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Fixed access-token lifetime in seconds. `None` reproduces Entra's
+    /// default: a random lifetime between 60 and 90 minutes.
+    pub token_lifetime_secs: Option<u64>,
+    /// When set, token responses carry `refresh_in` (MSAL's proactive refresh hint).
+    pub refresh_in_secs: Option<u64>,
+    /// Seconds added to the emulator's clock (negative values move it back).
+    pub clock_offset_secs: i64,
+    /// Allowed clock skew when checking assertion times.
+    pub clock_skew_secs: u64,
+    /// Longest accepted client-assertion lifetime (`exp` minus `nbf`/`iat`).
+    pub max_assertion_lifetime_secs: u64,
+    /// `interval` returned by the device-code endpoint.
+    pub device_code_interval_secs: u64,
+    /// `expires_in` returned by the device-code endpoint.
+    pub device_code_lifetime_secs: u64,
+    /// Lifetime of refresh tokens (Entra: 90 days).
+    pub refresh_token_lifetime_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            token_lifetime_secs: None,
+            refresh_in_secs: None,
+            clock_offset_secs: 0,
+            clock_skew_secs: 300,
+            max_assertion_lifetime_secs: 24 * 3600,
+            device_code_interval_secs: 5,
+            device_code_lifetime_secs: 900,
+            refresh_token_lifetime_secs: 90 * 24 * 3600,
+        }
+    }
+}
+
+/// A partial update of [`Settings`] (control API `PATCH /_emulator/settings`).
+/// `token_lifetime_secs: null` switches back to the random default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    #[serde(default, deserialize_with = "double_option")]
+    pub token_lifetime_secs: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub refresh_in_secs: Option<Option<u64>>,
+    pub clock_offset_secs: Option<i64>,
+    pub clock_skew_secs: Option<u64>,
+    pub max_assertion_lifetime_secs: Option<u64>,
+    pub device_code_interval_secs: Option<u64>,
+    pub device_code_lifetime_secs: Option<u64>,
+    pub refresh_token_lifetime_secs: Option<u64>,
+}
+
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl SettingsPatch {
+    /// Applies the fields that are present.
+    pub fn apply(self, s: &mut Settings) {
+        if let Some(v) = self.token_lifetime_secs {
+            s.token_lifetime_secs = v;
+        }
+        if let Some(v) = self.refresh_in_secs {
+            s.refresh_in_secs = v;
+        }
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { s.$f = v; } )* };
+        }
+        set!(
+            clock_offset_secs,
+            clock_skew_secs,
+            max_assertion_lifetime_secs,
+            device_code_interval_secs,
+            device_code_lifetime_secs,
+            refresh_token_lifetime_secs
+        );
+    }
+}
+
+/// An Entra tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSeed {
+    /// Short name used to refer to the tenant in the seed; also the first
+    /// label of its default domain `<name>.onmicrosoft.com`.
+    pub name: String,
+    /// Tenant id; generated when absent.
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    /// Verified domains usable in authority URLs instead of the id.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A user of a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    /// Tenant name, id or domain.
+    pub tenant: String,
+    /// User principal name, e.g. `admin@contoso.onmicrosoft.com`.
+    pub upn: String,
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Holds a directory role that may register applications and consent.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// An app registration (and its service principal).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSeed {
+    /// Tenant name, id or domain.
+    pub tenant: String,
+    pub display_name: String,
+    /// Application (client) id; generated when absent.
+    #[serde(default)]
+    pub app_id: Option<Uuid>,
+    /// Whether public-client flows (device code) are allowed.
+    #[serde(default)]
+    pub public_client: bool,
+    /// PEM certificates whose private keys may sign client assertions.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Paths of PEM certificate files (seed files only).
+    #[serde(default, skip_serializing)]
+    pub certificate_files: Vec<String>,
+    /// Create the service principal too (default true). Apps registered
+    /// through Graph get one only through `POST /v1.0/servicePrincipals`.
+    #[serde(default = "yes")]
+    pub service_principal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A Dataverse environment (organization).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSeed {
+    /// Tenant name, id or domain.
+    pub tenant: String,
+    /// Unique name of the organization; also the URL path segment of the
+    /// environment when `url` is absent (`<emulator>/<unique_name>`).
+    pub unique_name: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    /// Organization URL, the `aud` of its tokens. Defaults to
+    /// `<emulator base URL>/<unique_name>`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// UPNs of users who can reach the environment; empty means every user
+    /// of its tenant.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// UPNs of users who are System Administrators there.
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+fn default_region() -> String {
+    "NA".into()
+}
