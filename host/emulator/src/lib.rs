@@ -265,14 +265,12 @@ impl EmulatorBuilder {
 
 /// Builds the full HTTP surface.
 fn router(emu: Arc<Emulator>) -> axum::Router {
-    use tower_http::limit::RequestBodyLimitLayer;
     axum::Router::new()
         .merge(entra::routes())
         .merge(discovery::routes())
         .merge(graph::routes())
         .merge(control::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(emu)
 }
 

@@ -106,10 +106,6 @@ pub fn verify_signed(
     };
     let header = json_object(header_b64, "header")?;
     let claims = json_object(payload_b64, "payload")?;
-    if b64url(signature_b64).is_none_or(|s| s.is_empty()) {
-        return Err(malformed("The signature is missing or not base64url."));
-    }
-
     let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("none");
     let algorithm = match alg_name {
         "RS256" => Algorithm::RS256,
@@ -127,6 +123,10 @@ pub fn verify_signed(
             ));
         }
     };
+
+    if b64url(signature_b64).is_none_or(|s| s.is_empty()) {
+        return Err(malformed("The signature is missing or not base64url."));
+    }
 
     // The key is selected by thumbprint: x5t#S256 (SHA-256) or x5t (SHA-1).
     let (key, sha256) = select_key(&header, keys)?;

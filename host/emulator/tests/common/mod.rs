@@ -1,0 +1,376 @@
+//! Shared helpers for the emulator's integration tests: a seeded world,
+//! client certificates, hand-built client assertions, and sign-in.
+#![allow(dead_code)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use dvhost_emulator::{
+    AppSeed, EmulatorBuilder, EnvironmentSeed, RunningEmulator, Seed, Settings, TenantSeed,
+    UserSeed,
+};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
+use sha1::Digest as _;
+use uuid::Uuid;
+
+pub const TENANT_ID: &str = "11111111-2222-3333-4444-555555555555";
+pub const APP_ID: &str = "aaaaaaaa-0000-0000-0000-000000000001";
+pub const PUBLIC_APP_ID: &str = "aaaaaaaa-0000-0000-0000-0000000000ff";
+pub const ADMIN: &str = "admin@contoso.onmicrosoft.com";
+pub const USER: &str = "alice@contoso.onmicrosoft.com";
+
+/// An RSA client certificate and its private key.
+pub struct TestCert {
+    pub cert_der: Vec<u8>,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub key: EncodingKey,
+}
+
+impl TestCert {
+    pub fn generate(cn: &str) -> Self {
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).unwrap();
+        let key_pem = key.serialize_pem();
+        TestCert {
+            cert_der: cert.der().to_vec(),
+            cert_pem: cert.pem(),
+            key: EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap(),
+            key_pem,
+        }
+    }
+
+    pub fn sha1(&self) -> Vec<u8> {
+        sha1::Sha1::digest(&self.cert_der).to_vec()
+    }
+
+    pub fn sha256(&self) -> Vec<u8> {
+        sha2::Sha256::digest(&self.cert_der).to_vec()
+    }
+
+    pub fn b64(&self) -> String {
+        STANDARD.encode(&self.cert_der)
+    }
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Signs `claims` with `header` (any JSON) using `alg`; nothing is checked,
+/// so tests can build every malformed variant.
+pub fn sign_raw(header: &Value, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
+    let msg = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key, alg).unwrap();
+    format!("{msg}.{sig}")
+}
+
+/// Standard claims of a valid assertion.
+pub fn claims(aud: &str, client: &str) -> Value {
+    let now = now();
+    json!({"aud": aud, "iss": client, "sub": client, "jti": Uuid::new_v4().to_string(), "iat": now, "nbf": now, "exp": now + 600})
+}
+
+/// RS256 assertion with a SHA-1 `x5t`.
+pub fn rs256(cert: &TestCert, claims: &Value) -> String {
+    sign_raw(
+        &json!({"alg": "RS256", "typ": "JWT", "x5t": URL_SAFE_NO_PAD.encode(cert.sha1())}),
+        claims,
+        &cert.key,
+        Algorithm::RS256,
+    )
+}
+
+/// PS256 assertion with a padded SHA-256 `x5t#S256` and `x5c`, as MSAL Python sends it.
+pub fn ps256(cert: &TestCert, claims: &Value) -> String {
+    let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": URL_SAFE.encode(cert.sha256()), "x5c": [cert.b64()]});
+    sign_raw(&header, claims, &cert.key, Algorithm::PS256)
+}
+
+pub struct World {
+    pub emu: RunningEmulator,
+    pub http: reqwest::Client,
+    pub cert: TestCert,
+    pub env_url: String,
+    pub env2_url: String,
+}
+
+impl World {
+    pub async fn start() -> Self {
+        Self::start_with(Settings {
+            device_code_interval_secs: 1,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(settings: Settings) -> Self {
+        let cert = TestCert::generate("sync");
+        let seed = Seed {
+            settings,
+            tenants: vec![
+                TenantSeed {
+                    name: "contoso".into(),
+                    id: Some(TENANT_ID.parse().unwrap()),
+                    domains: vec![],
+                    display_name: None,
+                },
+                TenantSeed {
+                    name: "fabrikam".into(),
+                    id: None,
+                    domains: vec!["fabrikam.example".into()],
+                    display_name: None,
+                },
+            ],
+            users: vec![
+                UserSeed {
+                    tenant: "contoso".into(),
+                    upn: ADMIN.into(),
+                    id: None,
+                    display_name: Some("Admin".into()),
+                    admin: true,
+                },
+                UserSeed {
+                    tenant: "contoso".into(),
+                    upn: USER.into(),
+                    id: None,
+                    display_name: Some("Alice".into()),
+                    admin: false,
+                },
+                UserSeed {
+                    tenant: "fabrikam".into(),
+                    upn: "bob@fabrikam.example".into(),
+                    id: None,
+                    display_name: None,
+                    admin: true,
+                },
+            ],
+            apps: vec![
+                AppSeed {
+                    tenant: "contoso".into(),
+                    display_name: "sync".into(),
+                    app_id: Some(APP_ID.parse().unwrap()),
+                    public_client: false,
+                    certificates: vec![cert.cert_pem.clone()],
+                    certificate_files: vec![],
+                    service_principal: true,
+                },
+                AppSeed {
+                    tenant: "contoso".into(),
+                    display_name: "dvhost cli".into(),
+                    app_id: Some(PUBLIC_APP_ID.parse().unwrap()),
+                    public_client: true,
+                    certificates: vec![],
+                    certificate_files: vec![],
+                    service_principal: true,
+                },
+            ],
+            environments: vec![
+                env("contoso", "contoso-dev", vec![]),
+                env("contoso", "contoso-prod", vec![ADMIN.into()]),
+                env("fabrikam", "fabrikam-dev", vec![]),
+            ],
+        };
+        let emu = EmulatorBuilder::new().seed(seed).start().await.unwrap();
+        let env_url = format!("{}/contoso-dev", emu.base_url());
+        let env2_url = format!("{}/contoso-prod", emu.base_url());
+        World {
+            http: reqwest::Client::new(),
+            emu,
+            cert,
+            env_url,
+            env2_url,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.emu.base_url())
+    }
+
+    pub fn token_url(&self) -> String {
+        self.url(&format!("/{TENANT_ID}/oauth2/v2.0/token"))
+    }
+
+    /// POSTs a form to the token endpoint of `tenant`; returns status and JSON.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A client-credentials request with `assertion` for the environment.
+    pub async fn client_credentials(&self, assertion: &str) -> (u16, Value) {
+        self.client_credentials_as(APP_ID, assertion, &format!("{}/.default", self.env_url))
+            .await
+    }
+
+    pub async fn client_credentials_as(
+        &self,
+        client: &str,
+        assertion: &str,
+        scope: &str,
+    ) -> (u16, Value) {
+        self.post_form(
+            &format!("/{TENANT_ID}/oauth2/v2.0/token"),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", client),
+                ("scope", scope),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion),
+            ],
+        )
+        .await
+    }
+
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(&format!("/_emulator/{path}")));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Starts a device-code flow for `scope`; returns the device-code response.
+    pub async fn device_code(&self, tenant: &str, client: &str, scope: &str) -> Value {
+        let (status, body) = self
+            .post_form(
+                &format!("/{tenant}/oauth2/v2.0/devicecode"),
+                &[("client_id", client), ("scope", scope)],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn poll(&self, tenant: &str, client: &str, device_code: &str) -> (u16, Value) {
+        self.post_form(
+            &format!("/{tenant}/oauth2/v2.0/token"),
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", client),
+                ("device_code", device_code),
+            ],
+        )
+        .await
+    }
+
+    /// Signs `upn` in through the device-code flow and returns the token response.
+    pub async fn sign_in(&self, upn: &str, scope: &str) -> Value {
+        let dc = self
+            .device_code("organizations", PUBLIC_APP_ID, scope)
+            .await;
+        let user_code = dc["user_code"].as_str().unwrap();
+        let (s, b) = self
+            .control(
+                reqwest::Method::POST,
+                &format!("device-codes/{user_code}/approve"),
+                Some(json!({"user": upn})),
+            )
+            .await;
+        assert_eq!(s, 204, "{b}");
+        let (status, body) = self
+            .poll(
+                "organizations",
+                PUBLIC_APP_ID,
+                dc["device_code"].as_str().unwrap(),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Fetches the JWKS and verifies `token` (RS256) against it.
+    pub async fn verify_with_jwks(&self, token: &str) -> Value {
+        let jwks: jsonwebtoken::jwk::JwkSet = self
+            .http
+            .get(self.url(&format!("/{TENANT_ID}/discovery/v2.0/keys")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        let kid = header.kid.expect("kid header");
+        let jwk = jwks.find(&kid).expect("kid in JWKS");
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        v.validate_aud = false;
+        jsonwebtoken::decode::<Value>(token, &key, &v)
+            .expect("signature verifies against JWKS")
+            .claims
+    }
+}
+
+fn env(tenant: &str, name: &str, users: Vec<String>) -> EnvironmentSeed {
+    EnvironmentSeed {
+        tenant: tenant.into(),
+        unique_name: name.into(),
+        friendly_name: None,
+        url: None,
+        id: None,
+        region: "NA".into(),
+        users,
+        admins: vec![],
+    }
+}
+
+/// Asserts the Entra error shape and returns nothing; `code` is the AADSTS number.
+pub fn assert_entra_error(
+    status: u16,
+    body: &Value,
+    want_status: u16,
+    want_error: &str,
+    code: u32,
+) {
+    assert_eq!(status, want_status, "status; body {body}");
+    assert_eq!(body["error"], want_error, "error; body {body}");
+    let desc = body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        desc.starts_with(&format!("AADSTS{code}: ")),
+        "description {desc:?} should start with AADSTS{code}"
+    );
+    assert!(
+        desc.contains("\r\nTrace ID: ")
+            && desc.contains("\r\nCorrelation ID: ")
+            && desc.contains("\r\nTimestamp: "),
+        "{desc:?}"
+    );
+    assert_eq!(body["error_codes"], json!([code]));
+    let ts = body["timestamp"].as_str().unwrap_or_default();
+    assert!(
+        ts.len() == 20 && ts.ends_with('Z') && &ts[10..11] == " ",
+        "timestamp {ts:?}"
+    );
+    assert!(Uuid::parse_str(body["trace_id"].as_str().unwrap_or_default()).is_ok());
+    assert!(Uuid::parse_str(body["correlation_id"].as_str().unwrap_or_default()).is_ok());
+}

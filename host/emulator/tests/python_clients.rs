@@ -1,0 +1,163 @@
+//! Microsoft's own Python libraries (MSAL for Python, azure-identity) get
+//! tokens from the emulator over HTTPS, unmodified; the tokens verify
+//! against the emulator's JWKS. The interpreter is `$DVHOST_TEST_PYTHON` or
+//! `tests/.venv/bin/python`, which the README's test command sets up.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use dvhost_emulator::{AppSeed, EmulatorBuilder, EnvironmentSeed, Seed, TenantSeed};
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("DVHOST_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = workspace().join("tests/.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run the README's test command (bash tests/run.sh), which installs tests/requirements.txt into tests/.venv",
+        venv.display()
+    );
+    venv
+}
+
+#[tokio::test]
+async fn msal_and_azure_identity_get_tokens_that_verify() {
+    let cert = TestCert::generate("python-clients");
+    let seed = Seed {
+        tenants: vec![TenantSeed {
+            name: "contoso".into(),
+            id: Some(TENANT_ID.parse().unwrap()),
+            domains: vec![],
+            display_name: None,
+        }],
+        apps: vec![AppSeed {
+            tenant: "contoso".into(),
+            display_name: "sync".into(),
+            app_id: Some(APP_ID.parse().unwrap()),
+            public_client: false,
+            certificates: vec![cert.cert_pem.clone()],
+            certificate_files: vec![],
+            service_principal: true,
+        }],
+        environments: vec![EnvironmentSeed {
+            tenant: "contoso".into(),
+            unique_name: "contoso-dev".into(),
+            friendly_name: None,
+            url: None,
+            id: None,
+            region: "NA".into(),
+            users: vec![],
+            admins: vec![],
+        }],
+        ..Seed::default()
+    };
+    let emu = EmulatorBuilder::new()
+        .tls(true)
+        .seed(seed)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, emu.ca_certificate_pem().unwrap()).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), &cert.cert_pem).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &cert.key_pem).unwrap();
+    let env_url = format!("{}/contoso-dev", emu.base_url());
+
+    let script = workspace().join("tests/python/get_tokens.py");
+    let base = emu.base_url().to_string();
+    let scope = format!("{env_url}/.default");
+    let mut outputs = Vec::new();
+    for via in ["pem", "pfx"] {
+        let (python, script, ca, dir, base, scope) = (
+            python(),
+            script.clone(),
+            ca.clone(),
+            dir.path().to_path_buf(),
+            base.clone(),
+            scope.clone(),
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(python)
+                .arg(&script)
+                .args([
+                    "--authority-host",
+                    &base,
+                    "--tenant",
+                    TENANT_ID,
+                    "--client-id",
+                    APP_ID,
+                    "--scope",
+                    &scope,
+                    "--ps256-via",
+                    via,
+                ])
+                .arg("--cert-pem")
+                .arg(dir.join("cert.pem"))
+                .arg("--key-pem")
+                .arg(dir.join("key.pem"))
+                .env("REQUESTS_CA_BUNDLE", &ca)
+                .env("SSL_CERT_FILE", &ca)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "get_tokens.py failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(serde_json::from_slice::<Value>(&out.stdout).unwrap());
+    }
+
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            emu.ca_certificate_pem().unwrap().as_bytes(),
+        )
+        .unwrap()])
+        .build()
+        .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = client
+        .get(format!("{base}/{TENANT_ID}/discovery/v2.0/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for out in &outputs {
+        for which in ["msal_ps256", "msal_rs256", "azure_identity"] {
+            let token = out[which]
+                .as_str()
+                .unwrap_or_else(|| panic!("{which} missing in {out}"));
+            let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+            let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+            v.set_audience(&[&env_url]);
+            v.set_issuer(&[format!("https://sts.windows.net/{TENANT_ID}/")]);
+            let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
+                .unwrap_or_else(|e| panic!("{which}: {e}"))
+                .claims;
+            assert_eq!(claims["appid"], APP_ID, "{which}");
+            assert_eq!(claims["tid"], TENANT_ID, "{which}");
+        }
+    }
+    // Three clients, two runs: six token requests, all issued.
+    let stats = emu.token_stats();
+    assert_eq!(stats.by_client.get(APP_ID), Some(&6), "{stats:?}");
+    assert_eq!(stats.issued, 6);
+    emu.shutdown().await;
+}
