@@ -106,6 +106,17 @@ async fn device_code_round_trip_with_refresh() {
         "https://graph.microsoft.com"
     );
 
+    // The control API never shows refresh or access tokens.
+    let (_, state) = w.control(Method::GET, "state", None).await;
+    let (_, codes) = w.control(Method::GET, "device-codes", None).await;
+    for doc in [state.to_string(), codes.to_string()] {
+        assert!(
+            !doc.contains(rt)
+                && !doc.contains(tokens["access_token"].as_str().unwrap())
+                && !doc.contains(device_code)
+        );
+    }
+
     // Bad refresh tokens.
     let (s, b) = w
         .post_form(

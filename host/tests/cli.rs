@@ -1,0 +1,144 @@
+//! The `dvhost` command line: help, and approving a device code in a
+//! running emulator without a browser.
+
+use std::process::Command;
+
+use dvhost::emulator::{AppSeed, EmulatorBuilder, Seed, TenantSeed, UserSeed};
+use serde_json::Value;
+
+const DVHOST: &str = env!("CARGO_BIN_EXE_dvhost");
+
+#[test]
+fn help_lists_the_emulator_subcommand() {
+    let out = Command::new(DVHOST).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("emulator"), "{text}");
+    let out = Command::new(DVHOST)
+        .args(["emulator", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value"));
+}
+
+#[tokio::test]
+async fn approve_and_decline_through_the_cli() {
+    let seed = Seed {
+        tenants: vec![TenantSeed {
+            name: "contoso".into(),
+            id: None,
+            domains: vec![],
+            display_name: None,
+        }],
+        users: vec![UserSeed {
+            tenant: "contoso".into(),
+            upn: "alice@contoso.onmicrosoft.com".into(),
+            id: None,
+            display_name: None,
+            admin: false,
+        }],
+        apps: vec![AppSeed {
+            tenant: "contoso".into(),
+            display_name: "cli".into(),
+            app_id: Some("d7a1b0c2-0000-4000-8000-00000000d0c5".parse().unwrap()),
+            public_client: true,
+            certificates: vec![],
+            certificate_files: vec![],
+            service_principal: true,
+        }],
+        ..Seed::default()
+    };
+    let emu = EmulatorBuilder::new().seed(seed).start().await.unwrap();
+    let http = reqwest::Client::new();
+    let base = emu.base_url().to_string();
+    let start = || async {
+        let v: Value = http
+            .post(format!("{base}/contoso/oauth2/v2.0/devicecode"))
+            .form(&[
+                ("client_id", "d7a1b0c2-0000-4000-8000-00000000d0c5"),
+                ("scope", "openid offline_access"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v
+    };
+    let poll = |device_code: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let resp = http
+                .post(format!("{base}/contoso/oauth2/v2.0/token"))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", "d7a1b0c2-0000-4000-8000-00000000d0c5"),
+                    ("device_code", &device_code),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || Command::new(DVHOST).args(args).output().unwrap())
+    };
+
+    let dc = start().await;
+    let code = dc["user_code"].as_str().unwrap().to_string();
+    let out = cli(vec![
+        "emulator".into(),
+        "approve".into(),
+        code.clone(),
+        "--user".into(),
+        "alice@contoso.onmicrosoft.com".into(),
+        "--url".into(),
+        base.clone(),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (s, tokens) = poll(dc["device_code"].as_str().unwrap().to_string()).await;
+    assert_eq!(s, 200, "{tokens}");
+    assert!(tokens["refresh_token"].is_string());
+
+    let dc = start().await;
+    let code = dc["user_code"].as_str().unwrap().to_string();
+    let out = cli(vec![
+        "emulator".into(),
+        "decline".into(),
+        code,
+        "--url".into(),
+        base.clone(),
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let (s, b) = poll(dc["device_code"].as_str().unwrap().to_string()).await;
+    assert_eq!(s, 400);
+    assert_eq!(b["error"], "authorization_declined");
+
+    // Unknown code or user: a clear failure, non-zero exit.
+    let out = cli(vec![
+        "emulator".into(),
+        "approve".into(),
+        "NOPE".into(),
+        "--user".into(),
+        "alice@contoso.onmicrosoft.com".into(),
+        "--url".into(),
+        base.clone(),
+    ])
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    emu.shutdown().await;
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine that only has the Rust toolchain:
+# installs the Python test dependencies into tests/.venv, then checks
+# formatting, lints with warnings as errors, and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=tests/.venv
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/requirements.txt "$venv/.installed-requirements"; then
+  echo "== installing Python test dependencies into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/.installed-requirements"
+fi
+export DVHOST_TEST_PYTHON="$PWD/$venv/bin/python"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
