@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
-use dvhost_emulator::{AppSeed, EmulatorBuilder, EnvironmentSeed, Seed, TenantSeed};
+use dvhost_emulator::{EmulatorBuilder, Seed};
 use serde_json::Value;
 
 fn workspace() -> PathBuf {
@@ -36,31 +36,15 @@ fn python() -> PathBuf {
 async fn msal_and_azure_identity_get_tokens_that_verify() {
     let cert = TestCert::generate("python-clients");
     let seed = Seed {
-        tenants: vec![TenantSeed {
-            name: "contoso".into(),
-            id: Some(TENANT_ID.parse().unwrap()),
-            domains: vec![],
-            display_name: None,
-        }],
-        apps: vec![AppSeed {
-            tenant: "contoso".into(),
-            display_name: "sync".into(),
-            app_id: Some(APP_ID.parse().unwrap()),
-            public_client: false,
-            certificates: vec![cert.cert_pem.clone()],
-            certificate_files: vec![],
-            service_principal: true,
-        }],
-        environments: vec![EnvironmentSeed {
-            tenant: "contoso".into(),
-            unique_name: "contoso-dev".into(),
-            friendly_name: None,
-            url: None,
-            id: None,
-            region: "NA".into(),
-            users: vec![],
-            admins: vec![],
-        }],
+        tenants: vec![tenant("contoso", Some(TENANT_ID))],
+        apps: vec![app(
+            "contoso",
+            "sync",
+            APP_ID,
+            false,
+            vec![cert.cert_pem.clone()],
+        )],
+        environments: vec![env("contoso", "contoso-dev", vec![])],
         ..Seed::default()
     };
     let emu = EmulatorBuilder::new()
@@ -143,14 +127,12 @@ async fn msal_and_azure_identity_get_tokens_that_verify() {
             let token = out[which]
                 .as_str()
                 .unwrap_or_else(|| panic!("{which} missing in {out}"));
-            let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
-            let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
-            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-            v.set_audience(&[&env_url]);
-            v.set_issuer(&[format!("https://sts.windows.net/{TENANT_ID}/")]);
-            let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
-                .unwrap_or_else(|e| panic!("{which}: {e}"))
-                .claims;
+            let claims = verify_token(&jwks, token, Some(&env_url));
+            assert_eq!(
+                claims["iss"],
+                format!("https://sts.windows.net/{TENANT_ID}/"),
+                "{which}"
+            );
             assert_eq!(claims["appid"], APP_ID, "{which}");
             assert_eq!(claims["tid"], TENANT_ID, "{which}");
         }

@@ -8,6 +8,7 @@ use dvhost_emulator::{
     AppSeed, EmulatorBuilder, EnvironmentSeed, RunningEmulator, Seed, Settings, TenantSeed,
     UserSeed,
 };
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha1::Digest as _;
@@ -156,24 +157,14 @@ impl World {
                 },
             ],
             apps: vec![
-                AppSeed {
-                    tenant: "contoso".into(),
-                    display_name: "sync".into(),
-                    app_id: Some(APP_ID.parse().unwrap()),
-                    public_client: false,
-                    certificates: vec![cert.cert_pem.clone()],
-                    certificate_files: vec![],
-                    service_principal: true,
-                },
-                AppSeed {
-                    tenant: "contoso".into(),
-                    display_name: "dvhost cli".into(),
-                    app_id: Some(PUBLIC_APP_ID.parse().unwrap()),
-                    public_client: true,
-                    certificates: vec![],
-                    certificate_files: vec![],
-                    service_principal: true,
-                },
+                app(
+                    "contoso",
+                    "sync",
+                    APP_ID,
+                    false,
+                    vec![cert.cert_pem.clone()],
+                ),
+                app("contoso", "dvhost cli", PUBLIC_APP_ID, true, vec![]),
             ],
             environments: vec![
                 env("contoso", "contoso-dev", vec![]),
@@ -308,30 +299,72 @@ impl World {
         body
     }
 
-    /// Fetches the JWKS and verifies `token` (RS256) against it.
-    pub async fn verify_with_jwks(&self, token: &str) -> Value {
-        let jwks: jsonwebtoken::jwk::JwkSet = self
-            .http
-            .get(self.url(&format!("/{TENANT_ID}/discovery/v2.0/keys")))
+    /// GETs a URL and parses its JSON body.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: impl reqwest::IntoUrl) -> T {
+        self.http
+            .get(url)
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        let header = jsonwebtoken::decode_header(token).unwrap();
-        let kid = header.kid.expect("kid header");
-        let jwk = jwks.find(&kid).expect("kid in JWKS");
-        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
-        v.validate_aud = false;
-        jsonwebtoken::decode::<Value>(token, &key, &v)
-            .expect("signature verifies against JWKS")
-            .claims
+            .unwrap()
+    }
+
+    /// Fetches the JWKS and verifies `token` (RS256) against it.
+    pub async fn verify_with_jwks(&self, token: &str) -> Value {
+        let jwks: JwkSet = self
+            .get_json(self.url(&format!("/{TENANT_ID}/discovery/v2.0/keys")))
+            .await;
+        verify_token(&jwks, token, None)
     }
 }
 
-fn env(tenant: &str, name: &str, users: Vec<String>) -> EnvironmentSeed {
+/// Verifies an RS256 token against a JWKS by its `kid`, and its `aud` when given.
+pub fn verify_token(jwks: &JwkSet, token: &str, aud: Option<&str>) -> Value {
+    let kid = jsonwebtoken::decode_header(token)
+        .unwrap()
+        .kid
+        .expect("kid header");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).expect("kid in JWKS")).unwrap();
+    let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+    match aud {
+        Some(a) => v.set_audience(&[a]),
+        None => v.validate_aud = false,
+    }
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .expect("signature verifies against JWKS")
+        .claims
+}
+
+pub fn tenant(name: &str, id: Option<&str>) -> TenantSeed {
+    TenantSeed {
+        name: name.into(),
+        id: id.map(|i| i.parse().unwrap()),
+        domains: vec![],
+        display_name: None,
+    }
+}
+
+pub fn app(
+    tenant: &str,
+    name: &str,
+    app_id: &str,
+    public_client: bool,
+    certificates: Vec<String>,
+) -> AppSeed {
+    AppSeed {
+        tenant: tenant.into(),
+        display_name: name.into(),
+        app_id: Some(app_id.parse().unwrap()),
+        public_client,
+        certificates,
+        certificate_files: vec![],
+        service_principal: true,
+    }
+}
+
+pub fn env(tenant: &str, name: &str, users: Vec<String>) -> EnvironmentSeed {
     EnvironmentSeed {
         tenant: tenant.into(),
         unique_name: name.into(),
