@@ -129,20 +129,22 @@ pub(super) async fn token(
         let mut dir = emu.dir.write();
         let stats = &mut dir.stats;
         stats.requests += 1;
-        *stats.by_client.entry(client_for_stats).or_default() += 1;
-        *stats.by_grant.entry(grant_for_stats).or_default() += 1;
+        *stats.by_client.entry(client_for_stats.clone()).or_default() += 1;
+        *stats.by_grant.entry(grant_for_stats.clone()).or_default() += 1;
         match &result {
             Ok(_) => stats.issued += 1,
             Err(_) => stats.rejected += 1,
         }
     }
+    // One line per token request; never the assertion, a secret or a token.
     match result {
         Ok(body) => {
+            tracing::info!(tenant = %tenant, client_id = %client_for_stats, grant = %grant_for_stats, "token issued");
             emu.persist_if_delegated(&body);
             ok_json(body)
         }
         Err(e) => {
-            tracing::debug!(tenant = %tenant, error = %e, "token request rejected");
+            tracing::info!(tenant = %tenant, client_id = %client_for_stats, grant = %grant_for_stats, status = e.status.as_u16(), code = e.code, "token request rejected");
             e.into_response_with(correlation_id(&headers), now)
         }
     }
