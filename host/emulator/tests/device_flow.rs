@@ -176,44 +176,18 @@ async fn declined_expired_slow_down_and_unknown_codes() {
     let scope = format!("{}/.default", w.env_url);
 
     let dc = w.device_code(TENANT_ID, PUBLIC_APP_ID, &scope).await;
-    w.control(
-        Method::POST,
-        &format!("device-codes/{}/decline", dc["user_code"].as_str().unwrap()),
-        None,
-    )
-    .await;
-    let (s, b) = w
-        .poll(
-            TENANT_ID,
-            PUBLIC_APP_ID,
-            dc["device_code"].as_str().unwrap(),
-        )
-        .await;
+    w.code_action(&dc, "decline", None).await;
+    let (s, b) = w.poll_dc(PUBLIC_APP_ID, &dc).await;
     assert_entra_error(s, &b, 400, "authorization_declined", 70020);
     // A decided code cannot be approved afterwards.
-    let (s, _) = w
-        .control(
-            Method::POST,
-            &format!("device-codes/{}/approve", dc["user_code"].as_str().unwrap()),
-            Some(json!({"user": USER})),
-        )
+    let s = w
+        .code_action(&dc, "approve", Some(json!({"user": USER})))
         .await;
     assert_eq!(s, 409);
 
     let dc = w.device_code(TENANT_ID, PUBLIC_APP_ID, &scope).await;
-    w.control(
-        Method::POST,
-        &format!("device-codes/{}/expire", dc["user_code"].as_str().unwrap()),
-        None,
-    )
-    .await;
-    let (s, b) = w
-        .poll(
-            TENANT_ID,
-            PUBLIC_APP_ID,
-            dc["device_code"].as_str().unwrap(),
-        )
-        .await;
+    w.code_action(&dc, "expire", None).await;
+    let (s, b) = w.poll_dc(PUBLIC_APP_ID, &dc).await;
     assert_entra_error(s, &b, 400, "expired_token", 70019);
 
     let dc = w.device_code(TENANT_ID, PUBLIC_APP_ID, &scope).await;
@@ -227,22 +201,10 @@ async fn declined_expired_slow_down_and_unknown_codes() {
     )
     .await;
     for _ in 0..2 {
-        let (s, b) = w
-            .poll(
-                TENANT_ID,
-                PUBLIC_APP_ID,
-                dc["device_code"].as_str().unwrap(),
-            )
-            .await;
+        let (s, b) = w.poll_dc(PUBLIC_APP_ID, &dc).await;
         assert_entra_error(s, &b, 400, "slow_down", 70016);
     }
-    let (s, b) = w
-        .poll(
-            TENANT_ID,
-            PUBLIC_APP_ID,
-            dc["device_code"].as_str().unwrap(),
-        )
-        .await;
+    let (s, b) = w.poll_dc(PUBLIC_APP_ID, &dc).await;
     assert_entra_error(s, &b, 400, "authorization_pending", 70016);
 
     let (s, b) = w.poll(TENANT_ID, PUBLIC_APP_ID, "no-such-code").await;
@@ -250,10 +212,10 @@ async fn declined_expired_slow_down_and_unknown_codes() {
 
     // Approving as a user of another tenant than the authority is refused.
     let dc = w.device_code(TENANT_ID, PUBLIC_APP_ID, &scope).await;
-    let (s, _) = w
-        .control(
-            Method::POST,
-            &format!("device-codes/{}/approve", dc["user_code"].as_str().unwrap()),
+    let s = w
+        .code_action(
+            &dc,
+            "approve",
             Some(json!({"user": "bob@fabrikam.example"})),
         )
         .await;
@@ -284,15 +246,9 @@ async fn device_flow_needs_a_public_client_and_valid_scopes() {
     let dc = w
         .device_code(TENANT_ID, APP_ID, &format!("{}/.default", w.env_url))
         .await;
-    w.control(
-        Method::POST,
-        &format!("device-codes/{}/approve", dc["user_code"].as_str().unwrap()),
-        Some(json!({"user": USER})),
-    )
-    .await;
-    let (s, b) = w
-        .poll(TENANT_ID, APP_ID, dc["device_code"].as_str().unwrap())
+    w.code_action(&dc, "approve", Some(json!({"user": USER})))
         .await;
+    let (s, b) = w.poll_dc(APP_ID, &dc).await;
     assert_entra_error(s, &b, 401, "invalid_client", 7000218);
 
     let (s, b) = w

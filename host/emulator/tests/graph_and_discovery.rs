@@ -86,13 +86,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
 
     let scope = format!("{}/.default", w.env_url);
     // Without a service principal Entra refuses the client.
-    let (s, b) = w
-        .client_credentials_as(
-            &client,
-            &rs256(&cert, &claims(&w.token_url(), &client)),
-            &scope,
-        )
-        .await;
+    let (s, b) = w.cert_token(&client, &cert).await;
     assert_entra_error(s, &b, 401, "invalid_client", 7000229);
 
     let (s, sp) = graph(
@@ -116,13 +110,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     assert_eq!(s, 409);
 
     // The certificate works at once, both ways.
-    let (s, b) = w
-        .client_credentials_as(
-            &client,
-            &rs256(&cert, &claims(&w.token_url(), &client)),
-            &scope,
-        )
-        .await;
+    let (s, b) = w.cert_token(&client, &cert).await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = w
         .client_credentials_as(
@@ -170,13 +158,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     )
     .await;
     assert_eq!(s, 200, "{added}");
-    let (s, _) = w
-        .client_credentials_as(
-            &client,
-            &rs256(&next, &claims(&w.token_url(), &client)),
-            &scope,
-        )
-        .await;
+    let (s, _) = w.cert_token(&client, &next).await;
     assert_eq!(s, 200, "new key works while the old one still does");
     let old_key_id = app["keyCredentials"][0]["keyId"].as_str().unwrap();
     // A proof signed by an unregistered key is refused.
@@ -199,13 +181,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     )
     .await;
     assert_eq!(s, 204, "{b}");
-    let (s, b) = w
-        .client_credentials_as(
-            &client,
-            &rs256(&cert, &claims(&w.token_url(), &client)),
-            &scope,
-        )
-        .await;
+    let (s, b) = w.cert_token(&client, &cert).await;
     assert_entra_error(s, &b, 401, "invalid_client", 700027);
 
     // PATCH and DELETE.
@@ -247,13 +223,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     .await;
     assert_eq!(s, 404);
     assert_eq!(b["error"]["code"], "Request_ResourceNotFound");
-    let (s, b) = w
-        .client_credentials_as(
-            &client,
-            &rs256(&next, &claims(&w.token_url(), &client)),
-            &scope,
-        )
-        .await;
+    let (s, b) = w.cert_token(&client, &next).await;
     assert_entra_error(s, &b, 400, "unauthorized_client", 700016);
 }
 

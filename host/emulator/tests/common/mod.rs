@@ -233,6 +233,35 @@ impl World {
         .await
     }
 
+    /// RS256 client-credentials request for `client` signed with `cert`, for the environment.
+    pub async fn cert_token(&self, client: &str, cert: &TestCert) -> (u16, Value) {
+        let scope = format!("{}/.default", self.env_url);
+        self.client_credentials_as(
+            client,
+            &rs256(cert, &claims(&self.token_url(), client)),
+            &scope,
+        )
+        .await
+    }
+
+    /// Runs a control action (`approve`, `decline`, `expire`, `slow-down`) on a device code response.
+    pub async fn code_action(&self, dc: &Value, action: &str, body: Option<Value>) -> u16 {
+        let code = dc["user_code"].as_str().unwrap();
+        self.control(
+            reqwest::Method::POST,
+            &format!("device-codes/{code}/{action}"),
+            body,
+        )
+        .await
+        .0
+    }
+
+    /// Polls the token endpoint for a device code response started on `TENANT_ID`.
+    pub async fn poll_dc(&self, client: &str, dc: &Value) -> (u16, Value) {
+        self.poll(TENANT_ID, client, dc["device_code"].as_str().unwrap())
+            .await
+    }
+
     pub async fn control(
         &self,
         method: reqwest::Method,
