@@ -19,6 +19,7 @@
 mod bearer;
 mod clock;
 mod control;
+mod dataverse;
 mod discovery;
 mod entra;
 mod graph;
@@ -53,6 +54,8 @@ pub(crate) struct Emulator {
     pub(crate) base_url: String,
     pub(crate) tls: bool,
     state_file: Option<PathBuf>,
+    /// Dataverse rows of every environment (in memory only).
+    pub(crate) dataverse: dataverse::Environments,
 }
 
 /// What the `--state` file holds.
@@ -230,6 +233,7 @@ impl EmulatorBuilder {
             base_url: base_url.clone(),
             tls: self.tls,
             state_file: self.state_file.clone(),
+            dataverse: Default::default(),
         });
         if seeded {
             tracing::info!("loaded emulator state; the seed is not applied again");
@@ -270,6 +274,7 @@ fn router(emu: Arc<Emulator>) -> axum::Router {
         .merge(discovery::routes())
         .merge(graph::routes())
         .merge(control::routes())
+        .merge(dataverse::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(emu)
 }

@@ -231,6 +231,10 @@ pub struct EnvironmentSeed {
     /// UPNs of users who are System Administrators there.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Application (client) ids that have an application user with the
+    /// System Administrator role in the environment.
+    #[serde(default)]
+    pub app_users: Vec<String>,
 }
 
 fn default_region() -> String {

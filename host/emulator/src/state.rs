@@ -165,6 +165,9 @@ pub struct Environment {
     pub region: String,
     pub users: Vec<Uuid>,
     pub admins: Vec<Uuid>,
+    /// Apps with an application user (System Administrator) from the seed.
+    #[serde(default)]
+    pub app_users: Vec<Uuid>,
 }
 
 /// Outcome chosen for a pending device code.
@@ -444,6 +447,16 @@ impl Directory {
             region: seed.region.clone(),
             users: resolve(&seed.users)?,
             admins: resolve(&seed.admins)?,
+            app_users: seed
+                .app_users
+                .iter()
+                .map(|a| {
+                    Uuid::parse_str(a).map_err(|_| SeedError::Invalid {
+                        what: "app_users entry".into(),
+                        why: format!("'{a}' is not an application id"),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
         self.environments.push(env.clone());
         Ok(env)

@@ -167,7 +167,11 @@ impl World {
                 app("contoso", "dvhost cli", PUBLIC_APP_ID, true, vec![]),
             ],
             environments: vec![
-                env("contoso", "contoso-dev", vec![]),
+                EnvironmentSeed {
+                    app_users: vec![APP_ID.into()],
+                    admins: vec![ADMIN.into()],
+                    ..env("contoso", "contoso-dev", vec![])
+                },
                 env("contoso", "contoso-prod", vec![ADMIN.into()]),
                 env("fabrikam", "fabrikam-dev", vec![]),
             ],
@@ -328,6 +332,52 @@ impl World {
         body
     }
 
+    /// An app-only token for `contoso-dev` (the seeded application user).
+    pub async fn dv_token(&self) -> String {
+        let (s, b) = self
+            .client_credentials(&rs256(&self.cert, &claims(&self.token_url(), APP_ID)))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// `<env>/api/data/v9.2/<path>`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/data/v9.2/{path}", self.env_url)
+    }
+
+    /// Sends a Web API request; returns status, headers and JSON body (Null when empty).
+    pub async fn dv(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .request(method, self.api(path))
+            .bearer_auth(token)
+            .header("OData-Version", "4.0")
+            .header("Accept", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            h,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+
     /// GETs a URL and parses its JSON body.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: impl reqwest::IntoUrl) -> T {
         self.http
@@ -403,6 +453,7 @@ pub fn env(tenant: &str, name: &str, users: Vec<String>) -> EnvironmentSeed {
         region: "NA".into(),
         users,
         admins: vec![],
+        app_users: vec![],
     }
 }
 

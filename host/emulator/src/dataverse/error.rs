@@ -1,0 +1,60 @@
+//! Dataverse's error body `{"error":{"code":"0x…","message":"…"}}` (reference §5.1).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A Web API error: HTTP status, hex code, message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DvError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub type DvResult<T> = Result<T, DvError>;
+
+impl DvError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        DvError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 0x80060888: a URL segment or query element the service does not know.
+    pub fn segment(message: impl Into<String>) -> Self {
+        Self::bad_request("0x80060888", message)
+    }
+
+    /// 0x80040217: the record does not exist.
+    pub fn not_found(logical: &str, id: &uuid::Uuid) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "0x80040217",
+            format!("Entity '{logical}' With Id = {id} Does Not Exist"),
+        )
+    }
+
+    /// 0x80060888 as 400: a property that the type does not define.
+    pub fn unknown_property(name: &str, logical: &str) -> Self {
+        Self::segment(format!(
+            "The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{logical}'. Make sure to only use property names that are defined by the type."
+        ))
+    }
+
+    /// 0x80048d19: the payload does not fit the entity type.
+    pub fn payload(message: impl Into<String>) -> Self {
+        Self::bad_request("0x80048d19", message)
+    }
+}
+
+impl IntoResponse for DvError {
+    fn into_response(self) -> Response {
+        crate::odata::error(self.status, self.code, self.message)
+    }
+}

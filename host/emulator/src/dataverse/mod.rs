@@ -1,0 +1,1171 @@
+//! The Dataverse Web API (`<environment URL>/api/data/v9.2/`), one
+//! environment per seed entry, served at `<emulator>/<unique_name>/api/data/...`
+//! so that a token's `aud` (the environment URL) matches the URL the client
+//! calls. Reference §3-5; this module routes, authenticates and answers.
+
+mod definitions;
+pub mod error;
+pub mod metadata;
+mod path;
+pub mod query;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::Emulator;
+use crate::state::Environment;
+use error::{DvError, DvResult};
+use metadata::{Kind, Schema, Table};
+use path::{Key, Segment};
+use query::{Annotations, QueryOptions};
+use store::{Caller, EnvData};
+
+/// Every environment's data, created on first use.
+#[derive(Default)]
+pub(crate) struct Environments {
+    envs: Mutex<HashMap<Uuid, Arc<RwLock<EnvData>>>>,
+}
+
+/// Longest GET URL accepted outside `$batch` (reference §5.5).
+const MAX_URL: usize = 32_768;
+
+pub(crate) fn routes() -> Router<Arc<Emulator>> {
+    // The first segment is named like the Entra routes' (`tenant`) because
+    // the router requires one name per position; here it is the environment.
+    Router::new()
+        .route("/{tenant}/api/data/{version}", any(handle_root))
+        .route("/{tenant}/api/data/{version}/", any(handle_root))
+        .route("/{tenant}/api/data/{version}/{*rest}", any(handle))
+}
+
+/// Everything a handler needs about one request.
+struct Ctx {
+    data: Arc<RwLock<EnvData>>,
+    caller: Caller,
+    /// `https://host:port/<env>/api/data/v9.2/` as the client addressed it.
+    api_base: String,
+    headers: HeaderMap,
+    prefer: Prefer,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Prefer {
+    representation: bool,
+    max_page_size: Option<usize>,
+    annotations: Option<String>,
+    continue_on_error: bool,
+}
+
+impl Prefer {
+    fn parse(headers: &HeaderMap) -> Prefer {
+        let mut p = Prefer::default();
+        for v in headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            for item in split_prefer(v) {
+                let (k, val) = item
+                    .split_once('=')
+                    .map(|(k, v)| (k.trim(), Some(v.trim())))
+                    .unwrap_or((item.trim(), None));
+                match k {
+                    "return" if val == Some("representation") => p.representation = true,
+                    "odata.maxpagesize" => p.max_page_size = val.and_then(|v| v.parse().ok()),
+                    "odata.include-annotations" => {
+                        p.annotations = val.map(|v| v.trim_matches('"').to_string())
+                    }
+                    "odata.continue-on-error" => p.continue_on_error = true,
+                    _ => {}
+                }
+            }
+        }
+        p
+    }
+
+    /// The `Preference-Applied` value for what was honoured.
+    fn applied(&self, page_size_used: bool) -> Option<String> {
+        let mut out = Vec::new();
+        if self.representation {
+            out.push("return=representation".to_string());
+        }
+        if page_size_used && let Some(n) = self.max_page_size {
+            out.push(format!("odata.maxpagesize={n}"));
+        }
+        if let Some(a) = &self.annotations {
+            out.push(format!("odata.include-annotations=\"{a}\""));
+        }
+        (!out.is_empty()).then(|| out.join(","))
+    }
+}
+
+/// Splits a Prefer header on commas outside quotes.
+fn split_prefer(v: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in v.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&v[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&v[start..]);
+    out
+}
+
+async fn handle_root(
+    state: State<Arc<Emulator>>,
+    Path((env, version)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    q: RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle(
+        state,
+        Path((env, version, String::new())),
+        method,
+        headers,
+        q,
+        body,
+    )
+    .await
+}
+
+async fn handle(
+    State(emu): State<Arc<Emulator>>,
+    Path((env_name, version, rest)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut resp = match handle_inner(
+        &emu,
+        &env_name,
+        &version,
+        &rest,
+        &method,
+        &headers,
+        raw_query.as_deref(),
+        body,
+    ) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    let h = resp.headers_mut();
+    h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    if let Ok(v) = HeaderValue::from_str(&Uuid::new_v4().to_string()) {
+        h.insert("REQ_ID", v);
+    }
+    h.insert("x-ms-dop-hint", HeaderValue::from_static("4"));
+    h.insert(
+        "x-ms-ratelimit-burst-remaining-xrm-requests",
+        HeaderValue::from_static("5999"),
+    );
+    h.insert(
+        "x-ms-ratelimit-time-remaining-xrm-requests",
+        HeaderValue::from_static("1,200.00"),
+    );
+    resp
+}
+
+/// The environment a URL names, or a 404.
+fn environment(emu: &Emulator, name: &str) -> DvResult<Environment> {
+    emu.dir
+        .read()
+        .environments
+        .iter()
+        .find(|e| e.unique_name.eq_ignore_ascii_case(name))
+        .cloned()
+        .ok_or_else(|| {
+            DvError::new(
+                StatusCode::NOT_FOUND,
+                "0x80060888",
+                format!("No environment named '{name}' is served here."),
+            )
+        })
+}
+
+impl Environments {
+    fn get_or_create(&self, env: &Environment) -> Arc<RwLock<EnvData>> {
+        self.envs
+            .lock()
+            .entry(env.id)
+            .or_insert_with(|| {
+                let schema = Arc::new(Schema::standard().clone());
+                Arc::new(RwLock::new(EnvData::new(schema, env.id, &env.unique_name)))
+            })
+            .clone()
+    }
+}
+
+fn unauthorized(emu: &Emulator, env: &Environment, headers: &HeaderMap) -> Response {
+    let base = emu.request_base(headers);
+    let challenge = format!(
+        "Bearer authorization_uri={base}/{}/oauth2/authorize, resource_id={}",
+        env.tenant_id, env.url
+    );
+    let mut resp = StatusCode::UNAUTHORIZED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+fn privilege_denied(message: impl Into<String>) -> DvError {
+    DvError::new(StatusCode::FORBIDDEN, "0x80040220", message)
+}
+
+/// Maps the token's principal to its systemuser, provisioning users of
+/// the tenant who may reach the environment (as Dataverse's user sync does).
+fn resolve_caller(
+    emu: &Emulator,
+    env: &Environment,
+    data: &RwLock<EnvData>,
+    claims: &Value,
+) -> DvResult<Caller> {
+    let is_user = claims.get("scp").is_some();
+    let (field, id) = if is_user {
+        ("azureactivedirectoryobjectid", claims.get("oid"))
+    } else {
+        ("applicationid", claims.get("appid"))
+    };
+    let id = id
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| privilege_denied("The token names no principal."))?;
+    let find = |d: &EnvData| {
+        d.rows("systemuser").and_then(|t| {
+            t.rows
+                .iter()
+                .find(|(_, r)| {
+                    r.values.get(field).and_then(Value::as_str) == Some(id.to_string().as_str())
+                })
+                .map(|(uid, r)| (*uid, r.clone()))
+        })
+    };
+    let existing = find(&data.read());
+    let (uid, row) = match existing {
+        Some(found) => found,
+        None => {
+            let dir = emu.dir.read();
+            let provision = if is_user {
+                dir.user_by_id(id)
+                    .filter(|u| dir.user_can_reach(env, u))
+                    .map(|u| {
+                        (
+                            u.clone(),
+                            env.admins.contains(&u.id) || (env.admins.is_empty() && u.admin),
+                        )
+                    })
+            } else {
+                None
+            };
+            let app_user = (!is_user && env.app_users.contains(&id)).then(|| {
+                dir.apps
+                    .iter()
+                    .find(|a| a.app_id == id)
+                    .map(|a| a.display_name.clone())
+                    .unwrap_or_else(|| id.to_string())
+            });
+            drop(dir);
+            let mut d = data.write();
+            let uid = Uuid::new_v4();
+            let bu = d.root_business_unit;
+            let role = d.sysadmin_role;
+            if let Some((user, admin)) = provision {
+                d.insert_system(
+                    "systemuser",
+                    uid,
+                    &[
+                        ("fullname", user.display_name.clone().into()),
+                        ("domainname", user.upn.clone().into()),
+                        ("internalemailaddress", user.upn.clone().into()),
+                        ("azureactivedirectoryobjectid", user.id.to_string().into()),
+                        ("isdisabled", false.into()),
+                    ],
+                    &[("_businessunitid_value", "businessunit", bu)],
+                );
+                if admin {
+                    d.link(
+                        "systemuserroles_association",
+                        "systemuser",
+                        "role",
+                        uid,
+                        role,
+                        true,
+                    );
+                }
+            } else if let Some(name) = app_user {
+                d.insert_system(
+                    "systemuser",
+                    uid,
+                    &[
+                        ("fullname", name.into()),
+                        ("applicationid", id.to_string().into()),
+                        ("isdisabled", false.into()),
+                        ("accessmode", 4.into()),
+                    ],
+                    &[("_businessunitid_value", "businessunit", bu)],
+                );
+                d.link(
+                    "systemuserroles_association",
+                    "systemuser",
+                    "role",
+                    uid,
+                    role,
+                    true,
+                );
+            } else if is_user {
+                return Err(privilege_denied(format!(
+                    "The user with Microsoft Entra object id {id} is not a member of the organization {}.",
+                    env.id
+                )));
+            } else {
+                return Err(privilege_denied(format!(
+                    "The application user for application id {id} does not exist in the organization {}. Create an application user and give it a security role.",
+                    env.id
+                )));
+            }
+            let row = d.get("systemuser", &uid).cloned().expect("just inserted");
+            (uid, row)
+        }
+    };
+    if row.values.get("isdisabled") == Some(&Value::Bool(true)) {
+        return Err(privilege_denied(format!(
+            "The user with id {uid} is disabled."
+        )));
+    }
+    let d = data.read();
+    if d.linked("systemuserroles_association", "systemuser", "role", uid)
+        .is_empty()
+    {
+        return Err(privilege_denied(format!(
+            "Principal user (Id={uid}, type=8, roleCount=0) is missing prvReadAccount privilege. Assign a security role to the user."
+        )));
+    }
+    let business_unit = row
+        .values
+        .get("_businessunitid_value")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or(d.root_business_unit);
+    Ok(Caller {
+        systemuser: uid,
+        business_unit,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_inner(
+    emu: &Emulator,
+    env_name: &str,
+    version: &str,
+    rest: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    body: Result<Bytes, BytesRejection>,
+) -> DvResult<Response> {
+    let env = environment(emu, env_name)?;
+    if !matches!(version, "v9.0" | "v9.1" | "v9.2") {
+        return Err(DvError::new(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            format!("Resource not found for the segment '{version}'."),
+        ));
+    }
+    if method == Method::GET && rest.len() + raw_query.map_or(0, str::len) > MAX_URL {
+        return Err(DvError::new(
+            StatusCode::URI_TOO_LONG,
+            "0x80060888",
+            "The request URL is longer than 32,768 characters; send the query inside $batch.",
+        ));
+    }
+    let claims = match emu.bearer_claims(headers, &[&env.url]) {
+        Ok(c) => c,
+        Err(_) => return Ok(unauthorized(emu, &env, headers)),
+    };
+    let data = emu.dataverse.get_or_create(&env);
+    let caller = resolve_caller(emu, &env, &data, &claims)?;
+    let api_base = format!(
+        "{}/{}/api/data/{version}/",
+        emu.request_base(headers),
+        env.unique_name
+    );
+    let cx = Ctx {
+        data,
+        caller,
+        api_base,
+        headers: headers.clone(),
+        prefer: Prefer::parse(headers),
+    };
+    let pairs: Vec<(String, String)> = raw_query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = body.map_err(|r| DvError::new(r.status(), "0x80048d19", r.body_text()))?;
+    let segments = path::parse(rest)?;
+    dispatch(&cx, method, &segments, &pairs, &body, raw_query)
+}
+
+fn json_body(body: &Bytes) -> DvResult<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(DvError::payload("The request body must be a JSON object.")),
+        Err(e) => Err(DvError::payload(format!("Invalid JSON. {e}"))),
+    }
+}
+
+fn odata_json(status: StatusCode, body: Value) -> Response {
+    let mut resp = (status, crate::odata::ok(body)).into_response();
+    *resp.status_mut() = status;
+    resp
+}
+
+fn table_for<'s>(cx: &'s Ctx, schema: &'s Schema, set: &str) -> DvResult<Arc<Table>> {
+    let _ = cx;
+    schema.by_set(set).cloned().ok_or_else(|| {
+        DvError::new(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            format!("Resource not found for the segment '{set}'."),
+        )
+    })
+}
+
+/// Finds the row a key segment names; `Ok(None)` when absent.
+fn locate(d: &EnvData, table: &Table, key: &Key) -> DvResult<Option<Uuid>> {
+    match key {
+        Key::Id(id) => Ok(d.get(&table.logical_name, id).map(|_| *id)),
+        Key::Alternate(pairs) => {
+            let declared = table.alternate_keys.iter().any(|k| {
+                k.len() == pairs.len() && k.iter().all(|c| pairs.iter().any(|(n, _)| n == c))
+            });
+            let is_lookup_key = pairs
+                .iter()
+                .all(|(n, _)| n.starts_with('_') && n.ends_with("_value"));
+            if !declared && !is_lookup_key {
+                return Err(DvError::bad_request(
+                    "0x80060888",
+                    format!(
+                        "The key specified does not match any alternate key defined on '{}'.",
+                        table.logical_name
+                    ),
+                ));
+            }
+            Ok(d.find_by_key(table, pairs))
+        }
+    }
+}
+
+fn key_not_found(table: &Table, key: &Key) -> DvError {
+    match key {
+        Key::Id(id) => DvError::not_found(&table.logical_name, id),
+        Key::Alternate(pairs) => {
+            let desc: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}:{}",
+                        v.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
+                .collect();
+            DvError::new(
+                StatusCode::NOT_FOUND,
+                "0x80060891",
+                format!(
+                    "A record with the specified key values does not exist in {} entity. Key values: {}",
+                    table.logical_name,
+                    desc.join(",")
+                ),
+            )
+        }
+    }
+}
+
+fn dispatch(
+    cx: &Ctx,
+    method: &Method,
+    segments: &[Segment],
+    pairs: &[(String, String)],
+    body: &Bytes,
+    raw_query: Option<&str>,
+) -> DvResult<Response> {
+    let schema = cx.data.read().schema.clone();
+    match (method, segments) {
+        (&Method::GET, []) => Ok(service_document(cx, &schema)),
+        (&Method::GET, [Segment { name, key: None }]) if name == "WhoAmI" || name == "WhoAmI()" => {
+            let d = cx.data.read();
+            Ok(odata_json(
+                StatusCode::OK,
+                json!({
+                    "@odata.context": format!("{}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse", cx.api_base),
+                    "BusinessUnitId": cx.caller.business_unit,
+                    "UserId": cx.caller.systemuser,
+                    "OrganizationId": d.organization_id,
+                }),
+            ))
+        }
+        (&Method::GET, [Segment { name, .. }, ..]) if name == "EntityDefinitions" => {
+            let body = definitions::handle(&schema, segments, pairs, &cx.api_base)?;
+            Ok(odata_json(StatusCode::OK, body))
+        }
+        (_, [Segment { name, key: None }]) => {
+            let table = table_for(cx, &schema, name)?;
+            match *method {
+                Method::GET => query_collection(cx, &table, pairs, raw_query),
+                Method::POST => create(cx, &table, body, pairs),
+                _ => Err(DvError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "0x80060888",
+                    format!(
+                        "The HTTP method '{method}' is not allowed on the collection '{name}'."
+                    ),
+                )),
+            }
+        }
+        (
+            _,
+            [
+                Segment {
+                    name,
+                    key: Some(key),
+                },
+            ],
+        ) => {
+            let table = table_for(cx, &schema, name)?;
+            match *method {
+                Method::GET => retrieve(cx, &table, key, pairs),
+                Method::PATCH => upsert(cx, &table, key, body, pairs),
+                Method::DELETE => delete(cx, &table, key),
+                _ => Err(DvError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "0x80060888",
+                    format!("The HTTP method '{method}' is not allowed on a record."),
+                )),
+            }
+        }
+        (
+            _,
+            [
+                Segment { name, key: None },
+                Segment {
+                    name: count,
+                    key: None,
+                },
+            ],
+        ) if count == "$count" && method == Method::GET => {
+            let table = table_for(cx, &schema, name)?;
+            let n = cx
+                .data
+                .read()
+                .rows(&table.logical_name)
+                .map_or(0, |t| t.rows.len())
+                .min(query::MAX_PAGE);
+            let mut resp = format!("\u{feff}{n}").into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain;charset=utf-8"),
+            );
+            Ok(resp)
+        }
+        (
+            _,
+            [
+                Segment {
+                    name,
+                    key: Some(key),
+                },
+                Segment {
+                    name: prop,
+                    key: None,
+                },
+            ],
+        ) => {
+            let table = table_for(cx, &schema, name)?;
+            property(cx, &table, key, prop, method, body)
+        }
+        (
+            _,
+            [
+                Segment {
+                    name,
+                    key: Some(key),
+                },
+                Segment {
+                    name: nav,
+                    key: nav_key,
+                },
+                Segment { name: r, key: None },
+            ],
+        ) if r == "$ref" => {
+            let table = table_for(cx, &schema, name)?;
+            reference(cx, &table, key, nav, nav_key.as_ref(), method, body, pairs)
+        }
+        _ => Err(DvError::new(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            "Resource not found for the segment provided in the URL.",
+        )),
+    }
+}
+
+fn service_document(cx: &Ctx, schema: &Schema) -> Response {
+    let mut value: Vec<Value> = schema
+        .tables
+        .iter()
+        .map(|t| json!({"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}))
+        .collect();
+    value.push(
+        json!({"name": "EntityDefinitions", "kind": "EntitySet", "url": "EntityDefinitions"}),
+    );
+    odata_json(
+        StatusCode::OK,
+        json!({"@odata.context": format!("{}$metadata", cx.api_base), "value": value}),
+    )
+}
+
+fn annotations(cx: &Ctx) -> Annotations {
+    Annotations::parse(cx.prefer.annotations.as_deref())
+}
+
+fn select_of(table: &Table, pairs: &[(String, String)]) -> DvResult<Option<Vec<String>>> {
+    let relevant: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k == "$select")
+        .cloned()
+        .collect();
+    Ok(query::parse_options(table, &relevant)?.select)
+}
+
+fn context_url(cx: &Ctx, table: &Table, select: Option<&[String]>, entity: bool) -> String {
+    let cols = select
+        .map(|s| format!("({})", s.join(",")))
+        .unwrap_or_default();
+    format!(
+        "{}$metadata#{}{}{}",
+        cx.api_base,
+        table.entity_set,
+        cols,
+        if entity { "/$entity" } else { "" }
+    )
+}
+
+fn with_preference(mut resp: Response, cx: &Ctx, page_size_used: bool) -> Response {
+    if let Some(v) = cx
+        .prefer
+        .applied(page_size_used)
+        .and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        resp.headers_mut().insert("Preference-Applied", v);
+    }
+    resp
+}
+
+fn query_collection(
+    cx: &Ctx,
+    table: &Table,
+    pairs: &[(String, String)],
+    raw_query: Option<&str>,
+) -> DvResult<Response> {
+    let o: QueryOptions = query::parse_options(table, pairs)?;
+    let page_size = cx.prefer.max_page_size.map(|n| n.clamp(1, query::MAX_PAGE));
+    let ctx = crate::odata::filter::EvalContext {
+        user_id: Some(cx.caller.systemuser.to_string()),
+        now: Some(time::OffsetDateTime::now_utc()),
+    };
+    let d = cx.data.read();
+    let (rows, next, count) = query::run(&d, table, &o, page_size, &ctx)?;
+    let ann = annotations(cx);
+    let value: Vec<Value> = rows
+        .iter()
+        .map(|r| Value::Object(query::render(&d, table, r, o.select.as_deref(), &ann)))
+        .collect();
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Value::String(context_url(cx, table, o.select.as_deref(), false)),
+    );
+    if o.count {
+        body.insert("@odata.count".into(), Value::from(count));
+    }
+    if ann.wants("Microsoft.Dynamics.CRM.totalrecordcount") {
+        body.insert(
+            "@Microsoft.Dynamics.CRM.totalrecordcount".into(),
+            Value::from(if o.count { count as i64 } else { -1 }),
+        );
+        body.insert(
+            "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded".into(),
+            Value::Bool(o.count && count >= query::MAX_PAGE),
+        );
+    }
+    body.insert("value".into(), Value::Array(value));
+    if let Some(offset) = next {
+        // The next link repeats the request exactly, with only $skiptoken changed.
+        let kept: String = raw_query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| {
+                !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let page = offset / page_size.unwrap_or(query::MAX_PAGE) + 1;
+        let token: String =
+            url::form_urlencoded::byte_serialize(query::encode_skiptoken(offset, page).as_bytes())
+                .collect();
+        let sep = if kept.is_empty() { "" } else { "&" };
+        body.insert(
+            "@odata.nextLink".into(),
+            Value::String(format!(
+                "{}{}?{kept}{sep}$skiptoken={token}",
+                cx.api_base, table.entity_set
+            )),
+        );
+    }
+    Ok(with_preference(
+        odata_json(StatusCode::OK, Value::Object(body)),
+        cx,
+        page_size.is_some(),
+    ))
+}
+
+fn entity_id_header(resp: &mut Response, cx: &Ctx, table: &Table, id: Uuid) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{}{}({id})", cx.api_base, table.entity_set)) {
+        resp.headers_mut().insert("OData-EntityId", v);
+    }
+}
+
+fn represent(
+    cx: &Ctx,
+    table: &Table,
+    id: Uuid,
+    pairs: &[(String, String)],
+    status: StatusCode,
+) -> DvResult<Response> {
+    let select = select_of(table, pairs)?;
+    let d = cx.data.read();
+    let row = d
+        .get(&table.logical_name, &id)
+        .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
+    let mut body = query::render(&d, table, row, select.as_deref(), &annotations(cx));
+    body.insert(
+        "@odata.context".into(),
+        Value::String(context_url(cx, table, select.as_deref(), true)),
+    );
+    let mut resp = odata_json(status, Value::Object(body));
+    if let Ok(v) = HeaderValue::from_str(&row.etag()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(with_preference(resp, cx, false))
+}
+
+fn create(cx: &Ctx, table: &Table, body: &Bytes, pairs: &[(String, String)]) -> DvResult<Response> {
+    let body = json_body(body)?;
+    // Validate $select before writing, so a bad query loses nothing.
+    select_of(table, pairs)?;
+    let id = cx.data.write().create(table, &body, None, cx.caller)?;
+    if cx.prefer.representation {
+        return represent(cx, table, id, pairs, StatusCode::CREATED);
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    entity_id_header(&mut resp, cx, table, id);
+    Ok(resp)
+}
+
+fn if_match(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+fn retrieve(cx: &Ctx, table: &Table, key: &Key, pairs: &[(String, String)]) -> DvResult<Response> {
+    let select = select_of(table, pairs)?;
+    for (k, _) in pairs {
+        if k.starts_with('$') && k != "$select" {
+            query::parse_options(
+                table,
+                &pairs
+                    .iter()
+                    .filter(|(x, _)| x == k)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+    }
+    let id = {
+        let d = cx.data.read();
+        locate(&d, table, key)?.ok_or_else(|| key_not_found(table, key))?
+    };
+    let etag = cx
+        .data
+        .read()
+        .get(&table.logical_name, &id)
+        .map(|r| r.etag());
+    // Conditional GET: 304 when unchanged, never with annotations requested.
+    if let (Some(inm), Some(etag)) = (if_match(&cx.headers, header::IF_NONE_MATCH), etag)
+        && inm == etag
+        && cx.prefer.annotations.is_none()
+    {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(resp);
+    }
+    let _ = select;
+    represent(cx, table, id, pairs, StatusCode::OK)
+}
+
+fn precondition(message: &str) -> DvError {
+    DvError::new(StatusCode::PRECONDITION_FAILED, "0x80060882", message)
+}
+
+/// PATCH: update, or create at that key (the upsert matrix, reference §3.6).
+fn upsert(
+    cx: &Ctx,
+    table: &Table,
+    key: &Key,
+    body: &Bytes,
+    pairs: &[(String, String)],
+) -> DvResult<Response> {
+    let mut body = json_body(body)?;
+    select_of(table, pairs)?;
+    let im = if_match(&cx.headers, header::IF_MATCH);
+    let inm = if_match(&cx.headers, header::IF_NONE_MATCH);
+    let mut d = cx.data.write();
+    let existing = locate(&d, table, key)?;
+    match existing {
+        Some(id) => {
+            if inm.as_deref() == Some("*") {
+                return Err(DvError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "0x80040237",
+                    "A record with matching key values already exists.",
+                ));
+            }
+            if let Some(tag) = im.as_deref().filter(|t| *t != "*")
+                && d.get(&table.logical_name, &id).map(|r| r.etag()).as_deref() != Some(tag)
+            {
+                return Err(precondition(
+                    "The version of the existing record doesn't match the RowVersion property provided.",
+                ));
+            }
+            d.update(table, id, &body, cx.caller)?;
+            drop(d);
+            if cx.prefer.representation {
+                return represent(cx, table, id, pairs, StatusCode::OK);
+            }
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            entity_id_header(&mut resp, cx, table, id);
+            Ok(resp)
+        }
+        None => {
+            if im.is_some() {
+                return Err(key_not_found(table, key));
+            }
+            let id = match key {
+                Key::Id(id) => Some(*id),
+                Key::Alternate(pairs) => {
+                    // The key values become column values of the new row.
+                    for (k, v) in pairs {
+                        body.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    None
+                }
+            };
+            let id = d.create(table, &body, id, cx.caller)?;
+            drop(d);
+            if cx.prefer.representation {
+                return represent(cx, table, id, pairs, StatusCode::CREATED);
+            }
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            entity_id_header(&mut resp, cx, table, id);
+            Ok(resp)
+        }
+    }
+}
+
+fn delete(cx: &Ctx, table: &Table, key: &Key) -> DvResult<Response> {
+    let mut d = cx.data.write();
+    let id = locate(&d, table, key)?.ok_or_else(|| key_not_found(table, key))?;
+    if let Some(tag) = if_match(&cx.headers, header::IF_MATCH).filter(|t| t != "*")
+        && d.get(&table.logical_name, &id).map(|r| r.etag()).as_deref() != Some(tag.as_str())
+    {
+        return Err(precondition(
+            "The version of the existing record doesn't match the RowVersion property provided.",
+        ));
+    }
+    d.delete(table, id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET/PUT/DELETE <record>/<property>`, and `GET <record>/<navigation>`.
+fn property(
+    cx: &Ctx,
+    table: &Table,
+    key: &Key,
+    prop: &str,
+    method: &Method,
+    body: &Bytes,
+) -> DvResult<Response> {
+    let id = {
+        let d = cx.data.read();
+        locate(&d, table, key)?.ok_or_else(|| key_not_found(table, key))?
+    };
+    let attr = table
+        .attributes
+        .iter()
+        .find(|a| a.kind != Kind::Other && a.web_api_name() == prop);
+    match (method, attr) {
+        (&Method::GET, Some(a)) => {
+            let d = cx.data.read();
+            let v = d
+                .get(&table.logical_name, &id)
+                .and_then(|r| r.values.get(&a.web_api_name()).cloned())
+                .unwrap_or(Value::Null);
+            if v.is_null() {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            Ok(odata_json(
+                StatusCode::OK,
+                json!({"@odata.context": format!("{}$metadata#{}({id})/{prop}", cx.api_base, table.entity_set), "value": v}),
+            ))
+        }
+        (&Method::PUT, Some(a)) if a.kind != Kind::Lookup => {
+            let body = json_body(body)?;
+            let value = body
+                .get("value")
+                .cloned()
+                .ok_or_else(|| DvError::payload("The body must be {\"value\": ...}."))?;
+            let mut m = Map::new();
+            m.insert(a.logical_name.clone(), value);
+            cx.data.write().update(table, id, &m, cx.caller)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::DELETE, Some(a)) if a.kind != Kind::Lookup => {
+            let mut m = Map::new();
+            m.insert(a.logical_name.clone(), Value::Null);
+            cx.data.write().update(table, id, &m, cx.caller)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::GET, None) => navigate(cx, table, id, prop),
+        _ => Err(DvError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "0x80060888",
+            format!("The HTTP method '{method}' is not allowed on '{prop}'."),
+        )),
+    }
+}
+
+/// `GET <record>/<navigation property>`: the related row or rows.
+fn navigate(cx: &Ctx, table: &Table, id: Uuid, nav: &str) -> DvResult<Response> {
+    let d = cx.data.read();
+    let ann = annotations(cx);
+    if let Some((attr, _)) = table.single_nav(nav) {
+        let row = d
+            .get(&table.logical_name, &id)
+            .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
+        let Some(target) = row.lookup_targets.get(&attr.web_api_name()) else {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        };
+        let tid = row
+            .values
+            .get(&attr.web_api_name())
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok());
+        let tt = d.schema.table(target).cloned();
+        return match (tt, tid) {
+            (Some(tt), Some(tid)) => match d.get(target, &tid) {
+                Some(r) => {
+                    let mut body = query::render(&d, &tt, r, None, &ann);
+                    body.insert(
+                        "@odata.context".into(),
+                        Value::String(context_url(cx, &tt, None, true)),
+                    );
+                    Ok(odata_json(StatusCode::OK, Value::Object(body)))
+                }
+                None => Ok(StatusCode::NO_CONTENT.into_response()),
+            },
+            _ => Ok(StatusCode::NO_CONTENT.into_response()),
+        };
+    }
+    let cn = table
+        .collection_nav(nav)
+        .ok_or_else(|| DvError::segment(format!("Resource not found for the segment '{nav}'.")))?;
+    let other = d.schema.table(&cn.other).cloned().ok_or_else(|| {
+        DvError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "0x80040219",
+            format!("The table '{}' is not served by the emulator.", cn.other),
+        )
+    })?;
+    let ids: Vec<Uuid> = match &cn.referencing_attribute {
+        Some(attr) => {
+            let web = format!("_{attr}_value");
+            let me = id.to_string();
+            d.rows(&other.logical_name)
+                .map(|t| {
+                    t.rows
+                        .iter()
+                        .filter(|(_, r)| {
+                            r.values.get(&web).and_then(Value::as_str) == Some(me.as_str())
+                        })
+                        .map(|(k, _)| *k)
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        None => d.linked(
+            &cn.relationship,
+            &table.logical_name,
+            &other.logical_name,
+            id,
+        ),
+    };
+    let value: Vec<Value> = ids
+        .iter()
+        .filter_map(|i| d.get(&other.logical_name, i))
+        .map(|r| Value::Object(query::render(&d, &other, r, None, &ann)))
+        .collect();
+    Ok(odata_json(
+        StatusCode::OK,
+        json!({"@odata.context": context_url(cx, &other, None, false), "value": value}),
+    ))
+}
+
+/// `$ref` association endpoints (reference §3.7).
+#[allow(clippy::too_many_arguments)]
+fn reference(
+    cx: &Ctx,
+    table: &Table,
+    key: &Key,
+    nav: &str,
+    nav_key: Option<&Key>,
+    method: &Method,
+    body: &Bytes,
+    pairs: &[(String, String)],
+) -> DvResult<Response> {
+    let mut d = cx.data.write();
+    let id = locate(&d, table, key)?.ok_or_else(|| key_not_found(table, key))?;
+    let body_ref = || -> DvResult<String> {
+        json_body(body)?
+            .get("@odata.id")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| DvError::payload("The body must be {\"@odata.id\": \"<entity URL>\"}."))
+    };
+    if let Some((attr, _)) = table.single_nav(nav) {
+        let attr = attr.clone();
+        match *method {
+            Method::PUT => {
+                let (target, tid) = d.resolve_reference(&body_ref()?)?;
+                d.set_lookup(table, id, &attr, Some((target.logical_name.clone(), tid)))?;
+            }
+            Method::DELETE => d.set_lookup(table, id, &attr, None)?,
+            _ => {
+                return Err(DvError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "0x80060888",
+                    "Use PUT or DELETE on a single-valued navigation property's $ref.",
+                ));
+            }
+        }
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let cn = table
+        .collection_nav(nav)
+        .cloned()
+        .ok_or_else(|| DvError::segment(format!("Resource not found for the segment '{nav}'.")))?;
+    let other = d.schema.table(&cn.other).cloned().ok_or_else(|| {
+        DvError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "0x80040219",
+            format!("The table '{}' is not served by the emulator.", cn.other),
+        )
+    })?;
+    let target_id = match (method, nav_key) {
+        (&Method::POST, _) => {
+            let (t, tid) = d.resolve_reference(&body_ref()?)?;
+            if t.logical_name != other.logical_name {
+                return Err(DvError::payload(format!(
+                    "'{nav}' relates to '{}', not '{}'.",
+                    other.logical_name, t.logical_name
+                )));
+            }
+            tid
+        }
+        (&Method::DELETE, Some(Key::Id(tid))) => *tid,
+        (&Method::DELETE, None) => {
+            let r = pairs
+                .iter()
+                .find(|(k, _)| k == "$id")
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    DvError::segment("DELETE of a collection $ref needs $id or a key.")
+                })?;
+            d.resolve_reference(&r)?.1
+        }
+        _ => {
+            return Err(DvError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "0x80060888",
+                "Use POST or DELETE on a collection-valued navigation property's $ref.",
+            ));
+        }
+    };
+    let add = *method == Method::POST;
+    match &cn.referencing_attribute {
+        Some(attr_name) => {
+            let attr = other
+                .attribute(attr_name)
+                .cloned()
+                .ok_or_else(|| DvError::segment(format!("'{nav}' cannot be associated here.")))?;
+            d.set_lookup(
+                &other,
+                target_id,
+                &attr,
+                add.then(|| (table.logical_name.clone(), id)),
+            )?;
+        }
+        None => {
+            if d.get(&other.logical_name, &target_id).is_none() {
+                return Err(DvError::not_found(&other.logical_name, &target_id));
+            }
+            d.link(
+                &cn.relationship,
+                &table.logical_name,
+                &other.logical_name,
+                id,
+                target_id,
+                add,
+            );
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,428 @@
+//! Query options (`$select`, `$filter`, `$orderby`, `$top`, `$count`,
+//! paging) and record serialisation with optional annotations
+//! (reference §3.8-3.10, checklist items 19-24).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::error::{DvError, DvResult};
+use super::metadata::{Kind, Table};
+use super::store::{EnvData, Row};
+use crate::odata::filter::{self, Expr};
+
+/// Largest page and largest `$count` (reference §3.9, §3.8).
+pub const MAX_PAGE: usize = 5000;
+
+/// Which `@`-annotations the client asked for with `Prefer: odata.include-annotations`.
+#[derive(Debug, Clone, Default)]
+pub struct Annotations {
+    patterns: Vec<String>,
+}
+
+impl Annotations {
+    /// Parses the preference value (`"*"`, or a comma list with wildcards).
+    pub fn parse(value: Option<&str>) -> Self {
+        let patterns = value
+            .map(|v| {
+                v.trim_matches('"')
+                    .split(',')
+                    .map(|p| p.trim().trim_matches('"').to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Annotations { patterns }
+    }
+
+    pub fn any(&self) -> bool {
+        !self.patterns.is_empty()
+    }
+
+    pub fn wants(&self, name: &str) -> bool {
+        self.patterns.iter().any(|p| {
+            p == "*"
+                || p == name
+                || p.strip_suffix('*')
+                    .is_some_and(|prefix| name.starts_with(prefix))
+        })
+    }
+}
+
+/// The parsed system query options of a request.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    pub select: Option<Vec<String>>,
+    pub filter: Option<Expr>,
+    pub orderby: Vec<(String, bool)>,
+    pub top: Option<usize>,
+    pub count: bool,
+    pub skiptoken: Option<usize>,
+}
+
+fn check_column(table: &Table, name: &str) -> DvResult<()> {
+    let known = table
+        .attributes
+        .iter()
+        .any(|a| a.kind != Kind::Other && a.web_api_name() == name);
+    if known {
+        Ok(())
+    } else {
+        Err(DvError::segment(format!(
+            "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{}'.",
+            table.logical_name
+        )))
+    }
+}
+
+/// Property paths used by a filter, to reject unknown columns up front.
+fn filter_properties<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
+    match e {
+        Expr::Property(p) => out.push(p),
+        Expr::Or(a, b) | Expr::And(a, b) | Expr::Cmp(_, a, b) => {
+            filter_properties(a, out);
+            filter_properties(b, out);
+        }
+        Expr::Not(a) => filter_properties(a, out),
+        Expr::Call(_, args) => args.iter().for_each(|(_, a)| filter_properties(a, out)),
+        _ => {}
+    }
+}
+
+/// Parses the query string pairs (already percent- and `+`-decoded).
+pub fn parse_options(table: &Table, pairs: &[(String, String)]) -> DvResult<QueryOptions> {
+    let mut o = QueryOptions::default();
+    let aliases: HashMap<String, String> = pairs
+        .iter()
+        .filter(|(k, _)| k.starts_with('@'))
+        .cloned()
+        .collect();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "$select" => {
+                let cols: Vec<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for c in &cols {
+                    check_column(table, c)?;
+                }
+                o.select = Some(cols);
+            }
+            "$filter" => {
+                let expr = filter::parse_with_aliases(v, &aliases)
+                    .map_err(|e| DvError::segment(format!("Invalid $filter: {e}")))?;
+                let mut props = Vec::new();
+                filter_properties(&expr, &mut props);
+                for p in props {
+                    // Navigation paths (`primarycontactid/fullname`) are checked on their first hop.
+                    let first = p.split('/').next().unwrap_or(p);
+                    if table.single_nav(first).is_none() && table.collection_nav(first).is_none() {
+                        check_column(table, first)?;
+                    }
+                }
+                o.filter = Some(expr);
+            }
+            "$orderby" => {
+                for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let mut words = part.split_whitespace();
+                    let col = words.next().unwrap_or_default();
+                    let desc = match words.next() {
+                        None | Some("asc") => false,
+                        Some("desc") => true,
+                        Some(other) => {
+                            return Err(DvError::segment(format!(
+                                "Invalid $orderby direction '{other}'."
+                            )));
+                        }
+                    };
+                    check_column(table, col)?;
+                    o.orderby.push((col.to_string(), desc));
+                }
+            }
+            "$top" => {
+                o.top = Some(v.parse().map_err(|_| {
+                    DvError::segment(format!(
+                        "Invalid value '{v}' for $top: a non-negative integer is required."
+                    ))
+                })?)
+            }
+            "$count" => {
+                o.count = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(DvError::segment(format!("Invalid value '{v}' for $count."))),
+                }
+            }
+            "$skiptoken" => {
+                o.skiptoken = Some(
+                    decode_skiptoken(v)
+                        .ok_or_else(|| DvError::segment("The $skiptoken is not valid."))?,
+                )
+            }
+            "$skip" | "$search" | "$format" => {
+                return Err(DvError::bad_request(
+                    "0x80060888",
+                    format!("The query parameter {k} is not supported."),
+                ));
+            }
+            "$expand" | "$apply" | "fetchXml" | "$levels" => {
+                return Err(DvError::new(
+                    axum::http::StatusCode::NOT_IMPLEMENTED,
+                    "0x80040219",
+                    format!("The query option {k} is not implemented by the emulator yet."),
+                ));
+            }
+            other if other.starts_with('$') => {
+                return Err(DvError::bad_request(
+                    "0x80060888",
+                    format!(
+                        "The query parameter {other} is not supported. Query option names are case-sensitive."
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(o)
+}
+
+/// `$skiptoken` is the URL-encoded paging cookie Dataverse uses; ours
+/// carries the offset of the next page.
+pub fn encode_skiptoken(offset: usize, page: usize) -> String {
+    format!(
+        "<cookie pagenumber=\"{page}\" pagingcookie=\"%253ccookie%2520page%253d%2522{}%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />",
+        offset
+    )
+}
+
+fn decode_skiptoken(token: &str) -> Option<usize> {
+    let rest = token.split("%2522").nth(1)?;
+    rest.parse().ok()
+}
+
+/// Runs a collection query: filter, order, page. Returns the page rows,
+/// the offset of the next page (if any) and the `$count` value.
+pub fn run<'d>(
+    env: &'d EnvData,
+    table: &Table,
+    o: &QueryOptions,
+    page_size: Option<usize>,
+    ctx: &filter::EvalContext,
+) -> DvResult<(Vec<&'d Row>, Option<usize>, usize)> {
+    let Some(rows) = env.rows(&table.logical_name) else {
+        return Ok((Vec::new(), None, 0));
+    };
+    let mut matched: Vec<&Row> = Vec::new();
+    for row in rows.rows.values() {
+        let keep = match &o.filter {
+            Some(f) => {
+                let record = Value::Object(row.values.clone());
+                filter::eval_with(f, &record, ctx).map_err(DvError::segment)?
+            }
+            None => true,
+        };
+        if keep {
+            matched.push(row);
+        }
+    }
+    if !o.orderby.is_empty() {
+        matched.sort_by(|a, b| {
+            for (col, desc) in &o.orderby {
+                let (x, y) = (
+                    a.values.get(col).unwrap_or(&Value::Null),
+                    b.values.get(col).unwrap_or(&Value::Null),
+                );
+                // Nulls sort first ascending, as in SQL Server.
+                let ord = match (x.is_null(), y.is_null()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Less,
+                    (false, true) => std::cmp::Ordering::Greater,
+                    _ => filter::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
+                };
+                let ord = if *desc { ord.reverse() } else { ord };
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+    }
+    let total = matched.len();
+    // `$top` is ignored when a page size is requested (reference §3.8).
+    if page_size.is_none()
+        && let Some(top) = o.top
+    {
+        matched.truncate(top);
+    }
+    let size = page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let start = o.skiptoken.unwrap_or(0).min(matched.len());
+    let end = (start + size).min(matched.len());
+    let next = (end < matched.len()).then_some(end);
+    Ok((matched[start..end].to_vec(), next, total.min(MAX_PAGE)))
+}
+
+fn formatted_number(n: f64, decimals: usize) -> String {
+    let s = format!("{:.*}", decimals, n.abs());
+    let (int, frac) = s
+        .split_once('.')
+        .map(|(i, f)| (i.to_string(), Some(f.to_string())))
+        .unwrap_or((s.clone(), None));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if n < 0.0 { "-" } else { "" };
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// Serialises a row: `@odata.etag`, then the selected columns (all when no
+/// `$select`), the primary key always, and annotations when asked.
+pub fn render(
+    env: &EnvData,
+    table: &Table,
+    row: &Row,
+    select: Option<&[String]>,
+    ann: &Annotations,
+) -> Map<String, Value> {
+    const FORMATTED: &str = "OData.Community.Display.V1.FormattedValue";
+    const LOOKUP_NAME: &str = "Microsoft.Dynamics.CRM.lookuplogicalname";
+    const NAV: &str = "Microsoft.Dynamics.CRM.associatednavigationproperty";
+    let mut out = Map::new();
+    out.insert("@odata.etag".into(), Value::String(row.etag()));
+    let wants = |name: &str| select.is_none_or(|s| s.iter().any(|c| c == name));
+    let money_selected = table
+        .attributes
+        .iter()
+        .any(|a| a.kind == Kind::Money && wants(&a.logical_name));
+    for a in table.attributes.iter().filter(|a| a.kind != Kind::Other) {
+        let name = a.web_api_name();
+        let auto =
+            name == table.primary_id || (money_selected && name == "_transactioncurrencyid_value");
+        if !auto && !wants(&name) {
+            continue;
+        }
+        let v = row.values.get(&name).cloned().unwrap_or(Value::Null);
+        if ann.any() && !v.is_null() {
+            let formatted = match a.kind {
+                Kind::Choice => v
+                    .as_i64()
+                    .and_then(|n| a.options.iter().find(|(o, _)| *o == n))
+                    .map(|(_, l)| l.clone()),
+                Kind::Boolean => {
+                    let opt = if v.as_bool() == Some(true) {
+                        "TrueOption"
+                    } else {
+                        "FalseOption"
+                    };
+                    a.raw["OptionSet"][opt]["Label"]
+                        .as_str()
+                        .map(String::from)
+                        .or_else(|| {
+                            Some(if v.as_bool() == Some(true) {
+                                "Yes".into()
+                            } else {
+                                "No".into()
+                            })
+                        })
+                }
+                Kind::Money => v.as_f64().map(|n| format!("${}", formatted_number(n, 2))),
+                Kind::Integer | Kind::BigInt => v.as_f64().map(|n| formatted_number(n, 0)),
+                Kind::DateTime => v.as_str().and_then(format_datetime),
+                Kind::Lookup => {
+                    let target = row.lookup_targets.get(&name);
+                    target.and_then(|t| {
+                        let tt = env.schema.table(t)?;
+                        let id = v.as_str().and_then(|s| uuid::Uuid::parse_str(s).ok())?;
+                        env.get(t, &id)?
+                            .values
+                            .get(&tt.primary_name)?
+                            .as_str()
+                            .map(String::from)
+                    })
+                }
+                _ => None,
+            };
+            if let Some(f) = formatted.filter(|_| ann.wants(FORMATTED)) {
+                out.insert(format!("{name}@{FORMATTED}"), Value::String(f));
+            }
+            if a.kind == Kind::Lookup
+                && let Some(target) = row.lookup_targets.get(&name)
+            {
+                if ann.wants(NAV) {
+                    let nav = a
+                        .targets
+                        .iter()
+                        .find(|(t, _)| t == target)
+                        .or(a.targets.first())
+                        .map(|(_, n)| n.clone())
+                        .unwrap_or_default();
+                    out.insert(format!("{name}@{NAV}"), Value::String(nav));
+                }
+                if ann.wants(LOOKUP_NAME) {
+                    out.insert(
+                        format!("{name}@{LOOKUP_NAME}"),
+                        Value::String(target.clone()),
+                    );
+                }
+            }
+        }
+        out.insert(name, v);
+    }
+    out
+}
+
+/// `4/7/2023 2:59 PM` (UTC; the emulator's users have no time zone).
+fn format_datetime(iso: &str) -> Option<String> {
+    let t =
+        time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339).ok()?;
+    let (h, pm) = match t.hour() {
+        0 => (12, false),
+        h @ 1..=11 => (h, false),
+        12 => (12, true),
+        h => (h - 12, true),
+    };
+    Some(format!(
+        "{}/{}/{} {}:{:02} {}",
+        u8::from(t.month()),
+        t.day(),
+        t.year(),
+        h,
+        t.minute(),
+        if pm { "PM" } else { "AM" }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skiptoken_round_trips_and_numbers_format() {
+        let t = encode_skiptoken(250, 2);
+        assert_eq!(decode_skiptoken(&t), Some(250));
+        assert_eq!(decode_skiptoken("garbage"), None);
+        assert_eq!(formatted_number(1234567.5, 2), "1,234,567.50");
+        assert_eq!(formatted_number(-12.0, 0), "-12");
+        assert_eq!(
+            format_datetime("2023-04-07T14:59:01Z").unwrap(),
+            "4/7/2023 2:59 PM"
+        );
+    }
+
+    #[test]
+    fn annotation_patterns() {
+        let a = Annotations::parse(Some("\"OData.Community.Display.V1.*\""));
+        assert!(a.wants("OData.Community.Display.V1.FormattedValue"));
+        assert!(!a.wants("Microsoft.Dynamics.CRM.lookuplogicalname"));
+        assert!(Annotations::parse(Some("\"*\"")).wants("anything"));
+        assert!(!Annotations::parse(None).any());
+    }
+}
