@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine that only has the Rust toolchain:
-# installs the Python test dependencies into tests/.venv, then checks
-# formatting, lints with warnings as errors, and runs every test.
+# The whole test suite on a fresh machine (Rust toolchain, plus the python3 and
+# node/npm every machine of this kind has): installs the Python test
+# dependencies into tests/.venv and the Node ones into tests/node_modules, then
+# checks formatting, lints with warnings as errors, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,13 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/requirements.txt "$venv/.instal
   cp tests/requirements.txt "$venv/.installed-requirements"
 fi
 export DVHOST_TEST_PYTHON="$PWD/$venv/bin/python"
+
+modules=tests/node_modules
+if [ ! -d "$modules" ] || ! cmp -s tests/package-lock.json "$modules/.installed-lock"; then
+  echo "== installing Node test dependencies into $modules"
+  npm ci --prefix tests --no-audit --no-fund
+  cp tests/package-lock.json "$modules/.installed-lock"
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -3,6 +3,8 @@
 //! so that a token's `aud` (the environment URL) matches the URL the client
 //! calls. Reference §3-5; this module routes, authenticates and answers.
 
+mod batch;
+mod bulk;
 mod definitions;
 pub mod error;
 pub mod metadata;
@@ -529,6 +531,32 @@ fn dispatch(
                     "OrganizationId": d.organization_id,
                 }),
             ))
+        }
+        (&Method::POST, [Segment { name, key: None }]) if name == "$batch" => {
+            if cx.headers.get("x-dvhost-inner-batch").is_some() {
+                return Err(DvError::payload(
+                    "Nested $batch requests are not supported.",
+                ));
+            }
+            batch::handle(cx, &cx.headers, body)
+        }
+        (
+            &Method::POST,
+            [
+                Segment { name, key: None },
+                Segment {
+                    name: action,
+                    key: None,
+                },
+            ],
+        ) if action.starts_with("Microsoft.Dynamics.CRM.") => {
+            let table = table_for(cx, &schema, name)?;
+            bulk::handle(
+                cx,
+                &table,
+                &action["Microsoft.Dynamics.CRM.".len()..],
+                &json_body(body)?,
+            )
         }
         (&Method::GET, [Segment { name, .. }, ..]) if name == "EntityDefinitions" => {
             let body = definitions::handle(&schema, segments, pairs, &cx.api_base)?;

@@ -24,8 +24,9 @@ use serde_json::Value;
 use time::macros::date;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-/// Longest `$filter` (and parameter alias value) accepted.
-const MAX_LEN: usize = 32 * 1024;
+/// Longest `$filter` (and parameter alias value) accepted: as long as the
+/// longest URL accepted (64 KiB inside `$batch`).
+const MAX_LEN: usize = 64 * 1024;
 /// Deepest nesting (groups, function arguments, `not`, lists, lambda
 /// bodies, alias values) accepted; bounds the parser's and the evaluator's
 /// recursion.

@@ -1,0 +1,437 @@
+//! `$batch` (reference §3.13, checklist items 27-28): multipart/mixed
+//! parsing with multer, inner HTTP requests with httparse, change sets run
+//! atomically (rolled back on failure), `Content-ID` references, and
+//! `odata.continue-on-error`.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
+use uuid::Uuid;
+
+use super::error::{DvError, DvResult};
+use super::{Ctx, Prefer, path};
+
+/// Most operations one batch may carry.
+pub const MAX_OPERATIONS: usize = 1000;
+/// Longest GET URL inside a batch (twice the limit outside).
+const MAX_INNER_URL: usize = 65_536;
+
+/// One inner request.
+struct Operation {
+    method: Method,
+    /// The URL as written (absolute path, full URL, relative, or `$n/...`).
+    url: String,
+    headers: HeaderMap,
+    body: Bytes,
+    content_id: Option<String>,
+}
+
+enum Part {
+    Single(Operation),
+    ChangeSet(Vec<Operation>),
+}
+
+/// The `boundary` parameter of a multipart content type.
+fn boundary(content_type: &str) -> Option<String> {
+    let lower = content_type.to_ascii_lowercase();
+    if !lower.trim_start().starts_with("multipart/mixed") {
+        return None;
+    }
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Parts of a multipart body; the whole body is in memory, so every
+/// future completes on its first poll.
+fn multipart_parts(body: Bytes, boundary: &str) -> DvResult<Vec<(HeaderMap, Bytes)>> {
+    let malformed = |e: multer::Error| {
+        DvError::bad_request(
+            "0x80048d19",
+            format!("The batch request is malformed: {e}."),
+        )
+    };
+    let stream = futures_util::stream::once(std::future::ready(Ok::<Bytes, std::io::Error>(body)));
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut out = Vec::new();
+    loop {
+        let field = mp
+            .next_field()
+            .now_or_never()
+            .ok_or_else(|| DvError::payload("The batch body could not be read."))?
+            .map_err(malformed)?;
+        let Some(field) = field else { break };
+        let headers = field.headers().clone();
+        let bytes = field
+            .bytes()
+            .now_or_never()
+            .ok_or_else(|| DvError::payload("The batch body could not be read."))?
+            .map_err(malformed)?;
+        out.push((headers, bytes));
+        if out.len() > MAX_OPERATIONS + 1 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn content_type(h: &HeaderMap) -> String {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn parse_operation(part_headers: &HeaderMap, bytes: &[u8]) -> DvResult<Operation> {
+    if !content_type(part_headers)
+        .to_ascii_lowercase()
+        .starts_with("application/http")
+    {
+        return Err(DvError::payload(
+            "Each batch part must have Content-Type: application/http.",
+        ));
+    }
+    let mut raw_headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut raw_headers);
+    let status = req
+        .parse(bytes)
+        .map_err(|e| DvError::payload(format!("A batch part is not an HTTP request: {e}.")))?;
+    let httparse::Status::Complete(head_len) = status else {
+        return Err(DvError::payload(
+            "A batch part's HTTP request is incomplete.",
+        ));
+    };
+    let method = req
+        .method
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .ok_or_else(|| DvError::payload("A batch part has no method."))?;
+    let url = req.path.unwrap_or_default().to_string();
+    let mut headers = HeaderMap::new();
+    for h in req.headers.iter() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    let body = &bytes[head_len..];
+    let end = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let content_id = part_headers
+        .get("content-id")
+        .or_else(|| headers.get("content-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string());
+    Ok(Operation {
+        method,
+        url,
+        headers,
+        body: Bytes::copy_from_slice(&body[..end]),
+        content_id,
+    })
+}
+
+fn parse_batch(content_type_header: &str, body: Bytes) -> DvResult<Vec<Part>> {
+    let b = boundary(content_type_header).ok_or_else(|| {
+        DvError::payload("A $batch request needs Content-Type: multipart/mixed with a boundary.")
+    })?;
+    let mut parts = Vec::new();
+    let mut count = 0;
+    for (h, bytes) in multipart_parts(body, &b)? {
+        let ct = content_type(&h);
+        if let Some(inner) = boundary(&ct) {
+            let ops = multipart_parts(bytes, &inner)?
+                .iter()
+                .map(|(h, b)| parse_operation(h, b))
+                .collect::<DvResult<Vec<_>>>()?;
+            if let Some(get) = ops.iter().find(|o| o.method == Method::GET) {
+                return Err(DvError::payload(format!(
+                    "GET requests are not allowed inside a change set ({}).",
+                    get.url
+                )));
+            }
+            count += ops.len();
+            parts.push(Part::ChangeSet(ops));
+        } else {
+            count += 1;
+            parts.push(Part::Single(parse_operation(&h, &bytes)?));
+        }
+        if count > MAX_OPERATIONS {
+            return Err(DvError::bad_request(
+                "0x80048d19",
+                format!("The number of requests in a batch exceeds the limit of {MAX_OPERATIONS}."),
+            ));
+        }
+    }
+    if parts.is_empty() {
+        return Err(DvError::payload(
+            "The batch request contains no operations.",
+        ));
+    }
+    Ok(parts)
+}
+
+/// Substitutes `$n` Content-ID references in a URL or a JSON body.
+fn substitute(text: &str, ids: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    // Longest ids first, so `$10` is not read as `$1` + `0`.
+    let mut sorted: Vec<&(String, String)> = ids.iter().collect();
+    sorted.sort_by_key(|(id, _)| std::cmp::Reverse(id.len()));
+    for (id, url) in sorted {
+        out = out.replace(&format!("\"${id}\""), &format!("\"{url}\""));
+        if let Some(rest) = out.strip_prefix(&format!("${id}")) {
+            out = format!("{url}{rest}");
+        }
+    }
+    out
+}
+
+/// The resource path after `/api/data/v9.x/`, and the query.
+fn relative(url: &str) -> (String, Option<String>) {
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (url, None),
+    };
+    let rel = match path.find("/api/data/") {
+        Some(i) => {
+            let after = &path[i + "/api/data/".len()..];
+            after
+                .split_once('/')
+                .map(|(_, r)| r)
+                .unwrap_or_default()
+                .to_string()
+        }
+        None => path.trim_start_matches('/').to_string(),
+    };
+    (rel, query)
+}
+
+/// Runs one inner request; returns its response.
+fn execute(cx: &Ctx, op: &Operation, ids: &[(String, String)]) -> Response {
+    let url = substitute(&op.url, ids);
+    if op.method == Method::GET && url.len() > MAX_INNER_URL {
+        return DvError::new(
+            StatusCode::URI_TOO_LONG,
+            "0x80060888",
+            "The request URL inside $batch is longer than 65,536 characters.",
+        )
+        .into_response();
+    }
+    if unresolved_reference(&url) {
+        return DvError::payload(format!(
+            "Content-ID Reference: '{}' does not exist in the batch context.",
+            url.split('/').next().unwrap_or_default()
+        ))
+        .into_response();
+    }
+    let body = if ids.is_empty() {
+        op.body.clone()
+    } else {
+        Bytes::from(substitute(&String::from_utf8_lossy(&op.body), ids))
+    };
+    let (rel, query) = relative(&url);
+    let pairs: Vec<(String, String)> = query
+        .as_deref()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut headers = op.headers.clone();
+    headers.insert("x-dvhost-inner-batch", HeaderValue::from_static("1"));
+    let inner = Ctx {
+        data: cx.data.clone(),
+        caller: cx.caller,
+        api_base: cx.api_base.clone(),
+        prefer: Prefer::parse(&headers),
+        headers,
+    };
+    let result = path::parse(&rel).and_then(|segments| {
+        super::dispatch(
+            &inner,
+            &op.method,
+            &segments,
+            &pairs,
+            &body,
+            query.as_deref(),
+        )
+    });
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn unresolved_reference(url: &str) -> bool {
+    url.starts_with('$') && url[1..].chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
+/// Renders one response as an `application/http` part.
+fn render_part(out: &mut String, boundary: &str, content_id: Option<&str>, resp: Response) {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .now_or_never()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+    ));
+    if let Some(id) = content_id {
+        out.push_str(&format!("Content-ID: {id}\r\n"));
+    }
+    let reason = parts.status.canonical_reason().unwrap_or("");
+    out.push_str(&format!(
+        "\r\nHTTP/1.1 {} {reason}\r\n",
+        parts.status.as_u16()
+    ));
+    for (k, v) in &parts.headers {
+        if k == header::CONTENT_LENGTH {
+            continue;
+        }
+        let v = v.to_str().unwrap_or_default();
+        if k == header::CONTENT_TYPE && v.starts_with("application/json") {
+            out.push_str(&format!("Content-Type: {v}; odata.streaming=true\r\n"));
+        } else {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if k.as_str().eq_ignore_ascii_case("odata-entityid") {
+            out.push_str(&format!("Location: {v}\r\n"));
+        }
+    }
+    out.push_str("\r\n");
+    out.push_str(&String::from_utf8_lossy(&bytes));
+    out.push_str("\r\n");
+}
+
+fn entity_id(resp: &Response) -> Option<String> {
+    resp.headers()
+        .get("OData-EntityId")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+/// `POST $batch`.
+pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Response> {
+    let parts = parse_batch(&content_type(headers), body.clone())?;
+    let continue_on_error = cx.prefer.continue_on_error;
+    let batch_boundary = format!("batchresponse_{}", Uuid::new_v4());
+    let mut out = String::new();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    let mut top_status = StatusCode::OK;
+    for part in parts {
+        match part {
+            Part::Single(op) => {
+                let resp = execute(cx, &op, &ids);
+                let failed =
+                    !resp.status().is_success() && resp.status() != StatusCode::NOT_MODIFIED;
+                let status = resp.status();
+                render_part(&mut out, &batch_boundary, op.content_id.as_deref(), resp);
+                if failed && !continue_on_error {
+                    top_status = status;
+                    break;
+                }
+            }
+            Part::ChangeSet(ops) => {
+                let snapshot = cx.data.read().clone();
+                let mut responses = Vec::new();
+                let mut failure = None;
+                let mut set_ids = ids.clone();
+                for op in &ops {
+                    let resp = execute(cx, op, &set_ids);
+                    if !resp.status().is_success() {
+                        failure = Some(resp);
+                        break;
+                    }
+                    if let (Some(cid), Some(url)) = (&op.content_id, entity_id(&resp)) {
+                        set_ids.push((cid.clone(), url));
+                    }
+                    responses.push((op.content_id.clone(), resp));
+                }
+                match failure {
+                    Some(err) => {
+                        // All or nothing: undo every write of the change set.
+                        *cx.data.write() = snapshot;
+                        let status = err.status();
+                        render_part(&mut out, &batch_boundary, None, err);
+                        if !continue_on_error {
+                            top_status = status;
+                            break;
+                        }
+                    }
+                    None => {
+                        ids = set_ids;
+                        let cs = format!("changesetresponse_{}", Uuid::new_v4());
+                        out.push_str(&format!("--{batch_boundary}\r\nContent-Type: multipart/mixed; boundary={cs}\r\n\r\n"));
+                        for (cid, resp) in responses {
+                            render_part(&mut out, &cs, cid.as_deref(), resp);
+                        }
+                        out.push_str(&format!("--{cs}--\r\n"));
+                    }
+                }
+            }
+        }
+    }
+    out.push_str(&format!("--{batch_boundary}--\r\n"));
+    let mut resp = (top_status, out).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("multipart/mixed; boundary={batch_boundary}")) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if continue_on_error {
+        resp.headers_mut().insert(
+            "Preference-Applied",
+            HeaderValue::from_static("odata.continue-on-error"),
+        );
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_references_and_urls() {
+        assert_eq!(
+            boundary("multipart/mixed; boundary=\"batch_1\"").as_deref(),
+            Some("batch_1")
+        );
+        assert_eq!(boundary("multipart/mixed;boundary=b"), Some("b".into()));
+        assert_eq!(boundary("application/json"), None);
+        let ids = vec![
+            (
+                "1".to_string(),
+                "https://x/api/data/v9.2/accounts(1)".to_string(),
+            ),
+            ("10".to_string(), "U10".to_string()),
+        ];
+        assert_eq!(
+            substitute("$1/name", &ids),
+            "https://x/api/data/v9.2/accounts(1)/name"
+        );
+        assert_eq!(
+            substitute("{\"a@odata.bind\":\"$10\"}", &ids),
+            "{\"a@odata.bind\":\"U10\"}"
+        );
+        assert_eq!(
+            relative("/org/api/data/v9.2/accounts?$top=1"),
+            ("accounts".to_string(), Some("$top=1".to_string()))
+        );
+        assert_eq!(
+            relative("https://h/api/data/v9.2/accounts(1)/name").0,
+            "accounts(1)/name"
+        );
+        assert_eq!(relative("accounts").0, "accounts");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), b in "[a-z_]{1,12}") {
+            let _ = parse_batch(&format!("multipart/mixed; boundary={b}"), Bytes::from(body));
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Bulk messages on standard tables (reference §3.14, checklist item 29):
+//! `CreateMultiple`, `UpdateMultiple`, `UpsertMultiple`, all or nothing.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::error::{DvError, DvResult};
+use super::metadata::Table;
+use super::path::{self, Key};
+use super::store::EnvData;
+use super::{Ctx, locate};
+
+const NS: &str = "Microsoft.Dynamics.CRM.";
+
+/// The Targets, each checked for `@odata.type` naming this table.
+fn targets(table: &Table, body: &Map<String, Value>) -> DvResult<Vec<Map<String, Value>>> {
+    let list = body
+        .get("Targets")
+        .and_then(Value::as_array)
+        .ok_or_else(|| DvError::payload("The body must be {\"Targets\": [...]}."))?;
+    let want = format!("{NS}{}", table.logical_name);
+    list.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let obj = t
+                .as_object()
+                .ok_or_else(|| DvError::payload(format!("Target {i} is not an object.")))?;
+            match obj.get("@odata.type").and_then(Value::as_str) {
+                Some(ty) if ty.trim_start_matches('#') == want => Ok(obj.clone()),
+                Some(ty) => Err(DvError::payload(format!(
+                    "Target {i} has @odata.type '{ty}', expected '{want}'."
+                ))),
+                None => Err(DvError::payload(format!(
+                    "Target {i} has no @odata.type; every Target must name its type ('{want}')."
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn primary_id(table: &Table, t: &Map<String, Value>) -> Option<Uuid> {
+    t.get(&table.primary_id)
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// Runs `f` on a copy of the table's data and keeps it only if all succeeded.
+fn atomically<T>(cx: &Ctx, f: impl FnOnce(&mut EnvData) -> DvResult<T>) -> DvResult<T> {
+    let mut d = cx.data.write();
+    let mut work = d.clone();
+    let out = f(&mut work)?;
+    *d = work;
+    Ok(out)
+}
+
+/// `POST <set>/Microsoft.Dynamics.CRM.<Message>`.
+pub(super) fn handle(
+    cx: &Ctx,
+    table: &Table,
+    message: &str,
+    body: &Map<String, Value>,
+) -> DvResult<Response> {
+    match message {
+        "CreateMultiple" => {
+            let targets = targets(table, body)?;
+            let ids = atomically(cx, |d| {
+                targets
+                    .iter()
+                    .map(|t| d.create(table, t, None, cx.caller))
+                    .collect::<DvResult<Vec<_>>>()
+            })?;
+            Ok(super::odata_json(
+                StatusCode::OK,
+                json!({"@odata.context": format!("{}$metadata#{NS}CreateMultipleResponse", cx.api_base), "Ids": ids}),
+            ))
+        }
+        "UpdateMultiple" => {
+            let targets = targets(table, body)?;
+            atomically(cx, |d| {
+                for (i, t) in targets.iter().enumerate() {
+                    let id = primary_id(table, t).ok_or_else(|| {
+                        DvError::payload(format!("Target {i} has no {}.", table.primary_id))
+                    })?;
+                    d.update(table, id, t, cx.caller)?;
+                }
+                Ok(())
+            })?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "UpsertMultiple" => {
+            let targets = targets(table, body)?;
+            atomically(cx, |d| {
+                for (i, t) in targets.iter().enumerate() {
+                    let key = match (
+                        t.get("@odata.id").and_then(Value::as_str),
+                        primary_id(table, t),
+                    ) {
+                        (Some(r), _) => {
+                            let rel = r.rsplit('/').next().unwrap_or(r);
+                            path::parse(rel)?.pop().and_then(|s| s.key).ok_or_else(|| {
+                                DvError::payload(format!("Target {i} has an invalid @odata.id."))
+                            })?
+                        }
+                        (None, Some(id)) => Key::Id(id),
+                        (None, None) => {
+                            return Err(DvError::payload(format!(
+                                "Target {i} needs {} or @odata.id.",
+                                table.primary_id
+                            )));
+                        }
+                    };
+                    match locate(d, table, &key)? {
+                        Some(id) => d.update(table, id, t, cx.caller)?,
+                        None => {
+                            let mut values = t.clone();
+                            let id = match &key {
+                                Key::Id(id) => Some(*id),
+                                Key::Alternate(pairs) => {
+                                    for (k, v) in pairs {
+                                        values.entry(k.clone()).or_insert_with(|| v.clone());
+                                    }
+                                    None
+                                }
+                            };
+                            d.create(table, &values, id, cx.caller)?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "DeleteMultiple" => Err(DvError::bad_request(
+            "0x80040219",
+            "DeleteMultiple has not yet been implemented.",
+        )),
+        other => Err(DvError::new(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            format!("Resource not found for the segment '{NS}{other}'."),
+        )),
+    }
+}

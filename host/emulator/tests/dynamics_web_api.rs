@@ -1,0 +1,130 @@
+//! The community client library DynamicsWebApi (npm `dynamics-web-api`, v2,
+//! pinned in tests/package.json) runs a scenario against the emulator's
+//! Dataverse Web API over HTTPS, unmodified: CRUD, filtered and ordered
+//! queries, server-driven paging, a 404 after delete, and metadata. The
+//! scenario is tests/node/dwa_scenario.mjs. Node is `$DVHOST_TEST_NODE` or
+//! `node` on PATH; tests/node_modules is installed by the README's test
+//! command (bash tests/run.sh).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use dvhost_emulator::{EmulatorBuilder, EnvironmentSeed, Seed};
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn node() -> PathBuf {
+    std::env::var_os("DVHOST_TEST_NODE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "node".into())
+}
+
+#[tokio::test]
+async fn dynamics_web_api_runs_a_scenario_over_https() {
+    let modules = workspace().join("tests/node_modules/dynamics-web-api");
+    assert!(
+        modules.exists(),
+        "{} is missing: run the README's test command (bash tests/run.sh), which installs tests/package-lock.json into tests/node_modules",
+        modules.display()
+    );
+
+    let cert = TestCert::generate("dynamics-web-api");
+    let seed = Seed {
+        tenants: vec![tenant("contoso", Some(TENANT_ID))],
+        apps: vec![app(
+            "contoso",
+            "sync",
+            APP_ID,
+            false,
+            vec![cert.cert_pem.clone()],
+        )],
+        environments: vec![EnvironmentSeed {
+            app_users: vec![APP_ID.into()],
+            ..env("contoso", "contoso-dev", vec![])
+        }],
+        ..Seed::default()
+    };
+    let emu = EmulatorBuilder::new()
+        .tls(true)
+        .seed(seed)
+        .start()
+        .await
+        .unwrap();
+    let ca_pem = emu.ca_certificate_pem().unwrap().to_string();
+    let base = emu.base_url().to_string();
+    assert!(base.starts_with("https://"), "{base}");
+    let env_url = format!("{base}/contoso-dev");
+
+    // An app-only token for the environment, as the application user.
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let token_url = format!("{base}/{TENANT_ID}/oauth2/v2.0/token");
+    let assertion = rs256(&cert, &claims(&token_url, APP_ID));
+    let scope = format!("{env_url}/.default");
+    let resp = client
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", APP_ID),
+            ("scope", scope.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let script = workspace().join("tests/node/dwa_scenario.mjs");
+    let node = node();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&node)
+            .arg(&script)
+            .env("DV_URL", &env_url)
+            .env("DV_TOKEN", &token)
+            .env("NODE_EXTRA_CA_CERTS", &ca)
+            // The library routes through `$https_proxy` when it is set;
+            // the emulator is local.
+            .env_remove("https_proxy")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "dwa_scenario.mjs failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    eprint!("{stderr}");
+    let last: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON last line in stdout:\n{stdout}"));
+    assert_eq!(last["ok"], true, "{last}");
+    assert!(last["steps"].as_u64().unwrap_or(0) >= 12, "{last}");
+    emu.shutdown().await;
+}
