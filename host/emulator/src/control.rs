@@ -39,6 +39,10 @@ pub(crate) fn routes() -> Router<Arc<Emulator>> {
             get(get_settings).patch(patch_settings),
         )
         .route("/_emulator/stats", get(stats).delete(reset_stats))
+        .route(
+            "/_emulator/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
         .route("/_emulator/device-codes", get(device_codes))
         .route(
             "/_emulator/device-codes/{user_code}/{action}",
@@ -313,5 +317,37 @@ async fn device_code_action(
             );
         }
     }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_faults(State(emu): State<Arc<Emulator>>) -> Response {
+    axum::Json(json!({ "faults": emu.dir.read().faults })).into_response()
+}
+
+/// Adds a fault rule (the seed's `[[faults]]` shape) → 201 with its index.
+async fn add_fault(
+    State(emu): State<Arc<Emulator>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let rule: crate::seed::FaultRule = match parse_json(body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match crate::dataverse::faults::FaultState::new(rule) {
+        Ok(state) => {
+            let mut dir = emu.dir.write();
+            dir.faults.push(state);
+            (
+                StatusCode::CREATED,
+                axum::Json(json!({ "index": dir.faults.len() - 1 })),
+            )
+                .into_response()
+        }
+        Err(why) => fail(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+async fn clear_faults(State(emu): State<Arc<Emulator>>) -> Response {
+    emu.dir.write().faults.clear();
     StatusCode::NO_CONTENT.into_response()
 }

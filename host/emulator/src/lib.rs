@@ -19,7 +19,7 @@
 mod bearer;
 mod clock;
 mod control;
-mod dataverse;
+pub(crate) mod dataverse;
 mod discovery;
 mod entra;
 mod graph;
@@ -36,7 +36,10 @@ use axum::http::HeaderMap;
 use parking_lot::RwLock;
 
 pub use entra::error::EntraError;
-pub use seed::{AppSeed, EnvironmentSeed, Seed, Settings, TenantSeed, UserSeed};
+pub use seed::{
+    AppSeed, EnvironmentSeed, FaultAction, FaultRule, Seed, ServiceProtection, Settings,
+    TenantSeed, UserSeed,
+};
 pub use state::{DISCOVERY_RESOURCE, GRAPH_RESOURCE, TokenStats, WELL_KNOWN_PUBLIC_CLIENTS};
 
 use entra::keys::{SigningKey, SigningKeyMaterial};
@@ -135,6 +138,15 @@ impl Emulator {
         }
         for e in seed.environments {
             dir.add_environment(e, &self.base_url)?;
+        }
+        for f in seed.faults {
+            dir.faults
+                .push(dataverse::faults::FaultState::new(f).map_err(|why| {
+                    state::SeedError::Invalid {
+                        what: "fault".into(),
+                        why,
+                    }
+                })?);
         }
         *guard = dir;
         Ok(())
@@ -242,18 +254,18 @@ impl EmulatorBuilder {
             emu.persist();
         }
 
-        let app = router(emu.clone());
+        let app = tower::make::Shared::new(DropConnections(router(emu.clone())));
         let handle = axum_server::Handle::new();
         let (ca_pem, task) = if self.tls {
             let tls = tls::LocalTls::generate(&self.tls_names)?;
             let config =
                 axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config.clone());
             let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
-            let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+            let task = tokio::spawn(async move { server.serve(app).await });
             (Some(tls.ca_pem), task)
         } else {
             let server = axum_server::from_tcp(listener).handle(handle.clone());
-            let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+            let task = tokio::spawn(async move { server.serve(app).await });
             (None, task)
         };
         Ok(RunningEmulator {
@@ -263,6 +275,54 @@ impl EmulatorBuilder {
             handle,
             task,
             emu,
+        })
+    }
+}
+
+/// Serves the router, but closes the connection instead of answering when
+/// a response carries [`dataverse::DropConnection`] (fault injection): a
+/// service error makes hyper drop the connection without a response.
+#[derive(Clone)]
+struct DropConnections(axum::Router);
+
+impl<B> tower::Service<axum::http::Request<B>> for DropConnections
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        use tower::ServiceExt as _;
+        let router = self.0.clone();
+        let req = req.map(axum::body::Body::new);
+        Box::pin(async move {
+            let resp = router
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|never| match never {});
+            if resp
+                .extensions()
+                .get::<dataverse::DropConnection>()
+                .is_some()
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "connection dropped by an injected fault",
+                ));
+            }
+            Ok(resp)
         })
     }
 }

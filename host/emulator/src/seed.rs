@@ -26,6 +26,62 @@ pub struct Seed {
     /// Dataverse environments (organizations) that tokens can be issued for.
     #[serde(default)]
     pub environments: Vec<EnvironmentSeed>,
+    /// Faults injected into Dataverse responses.
+    #[serde(default)]
+    pub faults: Vec<FaultRule>,
+}
+
+/// A fault injected into matching Dataverse Web API requests. Deterministic:
+/// by position (`skip`, `every`, `times`) or by a seeded random draw.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// Environment unique name; absent = every environment.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// HTTP method (`POST`, `PATCH`...); absent = any.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Resource path after `/api/data/v9.2/`: exact, a prefix ending in `*`, or `*`.
+    #[serde(default = "any_path")]
+    pub path: String,
+    /// What happens.
+    pub action: FaultAction,
+    /// Matching requests let through before the rule starts.
+    #[serde(default)]
+    pub skip: u64,
+    /// Apply to every n-th matching request (1 = each).
+    #[serde(default)]
+    pub every: Option<u64>,
+    /// Apply with this probability, drawn from a generator seeded with `seed`.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    #[serde(default)]
+    pub seed: u64,
+    /// Stop after applying this many times.
+    #[serde(default)]
+    pub times: Option<u64>,
+}
+
+fn any_path() -> String {
+    "*".into()
+}
+
+/// The injected behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultAction {
+    /// 429 with the service-protection body and this `Retry-After`.
+    Throttle { retry_after_secs: u64 },
+    /// A bare 500/502/503/504 error, before the request is processed.
+    Status { status: u16 },
+    /// Added latency before processing.
+    Latency { ms: u64 },
+    /// The connection is closed without a response; nothing is written.
+    DropBefore,
+    /// The request is processed (a write is applied), then the connection is
+    /// closed without a response.
+    DropAfter,
 }
 
 impl Seed {
@@ -77,6 +133,34 @@ pub struct Settings {
     pub device_code_lifetime_secs: u64,
     /// Lifetime of refresh tokens (Entra: 90 days).
     pub refresh_token_lifetime_secs: u64,
+    /// Dataverse service protection limits, per user and environment.
+    pub service_protection: ServiceProtection,
+}
+
+/// Dataverse's service protection API limits (reference §5.4); tests set
+/// low values to see 429s quickly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceProtection {
+    /// Requests per user in the sliding window.
+    pub requests: u64,
+    /// The sliding window, in seconds.
+    pub window_secs: u64,
+    /// Combined execution time per user in the window, in milliseconds.
+    pub execution_ms: u64,
+    /// Concurrent requests per user.
+    pub concurrent: u64,
+}
+
+impl Default for ServiceProtection {
+    fn default() -> Self {
+        ServiceProtection {
+            requests: 6000,
+            window_secs: 300,
+            execution_ms: 1_200_000,
+            concurrent: 52,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -90,6 +174,7 @@ impl Default for Settings {
             device_code_interval_secs: 5,
             device_code_lifetime_secs: 900,
             refresh_token_lifetime_secs: 90 * 24 * 3600,
+            service_protection: ServiceProtection::default(),
         }
     }
 }
@@ -109,6 +194,7 @@ pub struct SettingsPatch {
     pub device_code_interval_secs: Option<u64>,
     pub device_code_lifetime_secs: Option<u64>,
     pub refresh_token_lifetime_secs: Option<u64>,
+    pub service_protection: Option<ServiceProtection>,
 }
 
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -137,7 +223,8 @@ impl SettingsPatch {
             max_assertion_lifetime_secs,
             device_code_interval_secs,
             device_code_lifetime_secs,
-            refresh_token_lifetime_secs
+            refresh_token_lifetime_secs,
+            service_protection
         );
     }
 }

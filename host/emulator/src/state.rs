@@ -230,6 +230,9 @@ pub struct Directory {
     pub refresh_tokens: HashMap<String, RefreshGrant>,
     #[serde(default)]
     pub stats: TokenStats,
+    /// Injected faults with their counters.
+    #[serde(default)]
+    pub faults: Vec<crate::dataverse::faults::FaultState>,
 }
 
 /// A seed entry that refers to something missing, or collides.

@@ -7,6 +7,8 @@ mod batch;
 mod bulk;
 mod definitions;
 pub mod error;
+pub mod faults;
+mod limits;
 pub mod metadata;
 mod path;
 pub mod query;
@@ -27,6 +29,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::Emulator;
+use crate::seed::FaultAction;
 use crate::state::Environment;
 use error::{DvError, DvResult};
 use metadata::{Kind, Schema, Table};
@@ -34,11 +37,18 @@ use path::{Key, Segment};
 use query::{Annotations, QueryOptions};
 use store::{Caller, EnvData};
 
-/// Every environment's data, created on first use.
+/// Every environment's data, created on first use, and the service
+/// protection counters.
 #[derive(Default)]
 pub(crate) struct Environments {
     envs: Mutex<HashMap<Uuid, Arc<RwLock<EnvData>>>>,
+    limits: Arc<limits::Tracker>,
 }
+
+/// Marks a response whose connection must be closed without sending it
+/// (fault injection); the server's service wrapper acts on it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DropConnection;
 
 /// Longest GET URL accepted outside `$batch` (reference §5.5).
 const MAX_URL: usize = 32_768;
@@ -158,33 +168,86 @@ async fn handle(
     RawQuery(raw_query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut resp = match handle_inner(
-        &emu,
-        &env_name,
-        &version,
-        &rest,
-        &method,
-        &headers,
-        raw_query.as_deref(),
-        body,
-    ) {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    let actions = {
+        let mut dir = emu.dir.write();
+        faults::decide(&mut dir.faults, &env_name, method.as_str(), &rest)
     };
+    let mut drop_after = false;
+    let mut early = None;
+    let mut latency = std::time::Duration::ZERO;
+    for action in actions {
+        match action {
+            FaultAction::Latency { ms } => latency += std::time::Duration::from_millis(ms),
+            FaultAction::Throttle { retry_after_secs } => {
+                early.get_or_insert_with(|| throttled(&limits::Throttled {
+                    code: "0x80072322",
+                    message: "Number of requests exceeded the limit of 6000 over time window of 300 seconds.".into(),
+                    retry_after_secs,
+                }));
+            }
+            FaultAction::Status { status } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                early.get_or_insert_with(|| {
+                    DvError::new(
+                        status,
+                        "0x80040216",
+                        "An unexpected error occurred (injected fault).",
+                    )
+                    .into_response()
+                });
+            }
+            FaultAction::DropBefore => {
+                let mut resp = StatusCode::SERVICE_UNAVAILABLE.into_response();
+                resp.extensions_mut().insert(DropConnection);
+                early.get_or_insert(resp);
+            }
+            FaultAction::DropAfter => drop_after = true,
+        }
+    }
+    let mut resp = match early {
+        Some(r) => r,
+        None => {
+            let (resp, admission) = match handle_inner(
+                &emu,
+                &env_name,
+                &version,
+                &rest,
+                &method,
+                &headers,
+                raw_query.as_deref(),
+                body,
+            ) {
+                Ok(done) => done,
+                Err(e) => (e.into_response(), None),
+            };
+            // Injected latency counts as execution time and holds the
+            // request's concurrency slot, like a slow server would.
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            drop(admission);
+            resp
+        }
+    };
+    if drop_after {
+        resp.extensions_mut().insert(DropConnection);
+    }
     let h = resp.headers_mut();
     h.insert("OData-Version", HeaderValue::from_static("4.0"));
     if let Ok(v) = HeaderValue::from_str(&Uuid::new_v4().to_string()) {
         h.insert("REQ_ID", v);
     }
     h.insert("x-ms-dop-hint", HeaderValue::from_static("4"));
-    h.insert(
-        "x-ms-ratelimit-burst-remaining-xrm-requests",
-        HeaderValue::from_static("5999"),
-    );
-    h.insert(
-        "x-ms-ratelimit-time-remaining-xrm-requests",
-        HeaderValue::from_static("1,200.00"),
-    );
+    resp
+}
+
+/// A 429 with `Retry-After` and the service-protection error body.
+fn throttled(t: &limits::Throttled) -> Response {
+    let mut resp =
+        DvError::new(StatusCode::TOO_MANY_REQUESTS, t.code, t.message.clone()).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs));
     resp
 }
 
@@ -385,7 +448,7 @@ fn handle_inner(
     headers: &HeaderMap,
     raw_query: Option<&str>,
     body: Result<Bytes, BytesRejection>,
-) -> DvResult<Response> {
+) -> DvResult<(Response, Option<limits::Admission>)> {
     let env = environment(emu, env_name)?;
     if !matches!(version, "v9.0" | "v9.1" | "v9.2") {
         return Err(DvError::new(
@@ -403,10 +466,19 @@ fn handle_inner(
     }
     let claims = match emu.bearer_claims(headers, &[&env.url]) {
         Ok(c) => c,
-        Err(_) => return Ok(unauthorized(emu, &env, headers)),
+        Err(_) => return Ok((unauthorized(emu, &env, headers), None)),
     };
     let data = emu.dataverse.get_or_create(&env);
     let caller = resolve_caller(emu, &env, &data, &claims)?;
+    let limits = emu.dir.read().settings.service_protection.clone();
+    let admission = match emu
+        .dataverse
+        .limits
+        .admit(env.id, caller.systemuser, &limits)
+    {
+        Ok(a) => a,
+        Err(t) => return Ok((throttled(&t), None)),
+    };
     let api_base = format!(
         "{}/{}/api/data/{version}/",
         emu.request_base(headers),
@@ -428,7 +500,17 @@ fn handle_inner(
         .unwrap_or_default();
     let body = body.map_err(|r| DvError::new(r.status(), "0x80048d19", r.body_text()))?;
     let segments = path::parse(rest)?;
-    dispatch(&cx, method, &segments, &pairs, &body, raw_query)
+    let mut resp = dispatch(&cx, method, &segments, &pairs, &body, raw_query)
+        .unwrap_or_else(IntoResponse::into_response);
+    let h = resp.headers_mut();
+    h.insert(
+        "x-ms-ratelimit-burst-remaining-xrm-requests",
+        HeaderValue::from(admission.remaining_requests),
+    );
+    if let Ok(v) = HeaderValue::from_str(&limits::format_seconds(admission.remaining_time)) {
+        h.insert("x-ms-ratelimit-time-remaining-xrm-requests", v);
+    }
+    Ok((resp, Some(admission)))
 }
 
 fn json_body(body: &Bytes) -> DvResult<Map<String, Value>> {

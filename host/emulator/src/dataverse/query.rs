@@ -215,11 +215,19 @@ pub fn run<'d>(
         return Ok((Vec::new(), None, 0));
     };
     let mut matched: Vec<&Row> = Vec::new();
-    for row in rows.rows.values() {
+    // `<primary key> eq <guid>` (alone or in an `and`) reads one row, no scan.
+    let candidates: Box<dyn Iterator<Item = &Row>> = match o
+        .filter
+        .as_ref()
+        .and_then(|f| key_lookup(f, &table.primary_id))
+    {
+        Some(id) => Box::new(rows.rows.get(&id).into_iter()),
+        None => Box::new(rows.rows.values()),
+    };
+    for row in candidates {
         let keep = match &o.filter {
             Some(f) => {
-                let record = Value::Object(row.values.clone());
-                filter::eval_with(f, &record, ctx).map_err(DvError::segment)?
+                filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::segment)?
             }
             None => true,
         };
@@ -261,6 +269,29 @@ pub fn run<'d>(
     let end = (start + size).min(matched.len());
     let next = (end < matched.len()).then_some(end);
     Ok((matched[start..end].to_vec(), next, total.min(MAX_PAGE)))
+}
+
+/// The id a filter pins the primary key to, if it does.
+fn key_lookup(e: &Expr, primary_id: &str) -> Option<uuid::Uuid> {
+    use filter::{CmpOp, Literal};
+    match e {
+        Expr::And(a, b) => key_lookup(a, primary_id).or_else(|| key_lookup(b, primary_id)),
+        Expr::Cmp(CmpOp::Eq, a, b) => {
+            let (prop, lit) = match (&**a, &**b) {
+                (Expr::Property(p), Expr::Lit(l)) | (Expr::Lit(l), Expr::Property(p)) => (p, l),
+                _ => return None,
+            };
+            if prop != primary_id {
+                return None;
+            }
+            match lit {
+                Literal::Guid(g) => Some(*g),
+                Literal::String(s) => uuid::Uuid::parse_str(s).ok(),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 fn formatted_number(n: f64, decimals: usize) -> String {

@@ -12,11 +12,42 @@ use uuid::Uuid;
 use super::error::{DvError, DvResult};
 use super::metadata::{Attribute, Kind, Schema, Table};
 
-/// One record. Values are keyed by their Web API names (`name`,
-/// `_primarycontactid_value`), so filters and serialisation need no mapping.
+/// A row's values as one JSON object, keyed by Web API names (`name`,
+/// `_primarycontactid_value`), so `$filter` evaluates on it without copying.
+#[derive(Debug, Clone)]
+pub struct Record(Value);
+
+impl Default for Record {
+    fn default() -> Self {
+        Record(Value::Object(Map::new()))
+    }
+}
+
+impl Record {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+
+    pub fn insert(&mut self, key: String, value: Value) {
+        if let Value::Object(m) = &mut self.0 {
+            m.insert(key, value);
+        }
+    }
+
+    /// The whole record, for `$filter` evaluation.
+    pub fn as_value(&self) -> &Value {
+        &self.0
+    }
+}
+
+/// One record and its version (the ETag).
 #[derive(Debug, Clone, Default)]
 pub struct Row {
-    pub values: Map<String, Value>,
+    pub values: Record,
     /// Target table of each set lookup (`_x_value` -> logical name).
     pub lookup_targets: HashMap<String, String>,
     pub version: u64,
@@ -313,7 +344,7 @@ impl EnvData {
             ("_modifiedby_value", "systemuser", caller.systemuser),
         ];
         for (k, target, v) in system_lookups {
-            if row.values.contains_key(*k) {
+            if row.values.contains_key(k) {
                 row.values
                     .insert((*k).to_string(), Value::String(v.to_string()));
                 row.lookup_targets

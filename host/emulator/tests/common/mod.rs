@@ -119,6 +119,7 @@ impl World {
         let cert = TestCert::generate("sync");
         let seed = Seed {
             settings,
+            faults: vec![],
             tenants: vec![
                 TenantSeed {
                     name: "contoso".into(),
