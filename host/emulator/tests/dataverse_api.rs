@@ -1041,3 +1041,179 @@ async fn entity_definitions_and_attribute_casts() {
     let (_, _, b) = w.dv(&t, Method::GET, "EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName&$filter=RequiredLevel/Value eq Microsoft.Dynamics.CRM.AttributeRequiredLevel'ApplicationRequired'", None, &[]).await;
     assert_eq!(b["value"][0]["LogicalName"], "name");
 }
+
+#[tokio::test]
+async fn expand_and_navigation_filters() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let id_of = |h: &reqwest::header::HeaderMap| {
+        h["odata-entityid"]
+            .to_str()
+            .unwrap()
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_string()
+    };
+    let (_, h, _) = w
+        .dv(
+            &t,
+            Method::POST,
+            "contacts",
+            Some(json!({"firstname": "Ann", "lastname": "Lee"})),
+            &[],
+        )
+        .await;
+    let ann = id_of(&h);
+    let (_, h, _) = w.dv(&t, Method::POST, "accounts", Some(json!({"name": "Parent", "primarycontactid@odata.bind": format!("/contacts({ann})")})), &[]).await;
+    let parent = id_of(&h);
+    for (i, name) in ["Kid B", "Kid A", "Kid C"].iter().enumerate() {
+        let (s, _, _) = w.dv(&t, Method::POST, "accounts", Some(json!({"name": name, "numberofemployees": i, "parentaccountid@odata.bind": format!("/accounts({parent})")})), &[]).await;
+        assert_eq!(s, 204);
+    }
+    // Single-valued with nested $select.
+    let (s, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({parent})?$select=name&$expand=primarycontactid($select=firstname)"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["primarycontactid"]["firstname"], "Ann");
+    assert!(b["primarycontactid"].get("lastname").is_none());
+    assert!(b["primarycontactid"]["contactid"].is_string());
+    // Collection-valued with nested $select/$filter/$orderby/$top on a single record.
+    let (s, _, b) = w
+        .dv(&t, Method::GET, &format!("accounts({parent})?$select=name&$expand=account_parent_account($select=name;$filter=numberofemployees ge 1;$orderby=name desc;$top=1)"), None, &[])
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["account_parent_account"],
+        json!([{"@odata.etag": b["account_parent_account"][0]["@odata.etag"], "name": "Kid C", "accountid": b["account_parent_account"][0]["accountid"]}])
+    );
+    // On an entity set query the collection comes as a nested next link.
+    let (_, _, b) = w.dv(&t, Method::GET, &format!("accounts?$select=name&$filter=accountid eq {parent}&$expand=account_parent_account($select=name)"), None, &[]).await;
+    let row = &b["value"][0];
+    assert_eq!(row["account_parent_account"], json!([]));
+    let next = row["account_parent_account@odata.nextLink"]
+        .as_str()
+        .unwrap();
+    let resp = w.http.get(next).bearer_auth(&t).send().await.unwrap();
+    let kids: Value = resp.json().await.unwrap();
+    assert_eq!(kids["value"].as_array().unwrap().len(), 3);
+    // ETag conditional GET is never 304 with $expand.
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({parent})?$select=name"),
+            None,
+            &[],
+        )
+        .await;
+    let etag = b["@odata.etag"].as_str().unwrap().to_string();
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::GET,
+            &format!("accounts({parent})?$select=name&$expand=primarycontactid"),
+            None,
+            &[("If-None-Match", &etag)]
+        )
+        .await
+        .0,
+        200
+    );
+    // Filters through navigation paths and lambdas.
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            "accounts?$select=name&$filter=primarycontactid/firstname eq 'ann'",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        b["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["Parent"]
+    );
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            "accounts?$select=name&$filter=account_parent_account/any(k:k/name eq 'Kid A')",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(b["value"].as_array().unwrap().len(), 1);
+    assert_eq!(b["value"][0]["name"], "Parent");
+    // Primary key filter, alone and with another condition.
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts?$select=name&$filter=accountid eq {parent}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(b["value"].as_array().unwrap().len(), 1);
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts?$select=name&$filter=accountid eq {parent} and name eq 'other'"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(b["value"].as_array().unwrap().len(), 0);
+    // Bad expansions.
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::GET,
+            &format!("accounts({parent})?$expand=nosuchnav"),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::GET,
+            &format!("accounts({parent})?$expand=primarycontactid($select=nosuch)"),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::GET,
+            &format!("accounts({parent})?$expand=primarycontactid($skip=1)"),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        400
+    );
+}

@@ -811,10 +811,22 @@ fn query_collection(
     let d = cx.data.read();
     let (rows, next, count) = query::run(&d, table, &o, page_size, &ctx)?;
     let ann = annotations(cx);
-    let value: Vec<Value> = rows
-        .iter()
-        .map(|r| Value::Object(query::render(&d, table, r, o.select.as_deref(), &ann)))
-        .collect();
+    let mut value: Vec<Value> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut m = query::render(&d, table, r, o.select.as_deref(), &ann);
+        query::expand_into(
+            &d,
+            table,
+            r,
+            &o.expand,
+            true,
+            &cx.api_base,
+            &ann,
+            &ctx,
+            &mut m,
+        )?;
+        value.push(Value::Object(m));
+    }
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
@@ -876,13 +888,39 @@ fn represent(
     id: Uuid,
     pairs: &[(String, String)],
     status: StatusCode,
+    expand: bool,
 ) -> DvResult<Response> {
     let select = select_of(table, pairs)?;
     let d = cx.data.read();
     let row = d
         .get(&table.logical_name, &id)
         .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
-    let mut body = query::render(&d, table, row, select.as_deref(), &annotations(cx));
+    let ann = annotations(cx);
+    let mut body = query::render(&d, table, row, select.as_deref(), &ann);
+    if expand {
+        // Update with return=representation ignores $expand (reference §3.6).
+        let expands: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(k, _)| k == "$expand")
+            .cloned()
+            .collect();
+        let o = query::parse_options(table, &expands)?;
+        let ctx = crate::odata::filter::EvalContext {
+            user_id: Some(cx.caller.systemuser.to_string()),
+            now: Some(time::OffsetDateTime::now_utc()),
+        };
+        query::expand_into(
+            &d,
+            table,
+            row,
+            &o.expand,
+            false,
+            &cx.api_base,
+            &ann,
+            &ctx,
+            &mut body,
+        )?;
+    }
     body.insert(
         "@odata.context".into(),
         Value::String(context_url(cx, table, select.as_deref(), true)),
@@ -900,7 +938,7 @@ fn create(cx: &Ctx, table: &Table, body: &Bytes, pairs: &[(String, String)]) -> 
     select_of(table, pairs)?;
     let id = cx.data.write().create(table, &body, None, cx.caller)?;
     if cx.prefer.representation {
-        return represent(cx, table, id, pairs, StatusCode::CREATED);
+        return represent(cx, table, id, pairs, StatusCode::CREATED, true);
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     entity_id_header(&mut resp, cx, table, id);
@@ -937,10 +975,11 @@ fn retrieve(cx: &Ctx, table: &Table, key: &Key, pairs: &[(String, String)]) -> D
         .read()
         .get(&table.logical_name, &id)
         .map(|r| r.etag());
-    // Conditional GET: 304 when unchanged, never with annotations requested.
+    // Conditional GET: 304 when unchanged, never with $expand or annotations.
     if let (Some(inm), Some(etag)) = (if_match(&cx.headers, header::IF_NONE_MATCH), etag)
         && inm == etag
         && cx.prefer.annotations.is_none()
+        && !pairs.iter().any(|(k, _)| k == "$expand")
     {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -949,7 +988,7 @@ fn retrieve(cx: &Ctx, table: &Table, key: &Key, pairs: &[(String, String)]) -> D
         return Ok(resp);
     }
     let _ = select;
-    represent(cx, table, id, pairs, StatusCode::OK)
+    represent(cx, table, id, pairs, StatusCode::OK, true)
 }
 
 fn precondition(message: &str) -> DvError {
@@ -989,7 +1028,7 @@ fn upsert(
             d.update(table, id, &body, cx.caller)?;
             drop(d);
             if cx.prefer.representation {
-                return represent(cx, table, id, pairs, StatusCode::OK);
+                return represent(cx, table, id, pairs, StatusCode::OK, false);
             }
             let mut resp = StatusCode::NO_CONTENT.into_response();
             entity_id_header(&mut resp, cx, table, id);
@@ -1012,7 +1051,7 @@ fn upsert(
             let id = d.create(table, &body, id, cx.caller)?;
             drop(d);
             if cx.prefer.representation {
-                return represent(cx, table, id, pairs, StatusCode::CREATED);
+                return represent(cx, table, id, pairs, StatusCode::CREATED, false);
             }
             let mut resp = StatusCode::NO_CONTENT.into_response();
             entity_id_header(&mut resp, cx, table, id);

@@ -58,6 +58,9 @@ pub struct QueryOptions {
     pub top: Option<usize>,
     pub count: bool,
     pub skiptoken: Option<usize>,
+    /// Navigation properties the filter walks.
+    pub filter_navs: Vec<String>,
+    pub expand: Vec<Expand>,
 }
 
 fn check_column(table: &Table, name: &str) -> DvResult<()> {
@@ -85,8 +88,154 @@ fn filter_properties<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
         }
         Expr::Not(a) => filter_properties(a, out),
         Expr::Call(_, args) => args.iter().for_each(|(_, a)| filter_properties(a, out)),
+        // Lambda bodies name the collection's columns, checked by their own table.
+        Expr::Lambda { path, .. } => out.push(path),
         _ => {}
     }
+}
+
+/// One `$expand` item: a navigation property and its nested options.
+#[derive(Debug, Clone, Default)]
+pub struct Expand {
+    pub nav: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// Splits on `sep` outside parentheses and quotes.
+fn split_top(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            c if c == sep && depth == 0 && !quoted => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// Parses `$expand=nav($select=a,b;$filter=...;$top=5),other`.
+pub fn parse_expand(value: &str) -> DvResult<Vec<Expand>> {
+    let mut out = Vec::new();
+    for item in split_top(value, ',')
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (nav, opts) = match item.find('(') {
+            Some(i) if item.ends_with(')') => (&item[..i], &item[i + 1..item.len() - 1]),
+            Some(_) => return Err(DvError::segment(format!("Invalid $expand item '{item}'."))),
+            None => (item, ""),
+        };
+        let mut options = Vec::new();
+        for o in split_top(opts, ';')
+            .into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| DvError::segment(format!("Invalid $expand option '{o}'.")))?;
+            if !matches!(k, "$select" | "$filter" | "$orderby" | "$top") {
+                return Err(DvError::segment(format!(
+                    "The option {k} is not supported inside $expand."
+                )));
+            }
+            options.push((k.to_string(), v.to_string()));
+        }
+        out.push(Expand {
+            nav: nav.trim().to_string(),
+            options,
+        });
+    }
+    Ok(out)
+}
+
+/// The row a single-valued navigation property points at, with its table.
+pub fn single_related<'d>(
+    env: &'d EnvData,
+    table: &Table,
+    row: &Row,
+    nav: &str,
+) -> Option<(std::sync::Arc<Table>, &'d Row)> {
+    let (attr, _) = table.single_nav(nav)?;
+    let web = attr.web_api_name();
+    let target = row.lookup_targets.get(&web)?;
+    let id = row
+        .values
+        .get(&web)
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())?;
+    let tt = env.schema.table(target)?.clone();
+    let r = env.get(target, &id)?;
+    Some((tt, r))
+}
+
+/// Rows behind a collection-valued navigation property, with their table.
+pub fn collection_related<'d>(
+    env: &'d EnvData,
+    table: &Table,
+    row: &Row,
+    nav: &str,
+) -> Option<(std::sync::Arc<Table>, Vec<&'d Row>)> {
+    let cn = table.collection_nav(nav)?;
+    let other = env.schema.table(&cn.other)?.clone();
+    let id = row
+        .values
+        .get(&table.primary_id)
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())?;
+    let rows = match &cn.referencing_attribute {
+        Some(attr) => {
+            let web = format!("_{attr}_value");
+            let me = id.to_string();
+            env.rows(&other.logical_name)
+                .map(|t| {
+                    t.rows
+                        .values()
+                        .filter(|r| r.values.get(&web).and_then(Value::as_str) == Some(me.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        None => env
+            .linked(
+                &cn.relationship,
+                &table.logical_name,
+                &other.logical_name,
+                id,
+            )
+            .iter()
+            .filter_map(|i| env.get(&other.logical_name, i))
+            .collect(),
+    };
+    Some((other, rows))
+}
+
+/// A record extended with the navigation properties a filter walks
+/// (`primarycontactid/fullname`, `contact_customer_accounts/any(...)`).
+fn with_navigation(env: &EnvData, table: &Table, row: &Row, navs: &[String]) -> Value {
+    let mut v = row.values.as_value().clone();
+    for nav in navs {
+        let related = if let Some((_, r)) = single_related(env, table, row, nav) {
+            r.values.as_value().clone()
+        } else if let Some((_, rows)) = collection_related(env, table, row, nav) {
+            Value::Array(rows.iter().map(|r| r.values.as_value().clone()).collect())
+        } else {
+            Value::Null
+        };
+        if let Value::Object(m) = &mut v {
+            m.insert(nav.clone(), related);
+        }
+    }
+    v
 }
 
 /// Parses the query string pairs (already percent- and `+`-decoded).
@@ -118,7 +267,11 @@ pub fn parse_options(table: &Table, pairs: &[(String, String)]) -> DvResult<Quer
                 for p in props {
                     // Navigation paths (`primarycontactid/fullname`) are checked on their first hop.
                     let first = p.split('/').next().unwrap_or(p);
-                    if table.single_nav(first).is_none() && table.collection_nav(first).is_none() {
+                    if table.single_nav(first).is_some() || table.collection_nav(first).is_some() {
+                        if !o.filter_navs.iter().any(|n| n == first) {
+                            o.filter_navs.push(first.to_string());
+                        }
+                    } else {
                         check_column(table, first)?;
                     }
                 }
@@ -167,7 +320,20 @@ pub fn parse_options(table: &Table, pairs: &[(String, String)]) -> DvResult<Quer
                     format!("The query parameter {k} is not supported."),
                 ));
             }
-            "$expand" | "$apply" | "fetchXml" | "$levels" => {
+            "$expand" => {
+                let items = parse_expand(v)?;
+                for e in &items {
+                    if table.single_nav(&e.nav).is_none() && table.collection_nav(&e.nav).is_none()
+                    {
+                        return Err(DvError::segment(format!(
+                            "Could not find a property named '{}' on type 'Microsoft.Dynamics.CRM.{}'.",
+                            e.nav, table.logical_name
+                        )));
+                    }
+                }
+                o.expand = items;
+            }
+            "$apply" | "fetchXml" | "$levels" => {
                 return Err(DvError::new(
                     axum::http::StatusCode::NOT_IMPLEMENTED,
                     "0x80040219",
@@ -202,33 +368,22 @@ fn decode_skiptoken(token: &str) -> Option<usize> {
     rest.parse().ok()
 }
 
-/// Runs a collection query: filter, order, page. Returns the page rows,
-/// the offset of the next page (if any) and the `$count` value.
-pub fn run<'d>(
+/// Filters and orders rows (of `table`) by the query options.
+pub fn select_rows<'d>(
     env: &'d EnvData,
     table: &Table,
+    candidates: impl Iterator<Item = &'d Row>,
     o: &QueryOptions,
-    page_size: Option<usize>,
     ctx: &filter::EvalContext,
-) -> DvResult<(Vec<&'d Row>, Option<usize>, usize)> {
-    let Some(rows) = env.rows(&table.logical_name) else {
-        return Ok((Vec::new(), None, 0));
-    };
+) -> DvResult<Vec<&'d Row>> {
     let mut matched: Vec<&Row> = Vec::new();
-    // `<primary key> eq <guid>` (alone or in an `and`) reads one row, no scan.
-    let candidates: Box<dyn Iterator<Item = &Row>> = match o
-        .filter
-        .as_ref()
-        .and_then(|f| key_lookup(f, &table.primary_id))
-    {
-        Some(id) => Box::new(rows.rows.get(&id).into_iter()),
-        None => Box::new(rows.rows.values()),
-    };
     for row in candidates {
         let keep = match &o.filter {
-            Some(f) => {
+            Some(f) if o.filter_navs.is_empty() => {
                 filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::segment)?
             }
+            Some(f) => filter::eval_with(f, &with_navigation(env, table, row, &o.filter_navs), ctx)
+                .map_err(DvError::segment)?,
             None => true,
         };
         if keep {
@@ -257,6 +412,31 @@ pub fn run<'d>(
             std::cmp::Ordering::Equal
         });
     }
+    Ok(matched)
+}
+
+/// Runs a collection query: filter, order, page. Returns the page rows,
+/// the offset of the next page (if any) and the `$count` value.
+pub fn run<'d>(
+    env: &'d EnvData,
+    table: &Table,
+    o: &QueryOptions,
+    page_size: Option<usize>,
+    ctx: &filter::EvalContext,
+) -> DvResult<(Vec<&'d Row>, Option<usize>, usize)> {
+    let Some(rows) = env.rows(&table.logical_name) else {
+        return Ok((Vec::new(), None, 0));
+    };
+    // `<primary key> eq <guid>` (alone or in an `and`) reads one row, no scan.
+    let candidates: Box<dyn Iterator<Item = &Row>> = match o
+        .filter
+        .as_ref()
+        .and_then(|f| key_lookup(f, &table.primary_id))
+    {
+        Some(id) => Box::new(rows.rows.get(&id).into_iter()),
+        None => Box::new(rows.rows.values()),
+    };
+    let mut matched = select_rows(env, table, candidates, o, ctx)?;
     let total = matched.len();
     // `$top` is ignored when a page size is requested (reference §3.8).
     if page_size.is_none()
@@ -408,6 +588,81 @@ pub fn render(
         out.insert(name, v);
     }
     out
+}
+
+/// Adds `$expand`ed navigation properties to a rendered row. On an entity
+/// set query a collection-valued expansion is a nested next link, as in
+/// Dataverse; on a single record it is the rows themselves.
+#[allow(clippy::too_many_arguments)]
+pub fn expand_into(
+    env: &EnvData,
+    table: &Table,
+    row: &Row,
+    expands: &[Expand],
+    on_collection: bool,
+    api_base: &str,
+    ann: &Annotations,
+    ctx: &filter::EvalContext,
+    out: &mut Map<String, Value>,
+) -> DvResult<()> {
+    for e in expands {
+        if table.single_nav(&e.nav).is_some() {
+            let value = match single_related(env, table, row, &e.nav) {
+                Some((tt, r)) => {
+                    let o = parse_options(&tt, &e.options)?;
+                    Value::Object(render(env, &tt, r, o.select.as_deref(), ann))
+                }
+                None => Value::Null,
+            };
+            out.insert(e.nav.clone(), value);
+            continue;
+        }
+        let Some((other, rows)) = collection_related(env, table, row, &e.nav) else {
+            return Err(DvError::new(
+                axum::http::StatusCode::NOT_IMPLEMENTED,
+                "0x80040219",
+                format!(
+                    "The table behind '{}' is not served by the emulator.",
+                    e.nav
+                ),
+            ));
+        };
+        let o = parse_options(&other, &e.options)?;
+        if on_collection {
+            let id = row
+                .values
+                .get(&table.primary_id)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(e.options.iter())
+                .finish();
+            let sep = if query.is_empty() { "" } else { "?" };
+            out.insert(e.nav.clone(), Value::Array(Vec::new()));
+            out.insert(
+                format!("{}@odata.nextLink", e.nav),
+                Value::String(format!(
+                    "{api_base}{}({id})/{}{sep}{query}",
+                    table.entity_set, e.nav
+                )),
+            );
+            continue;
+        }
+        let mut selected = select_rows(env, &other, rows.into_iter(), &o, ctx)?;
+        if let Some(top) = o.top {
+            selected.truncate(top);
+        }
+        out.insert(
+            e.nav.clone(),
+            Value::Array(
+                selected
+                    .iter()
+                    .map(|r| Value::Object(render(env, &other, r, o.select.as_deref(), ann)))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// `4/7/2023 2:59 PM` (UTC; the emulator's users have no time zone).
