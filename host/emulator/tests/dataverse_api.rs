@@ -1217,3 +1217,44 @@ async fn expand_and_navigation_filters() {
         400
     );
 }
+
+#[tokio::test]
+async fn apply_groupby_and_aggregate() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    for (name, rev, cat) in [
+        ("a", 100, 1),
+        ("b", 200, 1),
+        ("c", 50, 2),
+        ("d", 1000, 2),
+        ("e", 10, 2),
+    ] {
+        w.dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": name, "revenue": rev, "accountcategorycode": cat})),
+            &[],
+        )
+        .await;
+    }
+    let (s, _, b) = w.dv(&t, Method::GET, "accounts?$apply=groupby((accountcategorycode),aggregate($count as count,revenue with sum as total,revenue with max as top))", None, &[]).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["value"],
+        json!([
+            {"accountcategorycode": 1, "count": 2, "total": 300.0, "top": 200.0},
+            {"accountcategorycode": 2, "count": 3, "total": 1060.0, "top": 1000.0},
+        ])
+    );
+    let (_, _, b) = w.dv(&t, Method::GET, "accounts?$apply=filter(revenue gt 60)/aggregate(revenue with average as avg,$count as n)", None, &[]).await;
+    assert_eq!(b["value"], json!([{"avg": 433.3333333333333, "n": 3}]));
+    for bad in [
+        "accounts?$apply=groupby((createdon))",
+        "accounts?$apply=aggregate(revenue with median as m)",
+        "accounts?$apply=topcount(2,revenue)",
+        "accounts?$apply=groupby((nosuch))",
+    ] {
+        assert_eq!(w.dv(&t, Method::GET, bad, None, &[]).await.0, 400, "{bad}");
+    }
+}

@@ -809,6 +809,39 @@ fn query_collection(
         now: Some(time::OffsetDateTime::now_utc()),
     };
     let d = cx.data.read();
+    if let Some(apply) = &o.apply {
+        // $apply: filter (both $filter and filter()), then group and aggregate.
+        let all = d
+            .rows(&table.logical_name)
+            .map(|t| t.rows.values().collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut selected = query::select_rows(
+            &d,
+            table,
+            all.into_iter(),
+            &QueryOptions {
+                orderby: Vec::new(),
+                ..o.clone()
+            },
+            &ctx,
+        )?;
+        if let Some(f) = &apply.filter {
+            let mut kept = Vec::with_capacity(selected.len());
+            for r in selected {
+                if crate::odata::filter::eval_with(f, r.values.as_value(), &ctx)
+                    .map_err(DvError::segment)?
+                {
+                    kept.push(r);
+                }
+            }
+            selected = kept;
+        }
+        let value = query::aggregate(&selected, apply)?;
+        return Ok(odata_json(
+            StatusCode::OK,
+            json!({"@odata.context": format!("{}$metadata#{}", cx.api_base, table.entity_set), "value": value}),
+        ));
+    }
     let (rows, next, count) = query::run(&d, table, &o, page_size, &ctx)?;
     let ann = annotations(cx);
     let mut value: Vec<Value> = Vec::with_capacity(rows.len());
