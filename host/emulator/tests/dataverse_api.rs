@@ -1258,3 +1258,48 @@ async fn apply_groupby_and_aggregate() {
         assert_eq!(w.dv(&t, Method::GET, bad, None, &[]).await.0, 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn service_document_and_csdl_agree() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let (s, _, doc) = w.dv(&t, Method::GET, "", None, &[]).await;
+    assert_eq!(s, 200);
+    let sets: Vec<String> = doc["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "EntitySet")
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(sets.contains(&"accounts".to_string()) && sets.contains(&"systemusers".to_string()));
+    let resp = w
+        .http
+        .get(w.api("$metadata"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/xml")
+    );
+    let xml = resp.text().await.unwrap();
+    assert!(
+        xml.contains("Namespace=\"Microsoft.Dynamics.CRM\"") && xml.contains("Alias=\"mscrm\"")
+    );
+    for set in sets.iter().filter(|s| *s != "EntityDefinitions") {
+        assert!(
+            xml.contains(&format!("<EntitySet Name=\"{set}\"")),
+            "{set} missing from $metadata"
+        );
+    }
+    assert!(xml.contains("<PropertyRef Name=\"accountid\"/>"));
+    assert!(xml.contains("<Property Name=\"_primarycontactid_value\" Type=\"Edm.Guid\"/>"));
+    assert!(xml.contains("<NavigationProperty Name=\"primarycontactid\" Type=\"mscrm.contact\""));
+    // Every served entity set is in the CSDL, and nothing else.
+    let csdl_sets = xml.matches("<EntitySet Name=").count();
+    assert_eq!(csdl_sets, sets.len() - 1);
+}

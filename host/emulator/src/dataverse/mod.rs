@@ -5,6 +5,7 @@
 
 mod batch;
 mod bulk;
+mod csdl;
 mod definitions;
 pub mod error;
 pub mod faults;
@@ -602,6 +603,14 @@ fn dispatch(
     let schema = cx.data.read().schema.clone();
     match (method, segments) {
         (&Method::GET, []) => Ok(service_document(cx, &schema)),
+        (&Method::GET, [Segment { name, key: None }]) if name == "$metadata" => {
+            let mut resp = csdl::document(&schema).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml"),
+            );
+            Ok(resp)
+        }
         (&Method::GET, [Segment { name, key: None }]) if name == "WhoAmI" || name == "WhoAmI()" => {
             let d = cx.data.read();
             Ok(odata_json(

@@ -1,0 +1,224 @@
+//! The CSDL `$metadata` document (reference §3.1, checklist item 36),
+//! generated from the same schema the service routes with, so the two
+//! cannot disagree.
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
+
+use super::metadata::{Kind, Schema, Table};
+
+const NS: &str = "Microsoft.Dynamics.CRM";
+
+fn edm_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::String | Kind::Memo => "Edm.String",
+        Kind::Integer | Kind::Choice => "Edm.Int32",
+        Kind::BigInt => "Edm.Int64",
+        Kind::Decimal | Kind::Money => "Edm.Decimal",
+        Kind::Double => "Edm.Double",
+        Kind::Boolean => "Edm.Boolean",
+        Kind::DateTime => "Edm.DateTimeOffset",
+        Kind::Lookup | Kind::Uniqueidentifier => "Edm.Guid",
+        Kind::Other => "Edm.String",
+    }
+}
+
+type W = Writer<Vec<u8>>;
+
+fn empty(w: &mut W, name: &str, attrs: &[(&str, &str)]) {
+    let mut e = BytesStart::new(name);
+    for (k, v) in attrs {
+        e.push_attribute((*k, *v));
+    }
+    // Writing to a Vec cannot fail.
+    let _ = w.write_event(Event::Empty(e));
+}
+
+fn open(w: &mut W, name: &str, attrs: &[(&str, &str)]) {
+    let mut e = BytesStart::new(name);
+    for (k, v) in attrs {
+        e.push_attribute((*k, *v));
+    }
+    let _ = w.write_event(Event::Start(e));
+}
+
+fn close(w: &mut W, name: &str) {
+    let _ = w.write_event(Event::End(BytesEnd::new(name)));
+}
+
+fn entity_type(w: &mut W, schema: &Schema, t: &Table) {
+    open(
+        w,
+        "EntityType",
+        &[
+            ("Name", &t.logical_name),
+            ("BaseType", "mscrm.crmbaseentity"),
+        ],
+    );
+    open(w, "Key", &[]);
+    empty(w, "PropertyRef", &[("Name", &t.primary_id)]);
+    close(w, "Key");
+    for a in t.attributes.iter().filter(|a| a.kind != Kind::Other) {
+        let name = a.web_api_name();
+        let mut attrs = vec![("Name", name.as_str()), ("Type", edm_type(a.kind))];
+        if matches!(a.kind, Kind::String | Kind::Memo) {
+            attrs.push(("Unicode", "false"));
+        }
+        empty(w, "Property", &attrs);
+    }
+    for a in t.attributes.iter().filter(|a| a.kind == Kind::Lookup) {
+        for (target, nav) in &a.targets {
+            let Some(tt) = schema.table(target) else {
+                continue;
+            };
+            if nav.is_empty() {
+                continue;
+            }
+            let ty = format!("mscrm.{}", tt.logical_name);
+            open(
+                w,
+                "NavigationProperty",
+                &[("Name", nav), ("Type", &ty), ("Nullable", "false")],
+            );
+            empty(
+                w,
+                "ReferentialConstraint",
+                &[
+                    ("Property", &a.web_api_name()),
+                    ("ReferencedProperty", &tt.primary_id),
+                ],
+            );
+            close(w, "NavigationProperty");
+        }
+    }
+    for c in &t.collection_navs {
+        if schema.table(&c.other).is_some() {
+            let ty = format!("Collection(mscrm.{})", c.other);
+            empty(w, "NavigationProperty", &[("Name", &c.name), ("Type", &ty)]);
+        }
+    }
+    close(w, "EntityType");
+}
+
+/// The `$metadata` XML.
+pub fn document(schema: &Schema) -> String {
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
+    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
+    open(
+        &mut w,
+        "edmx:Edmx",
+        &[
+            ("Version", "4.0"),
+            ("xmlns:edmx", "http://docs.oasis-open.org/odata/ns/edmx"),
+        ],
+    );
+    open(&mut w, "edmx:DataServices", &[]);
+    open(
+        &mut w,
+        "Schema",
+        &[
+            ("Namespace", NS),
+            ("Alias", "mscrm"),
+            ("xmlns", "http://docs.oasis-open.org/odata/ns/edm"),
+        ],
+    );
+    empty(
+        &mut w,
+        "EntityType",
+        &[("Name", "crmbaseentity"), ("Abstract", "true")],
+    );
+    for t in &schema.tables {
+        entity_type(&mut w, schema, t);
+    }
+    open(&mut w, "ComplexType", &[("Name", "WhoAmIResponse")]);
+    for p in ["BusinessUnitId", "UserId", "OrganizationId"] {
+        empty(
+            &mut w,
+            "Property",
+            &[("Name", p), ("Type", "Edm.Guid"), ("Nullable", "false")],
+        );
+    }
+    close(&mut w, "ComplexType");
+    open(&mut w, "ComplexType", &[("Name", "CreateMultipleResponse")]);
+    empty(
+        &mut w,
+        "Property",
+        &[
+            ("Name", "Ids"),
+            ("Type", "Collection(Edm.Guid)"),
+            ("Nullable", "false"),
+        ],
+    );
+    close(&mut w, "ComplexType");
+    open(&mut w, "Function", &[("Name", "WhoAmI")]);
+    empty(
+        &mut w,
+        "ReturnType",
+        &[("Type", "mscrm.WhoAmIResponse"), ("Nullable", "false")],
+    );
+    close(&mut w, "Function");
+    for (name, returns) in [
+        ("CreateMultiple", Some("mscrm.CreateMultipleResponse")),
+        ("UpdateMultiple", None),
+        ("UpsertMultiple", None),
+    ] {
+        open(&mut w, "Action", &[("Name", name), ("IsBound", "true")]);
+        empty(
+            &mut w,
+            "Parameter",
+            &[
+                ("Name", "entityset"),
+                ("Type", "Collection(mscrm.crmbaseentity)"),
+                ("Nullable", "false"),
+            ],
+        );
+        empty(
+            &mut w,
+            "Parameter",
+            &[
+                ("Name", "Targets"),
+                ("Type", "Collection(mscrm.crmbaseentity)"),
+                ("Nullable", "false"),
+            ],
+        );
+        if let Some(r) = returns {
+            empty(&mut w, "ReturnType", &[("Type", r), ("Nullable", "false")]);
+        }
+        close(&mut w, "Action");
+    }
+    open(&mut w, "EntityContainer", &[("Name", "System")]);
+    for t in &schema.tables {
+        let ty = format!("{NS}.{}", t.logical_name);
+        open(
+            &mut w,
+            "EntitySet",
+            &[("Name", &t.entity_set), ("EntityType", &ty)],
+        );
+        for a in t.attributes.iter().filter(|a| a.kind == Kind::Lookup) {
+            for (target, nav) in &a.targets {
+                if let Some(tt) = schema.table(target).filter(|_| !nav.is_empty()) {
+                    empty(
+                        &mut w,
+                        "NavigationPropertyBinding",
+                        &[("Path", nav), ("Target", &tt.entity_set)],
+                    );
+                }
+            }
+        }
+        close(&mut w, "EntitySet");
+    }
+    empty(
+        &mut w,
+        "FunctionImport",
+        &[
+            ("Name", "WhoAmI"),
+            ("Function", "Microsoft.Dynamics.CRM.WhoAmI"),
+            ("IncludeInServiceDocument", "false"),
+        ],
+    );
+    close(&mut w, "EntityContainer");
+    close(&mut w, "Schema");
+    close(&mut w, "edmx:DataServices");
+    close(&mut w, "edmx:Edmx");
+    String::from_utf8(w.into_inner()).unwrap_or_default()
+}
