@@ -1303,3 +1303,79 @@ async fn service_document_and_csdl_agree() {
     let csdl_sets = xml.matches("<EntitySet Name=").count();
     assert_eq!(csdl_sets, sets.len() - 1);
 }
+
+#[tokio::test]
+async fn fetchxml_queries_page_and_omit_nulls() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    for (name, rev) in [
+        ("Fa", Some(10)),
+        ("Fb", Some(30)),
+        ("Fc", None),
+        ("Fd", Some(20)),
+        ("Other", Some(99)),
+    ] {
+        w.dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": name, "revenue": rev})),
+            &[],
+        )
+        .await;
+    }
+    let fetch = |xml: &str| {
+        let url = format!(
+            "{}?fetchXml={}",
+            w.api("accounts"),
+            url::form_urlencoded::byte_serialize(xml.as_bytes()).collect::<String>()
+        );
+        let (http, t) = (w.http.clone(), t.clone());
+        async move {
+            let resp = http
+                .get(url)
+                .bearer_auth(t)
+                .header("Prefer", "odata.include-annotations=\"*\"")
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let xml = r#"<fetch count="2" page="1"><entity name="account"><attribute name="name"/><attribute name="revenue"/><order attribute="name"/><filter><condition attribute="name" operator="like" value="F%"/></filter></entity></fetch>"#;
+    let (s, b) = fetch(xml).await;
+    assert_eq!(s, 200, "{b}");
+    let names: Vec<&str> = b["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Fa", "Fb"]);
+    assert_eq!(b["@Microsoft.Dynamics.CRM.morerecords"], true);
+    let cookie = b["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"]
+        .as_str()
+        .unwrap();
+    assert!(
+        cookie.to_lowercase().starts_with(
+            "<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522"
+        ),
+        "{cookie}"
+    );
+    let (_, b) = fetch(&xml.replace("page=\"1\"", "page=\"2\"")).await;
+    let page2 = b["value"].as_array().unwrap();
+    assert_eq!(page2.len(), 2);
+    // Nulls are omitted in FetchXML results.
+    let fc = page2.iter().find(|r| r["name"] == "Fc").unwrap();
+    assert!(fc.get("revenue").is_none(), "{fc}");
+    assert!(
+        b.get("@Microsoft.Dynamics.CRM.morerecords").is_none(),
+        "last page"
+    );
+    // Wrong entity, bad XML.
+    assert_eq!(
+        fetch("<fetch><entity name=\"contact\"/></fetch>").await.0,
+        400
+    );
+    assert_eq!(fetch("<fetch><entity name=").await.0, 400);
+}

@@ -9,6 +9,7 @@ mod csdl;
 mod definitions;
 pub mod error;
 pub mod faults;
+mod fetchxml;
 mod limits;
 pub mod metadata;
 mod path;
@@ -811,6 +812,14 @@ fn query_collection(
     pairs: &[(String, String)],
     raw_query: Option<&str>,
 ) -> DvResult<Response> {
+    if let Some((_, xml)) = pairs.iter().find(|(k, _)| k == "fetchXml") {
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| k.starts_with('$')) {
+            return Err(DvError::segment(format!(
+                "The query option {k} cannot be combined with fetchXml."
+            )));
+        }
+        return fetch_query(cx, table, xml);
+    }
     let o: QueryOptions = query::parse_options(table, pairs)?;
     let page_size = cx.prefer.max_page_size.map(|n| n.clamp(1, query::MAX_PAGE));
     let ctx = crate::odata::filter::EvalContext {
@@ -915,6 +924,78 @@ fn query_collection(
         odata_json(StatusCode::OK, Value::Object(body)),
         cx,
         page_size.is_some(),
+    ))
+}
+
+/// Runs a FetchXML query.
+fn fetch_query(cx: &Ctx, table: &Table, xml: &str) -> DvResult<Response> {
+    let f = fetchxml::parse(table, xml)?;
+    let ctx = crate::odata::filter::EvalContext {
+        user_id: Some(cx.caller.systemuser.to_string()),
+        now: Some(time::OffsetDateTime::now_utc()),
+    };
+    let d = cx.data.read();
+    let all = d
+        .rows(&table.logical_name)
+        .map(|t| t.rows.values().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut rows = query::select_rows(&d, table, all.into_iter(), &f.options, &ctx)?;
+    if let Some(top) = f.top {
+        rows.truncate(top);
+    }
+    let count = f.count.unwrap_or(query::MAX_PAGE).clamp(1, query::MAX_PAGE);
+    let page = f.page.unwrap_or(1).max(1);
+    let start = ((page - 1) * count).min(rows.len());
+    let end = (start + count).min(rows.len());
+    let more = end < rows.len();
+    let ann = annotations(cx);
+    let value: Vec<Value> = rows[start..end]
+        .iter()
+        .map(|r| {
+            let mut m = query::render(&d, table, r, f.attributes.as_deref(), &ann);
+            fetchxml::strip_nulls(&mut m);
+            Value::Object(m)
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Value::String(context_url(cx, table, None, false)),
+    );
+    if ann.wants("Microsoft.Dynamics.CRM.fetchxmlpagingcookie") && more {
+        let last = rows[end - 1]
+            .values
+            .get(&table.primary_id)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // The inner cookie is URL-encoded twice, as Dataverse sends it.
+        let inner = format!(
+            "<cookie page=\"{page}\"><{pk} last=\"{{{last}}}\" /></cookie>",
+            pk = table.primary_id
+        );
+        let encode = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let twice = encode(&encode(&inner));
+        body.insert(
+            "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie".into(),
+            Value::String(format!(
+                "<cookie pagenumber=\"{}\" pagingcookie=\"{twice}\" istracking=\"False\" />",
+                page + 1
+            )),
+        );
+    }
+    if ann.wants("Microsoft.Dynamics.CRM.morerecords") && more {
+        body.insert(
+            "@Microsoft.Dynamics.CRM.morerecords".into(),
+            Value::Bool(true),
+        );
+    }
+    body.insert("value".into(), Value::Array(value));
+    Ok(with_preference(
+        odata_json(StatusCode::OK, Value::Object(body)),
+        cx,
+        false,
     ))
 }
 
