@@ -1379,3 +1379,136 @@ async fn fetchxml_queries_page_and_omit_nulls() {
     );
     assert_eq!(fetch("<fetch><entity name=").await.0, 400);
 }
+
+#[tokio::test]
+async fn impersonation_and_plugin_bypass_need_privileges() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let alice = w
+        .sign_in(USER, &format!("{}/user_impersonation", w.env_url))
+        .await;
+    let at = alice["access_token"].as_str().unwrap().to_string();
+    let alice_oid = w.verify_with_jwks(&at).await["oid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A Basic User works with records but may not impersonate or bypass plug-ins.
+    let (s, _, who) = w.dv(&at, Method::GET, "WhoAmI", None, &[]).await;
+    assert_eq!(s, 200, "{who}");
+    let alice_id = who["UserId"].as_str().unwrap().to_string();
+    assert_eq!(
+        w.dv(
+            &at,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "by alice"})),
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _, e) = w
+        .dv(
+            &at,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("CallerObjectId", &alice_oid)],
+        )
+        .await;
+    assert_eq!((s, e["error"]["code"].clone()), (403, json!("0x80040220")));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvActOnBehalfOfAnotherUser")
+    );
+    let (s, _, e) = w
+        .dv(
+            &at,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "x"})),
+            &[("MSCRM.BypassCustomPluginExecution", "true")],
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvBypassCustomPlugins")
+    );
+
+    // The application user (System Administrator) impersonates Alice both ways.
+    let (s, _, who) = w
+        .dv(
+            &t,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("CallerObjectId", &alice_oid)],
+        )
+        .await;
+    assert_eq!((s, who["UserId"].clone()), (200, json!(alice_id)));
+    let (s, _, who) = w
+        .dv(
+            &t,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("MSCRMCallerID", &alice_id)],
+        )
+        .await;
+    assert_eq!((s, who["UserId"].clone()), (200, json!(alice_id)));
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::POST,
+            "accounts?$select=_createdby_value",
+            Some(json!({"name": "for alice"})),
+            &[
+                ("CallerObjectId", &alice_oid),
+                ("Prefer", "return=representation"),
+            ],
+        )
+        .await;
+    assert_eq!(b["_createdby_value"], alice_id.as_str());
+    // Impersonating a Basic User drops the bypass privilege.
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "y"})),
+            &[
+                ("MSCRMCallerID", &alice_id),
+                ("MSCRM.BypassCustomPluginExecution", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "z"})),
+            &[("MSCRM.BypassCustomPluginExecution", "true")]
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("MSCRMCallerID", "not-a-guid")],
+        )
+        .await;
+    assert_eq!(s, 400);
+}

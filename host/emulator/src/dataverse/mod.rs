@@ -357,6 +357,7 @@ fn resolve_caller(
             let uid = Uuid::new_v4();
             let bu = d.root_business_unit;
             let role = d.sysadmin_role;
+            let basic = d.basic_role;
             if let Some((user, admin)) = provision {
                 d.insert_system(
                     "systemuser",
@@ -370,16 +371,15 @@ fn resolve_caller(
                     ],
                     &[("_businessunitid_value", "businessunit", bu)],
                 );
-                if admin {
-                    d.link(
-                        "systemuserroles_association",
-                        "systemuser",
-                        "role",
-                        uid,
-                        role,
-                        true,
-                    );
-                }
+                let given = if admin { role } else { basic };
+                d.link(
+                    "systemuserroles_association",
+                    "systemuser",
+                    "role",
+                    uid,
+                    given,
+                    true,
+                );
             } else if let Some(name) = app_user {
                 d.insert_system(
                     "systemuser",
@@ -421,9 +421,8 @@ fn resolve_caller(
         )));
     }
     let d = data.read();
-    if d.linked("systemuserroles_association", "systemuser", "role", uid)
-        .is_empty()
-    {
+    let roles = d.linked("systemuserroles_association", "systemuser", "role", uid);
+    if roles.is_empty() {
         return Err(privilege_denied(format!(
             "Principal user (Id={uid}, type=8, roleCount=0) is missing prvReadAccount privilege. Assign a security role to the user."
         )));
@@ -437,7 +436,86 @@ fn resolve_caller(
     Ok(Caller {
         systemuser: uid,
         business_unit,
+        is_admin: roles.contains(&d.sysadmin_role),
     })
+}
+
+/// Applies `CallerObjectId` / `MSCRMCallerID` impersonation and checks the
+/// `MSCRM.BypassCustomPluginExecution` privilege (reference §3.2, checklist 32).
+fn effective_caller(
+    emu: &Emulator,
+    env: &Environment,
+    data: &RwLock<EnvData>,
+    caller: Caller,
+    headers: &HeaderMap,
+) -> DvResult<Caller> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+    let target = match (header("CallerObjectId"), header("MSCRMCallerID")) {
+        (None, None) => None,
+        (by_oid, by_id) => {
+            if !caller.is_admin {
+                return Err(privilege_denied(format!(
+                    "Principal user (Id={}, type=8) is missing prvActOnBehalfOfAnotherUser privilege (CannotActOnBehalfOfAnotherUser).",
+                    caller.systemuser
+                )));
+            }
+            let parse = |v: &str| {
+                Uuid::parse_str(v).map_err(|_| {
+                    DvError::bad_request(
+                        "0x80040203",
+                        format!("'{v}' is not a valid id for impersonation."),
+                    )
+                })
+            };
+            Some(match (by_oid, by_id) {
+                (Some(oid), _) => resolve_caller(
+                    emu,
+                    env,
+                    data,
+                    &json!({"scp": "user_impersonation", "oid": parse(oid)?}),
+                )?,
+                (None, Some(id)) => {
+                    let uid = parse(id)?;
+                    let d = data.read();
+                    let row = d
+                        .get("systemuser", &uid)
+                        .ok_or_else(|| DvError::not_found("systemuser", &uid))?;
+                    let oid = row
+                        .values
+                        .get("azureactivedirectoryobjectid")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                    let app = row
+                        .values
+                        .get("applicationid")
+                        .and_then(Value::as_str)
+                        .map(String::from);
+                    drop(d);
+                    let claims = match (oid, app) {
+                        (Some(o), _) => json!({"scp": "user_impersonation", "oid": o}),
+                        (None, Some(a)) => json!({"appid": a}),
+                        _ => {
+                            return Err(privilege_denied(format!(
+                                "The user {uid} cannot be impersonated."
+                            )));
+                        }
+                    };
+                    resolve_caller(emu, env, data, &claims)?
+                }
+                (None, None) => unreachable!("matched above"),
+            })
+        }
+    };
+    let effective = target.unwrap_or(caller);
+    if header("MSCRM.BypassCustomPluginExecution").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        && !effective.is_admin
+    {
+        return Err(privilege_denied(format!(
+            "Principal user (Id={}, type=8) is missing prvBypassCustomPlugins privilege (Id=148a9eaf-d0c4-4196-9852-c3a38e35f6a1).",
+            effective.systemuser
+        )));
+    }
+    Ok(effective)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -472,6 +550,7 @@ fn handle_inner(
     };
     let data = emu.dataverse.get_or_create(&env);
     let caller = resolve_caller(emu, &env, &data, &claims)?;
+    let caller = effective_caller(emu, &env, &data, caller, headers)?;
     let limits = emu.dir.read().settings.service_protection.clone();
     let admission = match emu
         .dataverse

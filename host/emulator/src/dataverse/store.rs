@@ -70,6 +70,8 @@ pub struct TableRows {
 pub struct Caller {
     pub systemuser: Uuid,
     pub business_unit: Uuid,
+    /// Holds System Administrator (impersonation, plug-in bypass).
+    pub is_admin: bool,
 }
 
 /// All data of one environment.
@@ -83,6 +85,9 @@ pub struct EnvData {
     pub organization_id: Uuid,
     pub root_business_unit: Uuid,
     pub sysadmin_role: Uuid,
+    /// A role with record access but no administrative privileges
+    /// (no impersonation, no plug-in bypass).
+    pub basic_role: Uuid,
 }
 
 /// A validated write: column values, and lookups to set (`None` clears).
@@ -102,6 +107,7 @@ impl EnvData {
             organization_id,
             root_business_unit: Uuid::new_v4(),
             sysadmin_role: Uuid::new_v4(),
+            basic_role: Uuid::new_v4(),
         };
         let bu = env.root_business_unit;
         let now = crate::clock::iso(time::OffsetDateTime::now_utc());
@@ -115,15 +121,17 @@ impl EnvData {
             ],
             &[],
         );
-        env.insert_system(
-            "role",
-            env.sysadmin_role,
-            &[
-                ("name", "System Administrator".into()),
-                ("createdon", now.into()),
-            ],
-            &[("_businessunitid_value", "businessunit", bu)],
-        );
+        for (id, name) in [
+            (env.sysadmin_role, "System Administrator"),
+            (env.basic_role, "Basic User"),
+        ] {
+            env.insert_system(
+                "role",
+                id,
+                &[("name", name.into()), ("createdon", now.clone().into())],
+                &[("_businessunitid_value", "businessunit", bu)],
+            );
+        }
         env
     }
 
