@@ -322,6 +322,71 @@ pub struct EnvironmentSeed {
     /// System Administrator role in the environment.
     #[serde(default)]
     pub app_users: Vec<String>,
+    /// Custom tables of this environment.
+    #[serde(default)]
+    pub tables: Vec<TableSeed>,
+    /// Alternate keys added to tables (standard or custom): logical name ->
+    /// list of keys, each a list of column logical names.
+    #[serde(default)]
+    pub alternate_keys: std::collections::BTreeMap<String, Vec<Vec<String>>>,
+}
+
+/// A custom table. System columns (primary key, primary name, owner,
+/// created/modified, state/status, version) are added automatically.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TableSeed {
+    /// Logical name, with a publisher prefix (`new_project`).
+    pub logical_name: String,
+    /// Entity set name; defaults to the logical name plus `s`.
+    #[serde(default)]
+    pub entity_set: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Primary name column; defaults to `<prefix>_name`.
+    #[serde(default)]
+    pub primary_name: Option<String>,
+    #[serde(default)]
+    pub columns: Vec<ColumnSeed>,
+    /// Alternate keys, each a list of column logical names.
+    #[serde(default)]
+    pub alternate_keys: Vec<Vec<String>>,
+}
+
+/// A column of a custom table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSeed {
+    pub logical_name: String,
+    /// `String`, `Memo`, `Integer`, `BigInt`, `Decimal`, `Double`, `Money`,
+    /// `Boolean`, `DateTime`, `Picklist`, `Lookup` or `Uniqueidentifier`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `None`, `Recommended`, `ApplicationRequired`.
+    #[serde(default)]
+    pub required: Option<String>,
+    #[serde(default)]
+    pub max_length: Option<u64>,
+    #[serde(default)]
+    pub min_value: Option<f64>,
+    #[serde(default)]
+    pub max_value: Option<f64>,
+    /// Choice options (Picklist).
+    #[serde(default)]
+    pub options: Vec<OptionSeed>,
+    /// Lookup targets (logical names).
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// One choice option.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OptionSeed {
+    pub value: i64,
+    pub label: String,
 }
 
 fn default_region() -> String {

@@ -168,6 +168,11 @@ pub struct Environment {
     /// Apps with an application user (System Administrator) from the seed.
     #[serde(default)]
     pub app_users: Vec<Uuid>,
+    /// Custom tables and added alternate keys (see [`crate::seed::TableSeed`]).
+    #[serde(default)]
+    pub tables: Vec<crate::seed::TableSeed>,
+    #[serde(default)]
+    pub alternate_keys: std::collections::BTreeMap<String, Vec<Vec<String>>>,
 }
 
 /// Outcome chosen for a pending device code.
@@ -460,7 +465,16 @@ impl Directory {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+            tables: seed.tables.clone(),
+            alternate_keys: seed.alternate_keys.clone(),
         };
+        // Build the schema once now, so a bad table definition fails the seed.
+        crate::dataverse::metadata::build_schema(&env.tables, &env.alternate_keys).map_err(
+            |why| SeedError::Invalid {
+                what: format!("tables of environment '{name}'"),
+                why,
+            },
+        )?;
         self.environments.push(env.clone());
         Ok(env)
     }

@@ -1512,3 +1512,177 @@ async fn impersonation_and_plugin_bypass_need_privileges() {
         .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn custom_tables_and_alternate_keys_from_the_seed() {
+    let w = World::start().await;
+    let seed: dvhost_emulator::Seed = toml::from_str(
+        r#"
+        [[environments]]
+        tenant = "contoso"
+        unique_name = "custom"
+        app_users = ["aaaaaaaa-0000-0000-0000-000000000001"]
+        alternate_keys = { account = [["accountnumber"]] }
+        [[environments.tables]]
+        logical_name = "new_project"
+        display_name = "Project"
+        alternate_keys = [["new_code"]]
+        columns = [
+          { logical_name = "new_code", type = "String", max_length = 10 },
+          { logical_name = "new_budget", type = "Money" },
+          { logical_name = "new_stage", type = "Picklist", options = [{ value = 1, label = "Plan" }, { value = 2, label = "Build" }] },
+          { logical_name = "new_accountid", type = "Lookup", targets = ["account"] },
+        ]
+        "#,
+    )
+    .unwrap();
+    w.emu.seed(seed).unwrap();
+    let base = format!("{}/custom", w.emu.base_url());
+    let (_, tok) = w
+        .client_credentials_as(
+            APP_ID,
+            &rs256(&w.cert, &claims(&w.token_url(), APP_ID)),
+            &format!("{base}/.default"),
+        )
+        .await;
+    let t = tok["access_token"].as_str().unwrap().to_string();
+    let call = |m: Method, path: &str, body: Option<Value>| {
+        let mut req = w
+            .http
+            .request(m, format!("{base}/api/data/v9.2/{path}"))
+            .bearer_auth(&t);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let s = resp.status().as_u16();
+            let h = resp.headers().clone();
+            (s, h, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, h, _) = call(
+        Method::POST,
+        "accounts",
+        Some(json!({"name": "Acme", "accountnumber": "A-1"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let account = h["odata-entityid"]
+        .to_str()
+        .unwrap()
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let (s, _, e) = call(Method::POST, "new_projects", Some(json!({"new_name": "Rocket", "new_code": "R1", "new_budget": 10, "new_stage": 2, "new_accountid@odata.bind": format!("/accounts({account})")}))).await;
+    assert_eq!(s, 204, "{e}");
+    // Retrieve, update and upsert by alternate key.
+    let (s, _, p) = call(
+        Method::GET,
+        "new_projects(new_code='R1')?$select=new_name,_new_accountid_value,new_stage",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["new_name"], "Rocket");
+    assert_eq!(p["_new_accountid_value"], account.as_str());
+    assert_eq!(
+        call(
+            Method::PATCH,
+            "new_projects(new_code='R1')",
+            Some(json!({"new_name": "Rocket 2"}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(
+            Method::PATCH,
+            "new_projects(new_code='R2')",
+            Some(json!({"new_name": "Upserted"}))
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, _, p) = call(
+        Method::GET,
+        "new_projects(new_code='R2')?$select=new_name,new_code",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (p["new_name"].clone(), p["new_code"].clone()),
+        (json!("Upserted"), json!("R2"))
+    );
+    let (s, _, e) = call(Method::GET, "new_projects(new_code='nope')", None).await;
+    assert_eq!((s, e["error"]["code"].clone()), (404, json!("0x80060891")));
+    // A duplicate key value is refused.
+    let (s, _, e) = call(
+        Method::POST,
+        "new_projects",
+        Some(json!({"new_name": "Dup", "new_code": "R1"})),
+    )
+    .await;
+    assert_eq!((s, e["error"]["code"].clone()), (412, json!("0x80060892")));
+    // Alternate key added to a standard table; undeclared keys are refused.
+    let (s, _, a) = call(
+        Method::GET,
+        "accounts(accountnumber='A-1')?$select=name",
+        None,
+    )
+    .await;
+    assert_eq!((s, a["name"].clone()), (200, json!("Acme")));
+    assert_eq!(
+        call(Method::GET, "accounts(name='Acme')", None).await.0,
+        400
+    );
+    // Validation from the column definitions, metadata and the inverse navigation.
+    assert_eq!(
+        call(
+            Method::POST,
+            "new_projects",
+            Some(json!({"new_code": "TOO-LONG-CODE"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(Method::POST, "new_projects", Some(json!({"new_stage": 9})))
+            .await
+            .0,
+        400
+    );
+    let (_, _, d) = call(Method::GET, "EntityDefinitions(LogicalName='new_project')?$select=EntitySetName,IsCustomEntity,PrimaryNameAttribute", None).await;
+    assert_eq!(
+        (
+            d["EntitySetName"].clone(),
+            d["IsCustomEntity"].clone(),
+            d["PrimaryNameAttribute"].clone()
+        ),
+        (json!("new_projects"), json!(true), json!("new_name"))
+    );
+    let (_, _, kids) = call(
+        Method::GET,
+        &format!("accounts({account})/new_project_new_accountid"),
+        None,
+    )
+    .await;
+    assert_eq!(kids["value"].as_array().unwrap().len(), 1);
+    // Bad table definitions fail the seed and change nothing.
+    let bad: dvhost_emulator::Seed = toml::from_str(
+        r#"
+        [[environments]]
+        tenant = "contoso"
+        unique_name = "broken"
+        [[environments.tables]]
+        logical_name = "nounderscore"
+        "#,
+    )
+    .unwrap();
+    assert!(w.emu.seed(bad).is_err());
+}

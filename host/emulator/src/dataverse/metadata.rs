@@ -386,6 +386,261 @@ pub fn parse_table(t: &Value) -> Table {
     }
 }
 
+fn label_of(name: &str) -> String {
+    name.split_once('_')
+        .map(|(_, n)| n)
+        .unwrap_or(name)
+        .to_string()
+}
+
+/// The compiled-metadata JSON of a custom table, so it goes through the
+/// same parser as the standard tables.
+fn custom_table_json(
+    t: &crate::seed::TableSeed,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<Value, String> {
+    use serde_json::json;
+    let ln = t.logical_name.trim();
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && n.contains('_')
+    };
+    if !valid(ln) {
+        return Err(format!(
+            "table name '{ln}' must be lowercase with a publisher prefix, like new_project"
+        ));
+    }
+    let prefix = ln.split('_').next().unwrap_or("new");
+    let primary_id = format!("{ln}id");
+    let primary_name = t
+        .primary_name
+        .clone()
+        .unwrap_or_else(|| format!("{prefix}_name"));
+    let schema_name = ln.to_string();
+    let sys = |name: &str, ty: &str, create: bool, update: bool| json!({"LogicalName": name, "SchemaName": name, "AttributeType": ty, "AttributeTypeName": format!("{ty}Type"), "DisplayName": label_of(name), "RequiredLevel": "None", "IsValidForCreate": create, "IsValidForUpdate": update, "IsValidForRead": true});
+    let lookup = |name: &str, target: &str, ty: &str, create: bool| {
+        let mut a = sys(name, ty, create, create);
+        a["Targets"] = json!([target]);
+        a["Relationships"] = json!([{"Target": target, "RelationshipSchemaName": format!("{ln}_{name}"), "ReferencingEntityNavigationPropertyName": name}]);
+        a
+    };
+    let mut attrs = vec![sys(&primary_id, "Uniqueidentifier", true, false)];
+    let mut name_attr = sys(&primary_name, "String", true, true);
+    name_attr["MaxLength"] = json!(100);
+    name_attr["RequiredLevel"] = json!("ApplicationRequired");
+    attrs.push(name_attr);
+    for c in &t.columns {
+        if !valid(&c.logical_name)
+            && !c
+                .logical_name
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            return Err(format!(
+                "column name '{}' must be lowercase letters, digits and _",
+                c.logical_name
+            ));
+        }
+        let ty = match c.kind.as_str() {
+            k @ ("String" | "Memo" | "Integer" | "BigInt" | "Decimal" | "Double" | "Money"
+            | "Boolean" | "DateTime" | "Picklist" | "Lookup" | "Uniqueidentifier") => k,
+            other => {
+                return Err(format!(
+                    "column '{}' has unsupported type '{other}'",
+                    c.logical_name
+                ));
+            }
+        };
+        let mut a = if ty == "Lookup" {
+            let target = match &c.targets[..] {
+                [one] => one.as_str(),
+                _ => {
+                    return Err(format!(
+                        "lookup column '{}' needs exactly one target",
+                        c.logical_name
+                    ));
+                }
+            };
+            if !known(target) && target != ln {
+                return Err(format!(
+                    "lookup column '{}' targets unknown table '{target}'",
+                    c.logical_name
+                ));
+            }
+            lookup(&c.logical_name, target, "Lookup", true)
+        } else {
+            sys(&c.logical_name, ty, true, true)
+        };
+        a["DisplayName"] = json!(
+            c.display_name
+                .clone()
+                .unwrap_or_else(|| label_of(&c.logical_name))
+        );
+        if let Some(r) = &c.required {
+            a["RequiredLevel"] = json!(r);
+        }
+        if matches!(ty, "String" | "Memo") {
+            a["MaxLength"] = json!(
+                c.max_length
+                    .unwrap_or(if ty == "Memo" { 2000 } else { 100 })
+            );
+        }
+        if let Some(v) = c.min_value {
+            a["MinValue"] = json!(v);
+        }
+        if let Some(v) = c.max_value {
+            a["MaxValue"] = json!(v);
+        }
+        if ty == "Picklist" {
+            if c.options.is_empty() {
+                return Err(format!("choice column '{}' needs options", c.logical_name));
+            }
+            a["Options"] = json!(
+                c.options
+                    .iter()
+                    .map(|o| json!({"Value": o.value, "Label": o.label}))
+                    .collect::<Vec<_>>()
+            );
+        }
+        if ty == "Boolean" {
+            a["DefaultValue"] = json!(false);
+            a["OptionSet"] = json!({"TrueOption": {"Value": 1, "Label": "Yes"}, "FalseOption": {"Value": 0, "Label": "No"}});
+        }
+        attrs.push(a);
+    }
+    attrs.push(lookup("ownerid", "systemuser", "Owner", true));
+    attrs.push(lookup(
+        "owningbusinessunit",
+        "businessunit",
+        "Lookup",
+        false,
+    ));
+    attrs.push(lookup("createdby", "systemuser", "Lookup", false));
+    attrs.push(lookup("modifiedby", "systemuser", "Lookup", false));
+    attrs.push(sys("createdon", "DateTime", false, false));
+    attrs.push(sys("modifiedon", "DateTime", false, false));
+    let mut state = sys("statecode", "State", false, true);
+    state["Options"] = json!([{"Value": 0, "Label": "Active", "DefaultStatus": 1}, {"Value": 1, "Label": "Inactive", "DefaultStatus": 2}]);
+    let mut status = sys("statuscode", "Status", true, true);
+    status["Options"] = json!([{"Value": 1, "Label": "Active", "State": 0}, {"Value": 2, "Label": "Inactive", "State": 1}]);
+    attrs.extend([state, status, sys("versionnumber", "BigInt", false, false)]);
+    let names: Vec<&str> = attrs
+        .iter()
+        .filter_map(|a| a["LogicalName"].as_str())
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(format!("column '{n}' is defined twice in '{ln}'"));
+        }
+    }
+    for key in &t.alternate_keys {
+        if let Some(missing) = key.iter().find(|k| !names.contains(&k.as_str())) {
+            return Err(format!(
+                "alternate key column '{missing}' is not a column of '{ln}'"
+            ));
+        }
+    }
+    let set = t.entity_set.clone().unwrap_or_else(|| format!("{ln}s"));
+    Ok(json!({
+        "LogicalName": ln, "SchemaName": schema_name, "EntitySetName": set, "LogicalCollectionName": set, "CollectionSchemaName": set,
+        "ObjectTypeCode": 10000, "PrimaryIdAttribute": primary_id, "PrimaryNameAttribute": primary_name,
+        "DisplayName": t.display_name.clone().unwrap_or_else(|| label_of(ln)), "DisplayCollectionName": t.display_name.clone().unwrap_or_else(|| label_of(ln)),
+        "OwnershipType": "UserOwned", "TableType": "Standard", "IsCustomEntity": true, "IsIntersect": false,
+        "AlternateKeys": t.alternate_keys.iter().map(|k| json!({"KeyAttributes": k})).collect::<Vec<_>>(),
+        "Attributes": attrs,
+    }))
+}
+
+/// An environment's schema: the standard tables, its custom tables (with a
+/// collection-valued navigation property on each lookup's target) and its
+/// extra alternate keys.
+pub fn build_schema(
+    custom: &[crate::seed::TableSeed],
+    keys: &std::collections::BTreeMap<String, Vec<Vec<String>>>,
+) -> Result<Schema, String> {
+    let mut tables: Vec<Table> = Schema::standard()
+        .tables
+        .iter()
+        .map(|t| (**t).clone())
+        .collect();
+    let standard: Vec<String> = tables.iter().map(|t| t.logical_name.clone()).collect();
+    let custom_names: Vec<String> = custom.iter().map(|t| t.logical_name.clone()).collect();
+    let known = |n: &str| standard.iter().chain(custom_names.iter()).any(|k| k == n);
+    for t in custom {
+        if standard.contains(&t.logical_name)
+            || custom_names
+                .iter()
+                .filter(|n| **n == t.logical_name)
+                .count()
+                > 1
+        {
+            return Err(format!("table '{}' is defined twice", t.logical_name));
+        }
+        tables.push(parse_table(&custom_table_json(t, &known)?));
+    }
+    let sets: Vec<&String> = tables.iter().map(|t| &t.entity_set).collect();
+    if let Some((i, _)) = sets
+        .iter()
+        .enumerate()
+        .find(|(i, s)| sets[..*i].contains(s))
+    {
+        return Err(format!("entity set '{}' is used twice", sets[i]));
+    }
+    // Inverse navigation: the target of a custom lookup lists the rows pointing at it.
+    let mut inverse = Vec::new();
+    for t in tables
+        .iter()
+        .filter(|t| custom_names.contains(&t.logical_name))
+    {
+        for a in t
+            .attributes
+            .iter()
+            .filter(|a| a.kind == Kind::Lookup && a.raw.get("Relationships").is_some())
+        {
+            if matches!(
+                a.logical_name.as_str(),
+                "ownerid" | "owningbusinessunit" | "createdby" | "modifiedby"
+            ) {
+                continue;
+            }
+            for (target, _) in &a.targets {
+                let rel = format!("{}_{}", t.logical_name, a.logical_name);
+                inverse.push((
+                    target.clone(),
+                    CollectionNav {
+                        name: rel.clone(),
+                        other: t.logical_name.clone(),
+                        referencing_attribute: Some(a.logical_name.clone()),
+                        relationship: rel,
+                    },
+                ));
+            }
+        }
+    }
+    for (target, nav) in inverse {
+        if let Some(t) = tables.iter_mut().find(|t| t.logical_name == target) {
+            t.collection_navs.push(nav);
+        }
+    }
+    for (table, list) in keys {
+        let t = tables
+            .iter_mut()
+            .find(|t| &t.logical_name == table)
+            .ok_or_else(|| format!("alternate keys for unknown table '{table}'"))?;
+        for key in list {
+            if let Some(missing) = key.iter().find(|k| t.attribute(k).is_none()) {
+                return Err(format!(
+                    "alternate key column '{missing}' is not a column of '{table}'"
+                ));
+            }
+            t.alternate_keys.push(key.clone());
+        }
+    }
+    Ok(Schema::new(tables))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,7 +276,11 @@ impl Environments {
             .lock()
             .entry(env.id)
             .or_insert_with(|| {
-                let schema = Arc::new(Schema::standard().clone());
+                // Validated when the environment was seeded.
+                let schema = Arc::new(
+                    metadata::build_schema(&env.tables, &env.alternate_keys)
+                        .unwrap_or_else(|_| Schema::standard().clone()),
+                );
                 Arc::new(RwLock::new(EnvData::new(schema, env.id, &env.unique_name)))
             })
             .clone()

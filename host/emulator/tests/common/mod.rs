@@ -455,6 +455,8 @@ pub fn env(tenant: &str, name: &str, users: Vec<String>) -> EnvironmentSeed {
         users,
         admins: vec![],
         app_users: vec![],
+        tables: vec![],
+        alternate_keys: Default::default(),
     }
 }
 
