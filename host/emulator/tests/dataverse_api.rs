@@ -1628,6 +1628,44 @@ async fn custom_tables_and_alternate_keys_from_the_seed() {
     )
     .await;
     assert_eq!((s, e["error"]["code"].clone()), (412, json!("0x80060892")));
+    // Filters on the key use the index and still honour the other conditions.
+    let (_, _, l) = call(
+        Method::GET,
+        "new_projects?$select=new_name&$filter=new_code eq 'r1'",
+        None,
+    )
+    .await;
+    assert_eq!(l["value"][0]["new_name"], "Rocket 2");
+    let (_, _, l) = call(
+        Method::GET,
+        "new_projects?$select=new_name&$filter=new_code eq 'R1' and new_stage eq 1",
+        None,
+    )
+    .await;
+    assert_eq!(l["value"].as_array().unwrap().len(), 0);
+    // After a key change the old value no longer finds the row.
+    assert_eq!(
+        call(
+            Method::PATCH,
+            "new_projects(new_code='R2')",
+            Some(json!({"new_code": "R3"}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(Method::GET, "new_projects(new_code='R2')", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        call(Method::GET, "new_projects(new_code='r3')", None)
+            .await
+            .0,
+        200
+    );
     // Alternate key added to a standard table; undeclared keys are refused.
     let (s, _, a) = call(
         Method::GET,

@@ -632,15 +632,12 @@ pub fn run<'d>(
     let Some(rows) = env.rows(&table.logical_name) else {
         return Ok((Vec::new(), None, 0));
     };
-    // `<primary key> eq <guid>` (alone or in an `and`) reads one row, no scan.
-    let candidates: Box<dyn Iterator<Item = &Row>> = match o
-        .filter
-        .as_ref()
-        .and_then(|f| key_lookup(f, &table.primary_id))
-    {
-        Some(id) => Box::new(rows.rows.get(&id).into_iter()),
-        None => Box::new(rows.rows.values()),
-    };
+    // Equality on the primary key or an alternate key reads at most one row.
+    let candidates: Box<dyn Iterator<Item = &Row>> =
+        match o.filter.as_ref().and_then(|f| key_lookup(env, table, f)) {
+            Some(id) => Box::new(id.and_then(|id| rows.rows.get(&id)).into_iter()),
+            None => Box::new(rows.rows.values()),
+        };
     let mut matched = select_rows(env, table, candidates, o, ctx)?;
     let total = matched.len();
     // `$top` is ignored when a page size is requested (reference §3.8).
@@ -656,27 +653,69 @@ pub fn run<'d>(
     Ok((matched[start..end].to_vec(), next, total.min(MAX_PAGE)))
 }
 
-/// The id a filter pins the primary key to, if it does.
-fn key_lookup(e: &Expr, primary_id: &str) -> Option<uuid::Uuid> {
-    use filter::{CmpOp, Literal};
+/// `column eq literal` conjuncts of a filter (top level or under `and`).
+fn equalities<'e>(e: &'e Expr, out: &mut Vec<(&'e str, &'e filter::Literal)>) {
+    use filter::CmpOp;
     match e {
-        Expr::And(a, b) => key_lookup(a, primary_id).or_else(|| key_lookup(b, primary_id)),
-        Expr::Cmp(CmpOp::Eq, a, b) => {
-            let (prop, lit) = match (&**a, &**b) {
-                (Expr::Property(p), Expr::Lit(l)) | (Expr::Lit(l), Expr::Property(p)) => (p, l),
-                _ => return None,
-            };
-            if prop != primary_id {
-                return None;
-            }
-            match lit {
-                Literal::Guid(g) => Some(*g),
-                Literal::String(s) => uuid::Uuid::parse_str(s).ok(),
-                _ => None,
-            }
+        Expr::And(a, b) => {
+            equalities(a, out);
+            equalities(b, out);
         }
-        _ => None,
+        Expr::Cmp(CmpOp::Eq, a, b) => match (&**a, &**b) {
+            (Expr::Property(p), Expr::Lit(l)) | (Expr::Lit(l), Expr::Property(p)) => {
+                out.push((p, l))
+            }
+            _ => {}
+        },
+        _ => {}
     }
+}
+
+/// Rows a filter pins through the primary key or an alternate key, read
+/// from the B-tree or the key index instead of a scan. `None` = scan.
+fn key_lookup(env: &EnvData, table: &Table, e: &Expr) -> Option<Option<uuid::Uuid>> {
+    use filter::Literal;
+    let mut eqs = Vec::new();
+    equalities(e, &mut eqs);
+    let json = |l: &Literal| match l {
+        Literal::String(s) | Literal::DateTime(s) => Some(Value::String(s.clone())),
+        Literal::Guid(g) => Some(Value::String(g.to_string())),
+        Literal::Number(n) => serde_json::Number::from_f64(*n).map(Value::Number),
+        Literal::Bool(b) => Some(Value::Bool(*b)),
+        _ => None,
+    };
+    if let Some((_, l)) = eqs.iter().find(|(p, _)| *p == table.primary_id) {
+        let id = match l {
+            Literal::Guid(g) => Some(*g),
+            Literal::String(s) => uuid::Uuid::parse_str(s).ok(),
+            _ => None,
+        };
+        return Some(id.filter(|id| env.get(&table.logical_name, id).is_some()));
+    }
+    for key in &table.alternate_keys {
+        let cols: Vec<String> = key
+            .iter()
+            .map(|c| {
+                table
+                    .attribute(c)
+                    .map(|a| a.web_api_name())
+                    .unwrap_or_else(|| c.clone())
+            })
+            .collect();
+        let probe: Option<Vec<(String, Value)>> = cols
+            .iter()
+            .map(|c| {
+                eqs.iter()
+                    .find(|(p, _)| p == c)
+                    .and_then(|(_, l)| json(l))
+                    .map(|v| (c.clone(), v))
+            })
+            .collect();
+        if let Some(probe) = probe {
+            return Some(env.find_by_key(table, &probe));
+        }
+    }
+    None
 }
 
 fn formatted_number(n: f64, decimals: usize) -> String {
