@@ -1296,6 +1296,17 @@ fn truthy(expr: &Expr, env: &Env, scope: Option<&Scope>) -> Result<bool, String>
     }
 }
 
+/// A boolean expression's value: `Some(bool)`, or `None` for unknown.
+fn tri(expr: &Expr, env: &Env, scope: Option<&Scope>) -> Result<Option<bool>, String> {
+    match eval_value(expr, env, scope)? {
+        Value::Bool(b) => Ok(Some(b)),
+        Value::Null => Ok(None),
+        other => Err(format!(
+            "The expression does not yield a boolean (got {other})."
+        )),
+    }
+}
+
 fn literal_json(l: &Literal) -> Value {
     match l {
         Literal::Null => Value::Null,
@@ -1371,13 +1382,29 @@ fn eval_value(expr: &Expr, env: &Env, scope: Option<&Scope>) -> Result<Value, St
     match expr {
         Expr::Lit(l) => Ok(literal_json(l)),
         Expr::Property(p) => Ok(lookup(env, scope, p)),
-        Expr::Not(e) => Ok(Value::Bool(!truthy(e, env, scope)?)),
-        Expr::And(a, b) => Ok(Value::Bool(
-            truthy(a, env, scope)? && truthy(b, env, scope)?,
-        )),
-        Expr::Or(a, b) => Ok(Value::Bool(
-            truthy(a, env, scope)? || truthy(b, env, scope)?,
-        )),
+        // SQL's three-valued logic: a comparison with a null column is
+        // unknown (JSON null); `not` keeps it unknown; `and`/`or` follow
+        // Kleene's tables; only `true` selects a row.
+        Expr::Not(e) => Ok(match tri(e, env, scope)? {
+            Some(b) => Value::Bool(!b),
+            None => Value::Null,
+        }),
+        Expr::And(a, b) => Ok(match tri(a, env, scope)? {
+            Some(false) => Value::Bool(false),
+            left => match (left, tri(b, env, scope)?) {
+                (_, Some(false)) => Value::Bool(false),
+                (Some(true), Some(true)) => Value::Bool(true),
+                _ => Value::Null,
+            },
+        }),
+        Expr::Or(a, b) => Ok(match tri(a, env, scope)? {
+            Some(true) => Value::Bool(true),
+            left => match (left, tri(b, env, scope)?) {
+                (_, Some(true)) => Value::Bool(true),
+                (Some(false), Some(false)) => Value::Bool(false),
+                _ => Value::Null,
+            },
+        }),
         Expr::Cmp(op, a, b) => eval_cmp(*op, a, b, env, scope),
         Expr::Lambda {
             path,
@@ -1397,6 +1424,14 @@ fn eval_cmp(
     scope: Option<&Scope>,
 ) -> Result<Value, String> {
     let (x, y) = (eval_value(a, env, scope)?, eval_value(b, env, scope)?);
+    let null_literal = |e: &Expr| matches!(e, Expr::Lit(Literal::Null));
+    if x.is_null() || y.is_null() {
+        // `eq null` / `ne null` test for null; any other comparison with a
+        // null value is unknown.
+        if !(null_literal(a) || null_literal(b)) || !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            return Ok(Value::Null);
+        }
+    }
     let ord = compare(&x, &y);
     use Ordering::*;
     Ok(Value::Bool(match op {
@@ -1451,6 +1486,18 @@ fn eval_call(
 ) -> Result<Value, String> {
     if name.starts_with(CRM) {
         let f = query_fn(name, args)?;
+        // Conditions on a null column are unknown, except the null tests.
+        let prop = match f {
+            QueryFn::In { prop, .. }
+            | QueryFn::Between { prop, .. }
+            | QueryFn::UserId { prop, .. }
+            | QueryFn::Relative { prop, .. }
+            | QueryFn::On { prop, .. } => Some(prop),
+            _ => None,
+        };
+        if prop.is_some_and(|p| lookup(env, scope, p).is_null()) {
+            return Ok(Value::Null);
+        }
         return Ok(Value::Bool(eval_query_fn(name, &f, env, scope)?));
     }
     let lower = name.to_ascii_lowercase();
@@ -1462,7 +1509,7 @@ fn eval_call(
                 as_text(&eval_value(b, env, scope)?),
             );
             let (Some(hay), Some(needle)) = (hay, needle) else {
-                return Ok(Value::Bool(false));
+                return Ok(Value::Null);
             };
             Value::Bool(match lower.as_str() {
                 "contains" => hay.contains(&needle),
