@@ -1724,3 +1724,45 @@ async fn custom_tables_and_alternate_keys_from_the_seed() {
     .unwrap();
     assert!(w.emu.seed(bad).is_err());
 }
+
+#[tokio::test]
+async fn error_details_only_with_annotations() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let missing = uuid::Uuid::new_v4();
+    let (_, _, plain) = w
+        .dv(&t, Method::GET, &format!("accounts({missing})"), None, &[])
+        .await;
+    assert_eq!(
+        plain["error"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["code", "message"],
+        "no innererror, no annotations"
+    );
+    let (s, _, rich) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({missing})"),
+            None,
+            &[("Prefer", "odata.include-annotations=\"*\"")],
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(rich["error"]["code"], "0x80040217");
+    assert!(
+        rich["error"]["@Microsoft.PowerApps.CDS.HelpLink"]
+            .as_str()
+            .unwrap()
+            .contains("80040217")
+    );
+    assert!(
+        rich["error"]
+            .get("@Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus")
+            .is_some()
+    );
+    assert!(rich["error"].get("innererror").is_none());
+}

@@ -232,6 +232,9 @@ async fn handle(
             resp
         }
     };
+    if resp.status().as_u16() >= 400 {
+        resp = annotate_error(resp, &Prefer::parse(&headers)).await;
+    }
     if drop_after {
         resp.extensions_mut().insert(DropConnection);
     }
@@ -242,6 +245,62 @@ async fn handle(
     }
     h.insert("x-ms-dop-hint", HeaderValue::from_static("4"));
     resp
+}
+
+/// With `Prefer: odata.include-annotations`, error bodies gain the
+/// `@Microsoft.PowerApps.CDS.*` members Dataverse adds (reference §5.1);
+/// without it they stay `{"error":{"code","message"}}`.
+async fn annotate_error(resp: Response, prefer: &Prefer) -> Response {
+    let ann = Annotations::parse(prefer.annotations.as_deref());
+    if !ann.any() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    if let Some(err) = v.get_mut("error").and_then(Value::as_object_mut) {
+        let code = err
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim_start_matches("0x")
+            .to_string();
+        let message = err.get("message").cloned().unwrap_or(Value::Null);
+        let extra = [
+            (
+                "Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus",
+                Value::from("0"),
+            ),
+            (
+                "Microsoft.PowerApps.CDS.ErrorDetails.SubErrorCode",
+                Value::from(
+                    i64::from_str_radix(&code, 16)
+                        .map(|c| c as i32)
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            ),
+            (
+                "Microsoft.PowerApps.CDS.HelpLink",
+                Value::from(format!(
+                    "http://go.microsoft.com/fwlink/?LinkID=398563&error=Microsoft.Crm.CrmException%3a{code}&client=platform"
+                )),
+            ),
+            ("Microsoft.PowerApps.CDS.TraceText", Value::from("")),
+            ("Microsoft.PowerApps.CDS.InnerError.Message", message),
+        ];
+        for (name, value) in extra {
+            if ann.wants(name) {
+                err.insert(format!("@{name}"), value);
+            }
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(v.to_string()))
 }
 
 /// A 429 with `Retry-After` and the service-protection error body.
