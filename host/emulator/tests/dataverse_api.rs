@@ -1766,3 +1766,91 @@ async fn error_details_only_with_annotations() {
     );
     assert!(rich["error"].get("innererror").is_none());
 }
+
+#[tokio::test]
+async fn ordered_queries_follow_writes() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let mut ids = Vec::new();
+    for (name, rev) in [("x", 3), ("y", 1), ("z", 2)] {
+        let (_, h, _) = w
+            .dv(
+                &t,
+                Method::POST,
+                "accounts",
+                Some(json!({"name": name, "revenue": rev})),
+                &[],
+            )
+            .await;
+        ids.push(
+            h["odata-entityid"]
+                .to_str()
+                .unwrap()
+                .rsplit('(')
+                .next()
+                .unwrap()
+                .trim_end_matches(')')
+                .to_string(),
+        );
+    }
+    let names = |v: &Value| {
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let q = "accounts?$select=name&$orderby=revenue desc";
+    assert_eq!(
+        names(&w.dv(&t, Method::GET, q, None, &[]).await.2),
+        ["x", "z", "y"]
+    );
+    // A write changes the order the next query sees; so do creates and deletes.
+    w.dv(
+        &t,
+        Method::PATCH,
+        &format!("accounts({})", ids[1]),
+        Some(json!({"revenue": 10})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        names(&w.dv(&t, Method::GET, q, None, &[]).await.2),
+        ["y", "x", "z"]
+    );
+    w.dv(
+        &t,
+        Method::POST,
+        "accounts",
+        Some(json!({"name": "w", "revenue": 5})),
+        &[],
+    )
+    .await;
+    w.dv(
+        &t,
+        Method::DELETE,
+        &format!("accounts({})", ids[0]),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        names(&w.dv(&t, Method::GET, q, None, &[]).await.2),
+        ["y", "w", "z"]
+    );
+    // $count counts every match even when the page stops early.
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            "accounts?$select=name&$orderby=revenue&$count=true",
+            None,
+            &[("Prefer", "odata.maxpagesize=1")],
+        )
+        .await;
+    assert_eq!(
+        (b["@odata.count"].clone(), names(&b)),
+        (json!(3), vec!["z".to_string()])
+    );
+}

@@ -46,13 +46,25 @@ fn primary_id(table: &Table, t: &Map<String, Value>) -> Option<Uuid> {
         .and_then(|s| Uuid::parse_str(s).ok())
 }
 
-/// Runs `f` on a copy of the table's data and keeps it only if all succeeded.
-fn atomically<T>(cx: &Ctx, f: impl FnOnce(&mut EnvData) -> DvResult<T>) -> DvResult<T> {
+/// Runs the targets; on the first failure every row written is put back.
+/// (An undo log rather than a copy of the table keeps a batch's cost
+/// proportional to its own size.)
+fn atomically<T>(
+    cx: &Ctx,
+    table: &Table,
+    f: impl FnOnce(&mut EnvData, &mut Vec<(Uuid, Option<super::store::Row>)>) -> DvResult<T>,
+) -> DvResult<T> {
     let mut d = cx.data.write();
-    let mut work = d.clone();
-    let out = f(&mut work)?;
-    *d = work;
-    Ok(out)
+    let mut undo = Vec::new();
+    match f(&mut d, &mut undo) {
+        Ok(out) => Ok(out),
+        Err(e) => {
+            for (id, row) in undo.into_iter().rev() {
+                d.restore(table, id, row);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// `POST <set>/Microsoft.Dynamics.CRM.<Message>`.
@@ -65,10 +77,14 @@ pub(super) fn handle(
     match message {
         "CreateMultiple" => {
             let targets = targets(table, body)?;
-            let ids = atomically(cx, |d| {
+            let ids = atomically(cx, table, |d, undo| {
                 targets
                     .iter()
-                    .map(|t| d.create(table, t, None, cx.caller))
+                    .map(|t| {
+                        let id = d.create(table, t, None, cx.caller)?;
+                        undo.push((id, None));
+                        Ok(id)
+                    })
                     .collect::<DvResult<Vec<_>>>()
             })?;
             Ok(super::odata_json(
@@ -78,11 +94,12 @@ pub(super) fn handle(
         }
         "UpdateMultiple" => {
             let targets = targets(table, body)?;
-            atomically(cx, |d| {
+            atomically(cx, table, |d, undo| {
                 for (i, t) in targets.iter().enumerate() {
                     let id = primary_id(table, t).ok_or_else(|| {
                         DvError::payload(format!("Target {i} has no {}.", table.primary_id))
                     })?;
+                    undo.push((id, d.snapshot(table, id)));
                     d.update(table, id, t, cx.caller)?;
                 }
                 Ok(())
@@ -91,7 +108,7 @@ pub(super) fn handle(
         }
         "UpsertMultiple" => {
             let targets = targets(table, body)?;
-            atomically(cx, |d| {
+            atomically(cx, table, |d, undo| {
                 for (i, t) in targets.iter().enumerate() {
                     let key = match (
                         t.get("@odata.id").and_then(Value::as_str),
@@ -112,7 +129,10 @@ pub(super) fn handle(
                         }
                     };
                     match locate(d, table, &key)? {
-                        Some(id) => d.update(table, id, t, cx.caller)?,
+                        Some(id) => {
+                            undo.push((id, d.snapshot(table, id)));
+                            d.update(table, id, t, cx.caller)?;
+                        }
                         None => {
                             let mut values = t.clone();
                             let id = match &key {
@@ -124,7 +144,8 @@ pub(super) fn handle(
                                     None
                                 }
                             };
-                            d.create(table, &values, id, cx.caller)?;
+                            let id = d.create(table, &values, id, cx.caller)?;
+                            undo.push((id, None));
                         }
                     }
                 }

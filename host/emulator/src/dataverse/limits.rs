@@ -15,6 +15,9 @@ use crate::seed::ServiceProtection;
 struct Window {
     /// Start time and execution time of each request in the window.
     requests: VecDeque<(Instant, Duration)>,
+    /// Sum of the execution times in `requests`, kept up to date so that
+    /// admitting a request does not re-add the whole window.
+    used: Duration,
     active: u64,
 }
 
@@ -131,7 +134,7 @@ impl Tracker {
                 retry_after_secs: retry_after(w),
             });
         }
-        let used: Duration = w.requests.iter().map(|(_, d)| *d).sum();
+        let used = w.used;
         let budget = Duration::from_millis(limits.execution_ms);
         if used >= budget {
             return Err(Throttled {

@@ -573,6 +573,30 @@ fn decode_skiptoken(token: &str) -> Option<usize> {
     rest.parse().ok()
 }
 
+/// `$orderby` order of two rows; nulls sort first ascending, as in SQL Server.
+fn order_rows(a: &Row, b: &Row, orderby: &[(String, bool)]) -> std::cmp::Ordering {
+    for (col, desc) in orderby {
+        let ord = order_values(
+            a.values.get(col).unwrap_or(&Value::Null),
+            b.values.get(col).unwrap_or(&Value::Null),
+        );
+        let ord = if *desc { ord.reverse() } else { ord };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+pub(super) fn order_values(x: &Value, y: &Value) -> std::cmp::Ordering {
+    match (x.is_null(), y.is_null()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => filter::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
 /// Filters and orders rows (of `table`) by the query options.
 pub fn select_rows<'d>(
     env: &'d EnvData,
@@ -596,26 +620,7 @@ pub fn select_rows<'d>(
         }
     }
     if !o.orderby.is_empty() {
-        matched.sort_by(|a, b| {
-            for (col, desc) in &o.orderby {
-                let (x, y) = (
-                    a.values.get(col).unwrap_or(&Value::Null),
-                    b.values.get(col).unwrap_or(&Value::Null),
-                );
-                // Nulls sort first ascending, as in SQL Server.
-                let ord = match (x.is_null(), y.is_null()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Less,
-                    (false, true) => std::cmp::Ordering::Greater,
-                    _ => filter::compare(x, y).unwrap_or(std::cmp::Ordering::Equal),
-                };
-                let ord = if *desc { ord.reverse() } else { ord };
-                if ord != std::cmp::Ordering::Equal {
-                    return ord;
-                }
-            }
-            std::cmp::Ordering::Equal
-        });
+        matched.sort_by(|a, b| order_rows(a, b, &o.orderby));
     }
     Ok(matched)
 }
@@ -632,25 +637,54 @@ pub fn run<'d>(
     let Some(rows) = env.rows(&table.logical_name) else {
         return Ok((Vec::new(), None, 0));
     };
-    // Equality on the primary key or an alternate key reads at most one row.
-    let candidates: Box<dyn Iterator<Item = &Row>> =
-        match o.filter.as_ref().and_then(|f| key_lookup(env, table, f)) {
-            Some(id) => Box::new(id.and_then(|id| rows.rows.get(&id)).into_iter()),
-            None => Box::new(rows.rows.values()),
-        };
-    let mut matched = select_rows(env, table, candidates, o, ctx)?;
-    let total = matched.len();
     // `$top` is ignored when a page size is requested (reference §3.8).
-    if page_size.is_none()
-        && let Some(top) = o.top
-    {
-        matched.truncate(top);
-    }
+    let cap = match (page_size, o.top) {
+        (None, Some(top)) => top,
+        _ => usize::MAX,
+    };
     let size = page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let start = o.skiptoken.unwrap_or(0).min(matched.len());
+    let start = o.skiptoken.unwrap_or(0);
+    // Rows are read in result order and the scan stops as soon as the page
+    // (plus one row, to know whether a next page exists) and, with $count,
+    // the 5000 rows $count can report, are known.
+    let wanted = cap
+        .min(start.saturating_add(size).saturating_add(1))
+        .max(if o.count { MAX_PAGE } else { 0 });
+    let keyed = o.filter.as_ref().and_then(|f| key_lookup(env, table, f));
+    let order;
+    // Equality on the primary key or an alternate key reads at most one row;
+    // `$orderby` walks a cached order index; otherwise primary-key order.
+    let candidates: Box<dyn Iterator<Item = &Row>> = match (keyed, o.orderby.is_empty()) {
+        (Some(id), _) => Box::new(id.and_then(|id| rows.rows.get(&id)).into_iter()),
+        (None, false) => {
+            order = env.ordered(table, &o.orderby);
+            Box::new(order.iter().filter_map(|id| rows.rows.get(id)))
+        }
+        (None, true) => Box::new(rows.rows.values()),
+    };
+    let mut matched: Vec<&Row> = Vec::new();
+    for row in candidates {
+        let keep = match &o.filter {
+            Some(f) if o.filter_navs.is_empty() => {
+                filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::segment)?
+            }
+            Some(f) => filter::eval_with(f, &with_navigation(env, table, row, &o.filter_navs), ctx)
+                .map_err(DvError::segment)?,
+            None => true,
+        };
+        if keep {
+            matched.push(row);
+            if matched.len() >= wanted {
+                break;
+            }
+        }
+    }
+    let count = matched.len().min(MAX_PAGE);
+    matched.truncate(cap);
+    let start = start.min(matched.len());
     let end = (start + size).min(matched.len());
     let next = (end < matched.len()).then_some(end);
-    Ok((matched[start..end].to_vec(), next, total.min(MAX_PAGE)))
+    Ok((matched[start..end].to_vec(), next, count))
 }
 
 /// `column eq literal` conjuncts of a filter (top level or under `and`).

@@ -66,7 +66,15 @@ pub struct TableRows {
     /// Alternate-key index: canonical key values -> row, and the reverse.
     index: HashMap<String, Uuid>,
     row_keys: HashMap<Uuid, Vec<String>>,
+    /// Changes whenever a row changes (from a process-wide counter, so a
+    /// rolled-back copy never reuses a version).
+    pub version: u64,
 }
+
+/// A table and an `$orderby` list.
+type OrderKey = (String, Vec<(String, bool)>);
+
+static TABLE_VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The canonical index entry of key number `n` for these values (`None`
 /// when a key column is null: such rows are not indexed).
@@ -100,6 +108,7 @@ fn key_columns(table: &Table, key: &[String]) -> Vec<String> {
 impl TableRows {
     /// Brings the alternate-key index up to date for one row.
     fn reindex(&mut self, table: &Table, id: Uuid) {
+        self.version = TABLE_VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if table.alternate_keys.is_empty() {
             return;
         }
@@ -144,6 +153,8 @@ pub struct EnvData {
     pub organization_id: Uuid,
     pub root_business_unit: Uuid,
     pub sysadmin_role: Uuid,
+    /// `$orderby` indexes: (table, order) -> (table version, ids in order).
+    order_cache: Arc<parking_lot::Mutex<HashMap<OrderKey, (u64, Arc<Vec<Uuid>>)>>>,
     /// A role with record access but no administrative privileges
     /// (no impersonation, no plug-in bypass).
     pub basic_role: Uuid,
@@ -167,6 +178,7 @@ impl EnvData {
             root_business_unit: Uuid::new_v4(),
             sysadmin_role: Uuid::new_v4(),
             basic_role: Uuid::new_v4(),
+            order_cache: Default::default(),
         };
         let bu = env.root_business_unit;
         let now = crate::clock::iso(time::OffsetDateTime::now_utc());
@@ -515,6 +527,71 @@ impl EnvData {
         if let Some(t) = self.tables.get_mut(&table.logical_name) {
             t.reindex(table, id);
         }
+    }
+
+    /// Row ids of a table in `$orderby` order (ties by primary key), built
+    /// once per table version: an index that paging queries walk instead of
+    /// sorting the table on every page.
+    pub fn ordered(&self, table: &Table, orderby: &[(String, bool)]) -> Arc<Vec<Uuid>> {
+        let Some(rows) = self.tables.get(&table.logical_name) else {
+            return Arc::default();
+        };
+        let key = (table.logical_name.clone(), orderby.to_vec());
+        if let Some((v, ids)) = self.order_cache.lock().get(&key)
+            && *v == rows.version
+        {
+            return ids.clone();
+        }
+        // Sort keys are read once per row, not once per comparison.
+        let mut keyed: Vec<(Vec<&Value>, Uuid)> = rows
+            .rows
+            .iter()
+            .map(|(id, r)| {
+                (
+                    orderby
+                        .iter()
+                        .map(|(c, _)| r.values.get(c).unwrap_or(&Value::Null))
+                        .collect(),
+                    *id,
+                )
+            })
+            .collect();
+        keyed.sort_by(|(a, _), (b, _)| {
+            for ((x, y), (_, desc)) in a.iter().zip(b).zip(orderby) {
+                let ord = super::query::order_values(x, y);
+                let ord = if *desc { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        let ids = Arc::new(keyed.into_iter().map(|(_, id)| id).collect::<Vec<_>>());
+        let mut cache = self.order_cache.lock();
+        if cache.len() > 64 {
+            cache.clear();
+        }
+        cache.insert(key, (rows.version, ids.clone()));
+        ids
+    }
+
+    /// A copy of a row (for undo).
+    pub fn snapshot(&self, table: &Table, id: Uuid) -> Option<Row> {
+        self.get(&table.logical_name, &id).cloned()
+    }
+
+    /// Puts a row back as it was (`None`: it did not exist).
+    pub fn restore(&mut self, table: &Table, id: Uuid, row: Option<Row>) {
+        let t = self.tables.entry(table.logical_name.clone()).or_default();
+        match row {
+            Some(r) => {
+                t.rows.insert(id, r);
+            }
+            None => {
+                t.rows.remove(&id);
+            }
+        }
+        t.reindex(table, id);
     }
 
     pub fn delete(&mut self, table: &Table, id: Uuid) -> DvResult<()> {

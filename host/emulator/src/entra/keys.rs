@@ -25,6 +25,10 @@ impl std::fmt::Debug for SigningKeyMaterial {
 
 /// A loaded signing key.
 pub struct SigningKey {
+    /// Tokens whose signature already verified, with their claims: every
+    /// Web API call presents the same token, and RSA verification would
+    /// otherwise dominate the cost of a request.
+    verified: parking_lot::Mutex<std::collections::HashMap<String, Value>>,
     kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -77,6 +81,7 @@ impl SigningKey {
             "x5c": [material.cert_der_b64],
         });
         Ok(SigningKey {
+            verified: Default::default(),
             kid,
             encoding,
             decoding,
@@ -107,6 +112,19 @@ impl SigningKey {
     /// Verifies a token this emulator issued and returns its claims. Time
     /// claims are left to the caller, who knows the emulator's clock.
     pub fn verify(&self, token: &str) -> Option<Value> {
+        if let Some(claims) = self.verified.lock().get(token) {
+            return Some(claims.clone());
+        }
+        let claims = self.verify_signature(token)?;
+        let mut cache = self.verified.lock();
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), claims.clone());
+        Some(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Option<Value> {
         let mut v = Validation::new(Algorithm::RS256);
         v.validate_exp = false;
         v.validate_nbf = false;
