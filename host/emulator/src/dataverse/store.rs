@@ -73,6 +73,8 @@ pub struct TableRows {
 
 /// A table and an `$orderby` list.
 type OrderKey = (String, Vec<(String, bool)>);
+/// Order indexes by table and `$orderby`, with the table version they were built at.
+type OrderCache = Arc<parking_lot::Mutex<HashMap<OrderKey, (u64, Arc<Vec<Uuid>>)>>>;
 
 static TABLE_VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -154,7 +156,7 @@ pub struct EnvData {
     pub root_business_unit: Uuid,
     pub sysadmin_role: Uuid,
     /// `$orderby` indexes: (table, order) -> (table version, ids in order).
-    order_cache: Arc<parking_lot::Mutex<HashMap<OrderKey, (u64, Arc<Vec<Uuid>>)>>>,
+    order_cache: OrderCache,
     /// A role with record access but no administrative privileges
     /// (no impersonation, no plug-in bypass).
     pub basic_role: Uuid,
