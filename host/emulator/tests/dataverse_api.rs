@@ -767,6 +767,14 @@ async fn queries_filter_order_top_count_and_rejections() {
     let (_, _, b) = q("accounts?$select=name&$filter=telephone1 eq null&$count=true&$top=1").await;
     assert_eq!(b["@odata.count"], 4);
     assert_eq!(names(&b).len(), 1);
+    // Dataverse query functions and parameter aliases.
+    let (_, _, b) = q("accounts?$select=name&$filter=Microsoft.Dynamics.CRM.In(PropertyName=@p1,PropertyValues=@p2)&$orderby=name&@p1='address1_city'&@p2=[\"Paris\",\"Redmond\"]").await;
+    assert_eq!(names(&b), ["beta", "O'Brien"]);
+    let (_, _, b) = q("accounts?$select=name&$filter=Microsoft.Dynamics.CRM.Between(PropertyName='revenue',PropertyValues=[\"100\",\"250\"])&$orderby=revenue").await;
+    assert_eq!(names(&b), ["Alpha", "Gamma"]);
+    // A leading wildcard is rejected, as Dataverse rejects it.
+    let (s, _, e) = q("accounts?$filter=startswith(name,'%a')").await;
+    assert_eq!(s, 400, "{e}");
     // `+` and `%20` both decode to spaces.
     let resp = w
         .http
