@@ -1401,76 +1401,44 @@ fn property(
 fn navigate(cx: &Ctx, table: &Table, id: Uuid, nav: &str) -> DvResult<Response> {
     let d = cx.data.read();
     let ann = annotations(cx);
-    if let Some((attr, _)) = table.single_nav(nav) {
-        let row = d
-            .get(&table.logical_name, &id)
-            .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
-        let Some(target) = row.lookup_targets.get(&attr.web_api_name()) else {
-            return Ok(StatusCode::NO_CONTENT.into_response());
-        };
-        let tid = row
-            .values
-            .get(&attr.web_api_name())
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok());
-        let tt = d.schema.table(target).cloned();
-        return match (tt, tid) {
-            (Some(tt), Some(tid)) => match d.get(target, &tid) {
-                Some(r) => {
-                    let mut body = query::render(&d, &tt, r, None, &ann);
-                    body.insert(
-                        "@odata.context".into(),
-                        Value::String(context_url(cx, &tt, None, true)),
-                    );
-                    Ok(odata_json(StatusCode::OK, Value::Object(body)))
-                }
-                None => Ok(StatusCode::NO_CONTENT.into_response()),
-            },
-            _ => Ok(StatusCode::NO_CONTENT.into_response()),
-        };
+    let row = d
+        .get(&table.logical_name, &id)
+        .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
+    if table.single_nav(nav).is_some() {
+        return Ok(match query::single_related(&d, table, row, nav) {
+            Some((tt, r)) => {
+                let mut body = query::render(&d, &tt, r, None, &ann);
+                body.insert(
+                    "@odata.context".into(),
+                    Value::String(context_url(cx, &tt, None, true)),
+                );
+                odata_json(StatusCode::OK, Value::Object(body))
+            }
+            None => StatusCode::NO_CONTENT.into_response(),
+        });
     }
     let cn = table
         .collection_nav(nav)
         .ok_or_else(|| DvError::segment(format!("Resource not found for the segment '{nav}'.")))?;
-    let other = d.schema.table(&cn.other).cloned().ok_or_else(|| {
-        DvError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "0x80040219",
-            format!("The table '{}' is not served by the emulator.", cn.other),
-        )
-    })?;
-    let ids: Vec<Uuid> = match &cn.referencing_attribute {
-        Some(attr) => {
-            let web = format!("_{attr}_value");
-            let me = id.to_string();
-            d.rows(&other.logical_name)
-                .map(|t| {
-                    t.rows
-                        .iter()
-                        .filter(|(_, r)| {
-                            r.values.get(&web).and_then(Value::as_str) == Some(me.as_str())
-                        })
-                        .map(|(k, _)| *k)
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
-        None => d.linked(
-            &cn.relationship,
-            &table.logical_name,
-            &other.logical_name,
-            id,
-        ),
-    };
-    let value: Vec<Value> = ids
+    let (other, rows) =
+        query::collection_related(&d, table, row, nav).ok_or_else(|| unserved(&cn.other))?;
+    let value: Vec<Value> = rows
         .iter()
-        .filter_map(|i| d.get(&other.logical_name, i))
         .map(|r| Value::Object(query::render(&d, &other, r, None, &ann)))
         .collect();
     Ok(odata_json(
         StatusCode::OK,
         json!({"@odata.context": context_url(cx, &other, None, false), "value": value}),
     ))
+}
+
+/// 501 for a relationship whose other table the emulator does not serve.
+fn unserved(table: &str) -> DvError {
+    DvError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "0x80040219",
+        format!("The table '{table}' is not served by the emulator."),
+    )
 }
 
 /// `$ref` association endpoints (reference §3.7).
@@ -1516,13 +1484,11 @@ fn reference(
         .collection_nav(nav)
         .cloned()
         .ok_or_else(|| DvError::segment(format!("Resource not found for the segment '{nav}'.")))?;
-    let other = d.schema.table(&cn.other).cloned().ok_or_else(|| {
-        DvError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "0x80040219",
-            format!("The table '{}' is not served by the emulator.", cn.other),
-        )
-    })?;
+    let other = d
+        .schema
+        .table(&cn.other)
+        .cloned()
+        .ok_or_else(|| unserved(&cn.other))?;
     let target_id = match (method, nav_key) {
         (&Method::POST, _) => {
             let (t, tid) = d.resolve_reference(&body_ref()?)?;

@@ -597,6 +597,24 @@ pub(super) fn order_values(x: &Value, y: &Value) -> std::cmp::Ordering {
     }
 }
 
+/// Whether a row passes the `$filter` (navigation paths resolved as needed).
+fn matches(
+    env: &EnvData,
+    table: &Table,
+    row: &Row,
+    o: &QueryOptions,
+    ctx: &filter::EvalContext,
+) -> DvResult<bool> {
+    match &o.filter {
+        None => Ok(true),
+        Some(f) if o.filter_navs.is_empty() => {
+            filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::segment)
+        }
+        Some(f) => filter::eval_with(f, &with_navigation(env, table, row, &o.filter_navs), ctx)
+            .map_err(DvError::segment),
+    }
+}
+
 /// Filters and orders rows (of `table`) by the query options.
 pub fn select_rows<'d>(
     env: &'d EnvData,
@@ -607,15 +625,7 @@ pub fn select_rows<'d>(
 ) -> DvResult<Vec<&'d Row>> {
     let mut matched: Vec<&Row> = Vec::new();
     for row in candidates {
-        let keep = match &o.filter {
-            Some(f) if o.filter_navs.is_empty() => {
-                filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::segment)?
-            }
-            Some(f) => filter::eval_with(f, &with_navigation(env, table, row, &o.filter_navs), ctx)
-                .map_err(DvError::segment)?,
-            None => true,
-        };
-        if keep {
+        if matches(env, table, row, o, ctx)? {
             matched.push(row);
         }
     }
@@ -664,15 +674,7 @@ pub fn run<'d>(
     };
     let mut matched: Vec<&Row> = Vec::new();
     for row in candidates {
-        let keep = match &o.filter {
-            Some(f) if o.filter_navs.is_empty() => {
-                filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::segment)?
-            }
-            Some(f) => filter::eval_with(f, &with_navigation(env, table, row, &o.filter_navs), ctx)
-                .map_err(DvError::segment)?,
-            None => true,
-        };
-        if keep {
+        if matches(env, table, row, o, ctx)? {
             matched.push(row);
             if matched.len() >= wanted {
                 break;
