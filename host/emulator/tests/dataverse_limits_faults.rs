@@ -240,3 +240,32 @@ async fn seeded_random_faults_repeat_exactly() {
     let failures = a.iter().filter(|s| **s == 502).count();
     assert!((4..=20).contains(&failures), "{failures}");
 }
+
+#[tokio::test]
+async fn faults_can_come_from_the_seed() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let seed: dvhost_emulator::Seed = toml::from_str(
+        r#"
+        [[faults]]
+        environment = "contoso-dev"
+        method = "GET"
+        path = "WhoAmI"
+        times = 2
+        action = { kind = "status", status = 502 }
+        "#,
+    )
+    .unwrap();
+    w.emu.seed(seed).unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(w.dv(&t, Method::GET, "WhoAmI", None, &[]).await.0);
+    }
+    assert_eq!(statuses, [502, 502, 200]);
+    let bad: Result<dvhost_emulator::Seed, _> =
+        toml::from_str("[[faults]]\naction = { kind = \"status\", status = 200 }");
+    assert!(
+        w.emu.seed(bad.unwrap()).is_err(),
+        "a non-5xx status is refused"
+    );
+}
