@@ -7,6 +7,8 @@
 //! API lives in the `dvhost-emulator` crate beside it, re-exported here.
 
 pub mod cli;
+pub mod dataverse;
+pub mod identity;
 
 /// The local emulator of the Microsoft services dvhost talks to.
 pub use dvhost_emulator as emulator;
