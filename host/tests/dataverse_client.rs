@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dvhost::dataverse::{BulkWrite, Client, Query};
+use dvhost::dataverse::{BatchOperation, BatchPart, BulkWrite, Client, Query};
 use dvhost::emulator::{RunningEmulator, Seed};
 use dvhost::identity::{Certificate, Connection, SigningAlgorithm, TokenSource, http_client};
 use serde_json::{Map, Value, json};
@@ -510,4 +510,108 @@ async fn no_secret_in_logs_or_errors() {
             "an assertion form leaked"
         );
     }
+}
+
+fn op(
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    content_id: Option<u32>,
+) -> BatchOperation {
+    BatchOperation {
+        method,
+        path: path.into(),
+        body,
+        content_id,
+    }
+}
+
+#[tokio::test]
+async fn batch_with_change_sets_and_rollback() {
+    let s = setup("").await;
+    let c = &s.client;
+    use reqwest::Method;
+    let parts = vec![
+        BatchPart::ChangeSet(vec![
+            op(
+                Method::POST,
+                "contacts",
+                Some(json!({"lastname": "Batch"})),
+                Some(1),
+            ),
+            op(
+                Method::POST,
+                "accounts",
+                Some(json!({"name": "Batch Co", "primarycontactid@odata.bind": "$1"})),
+                Some(2),
+            ),
+        ]),
+        BatchPart::Request(op(
+            Method::GET,
+            "accounts?$select=name,_primarycontactid_value",
+            None,
+            None,
+        )),
+    ];
+    let answers = c.batch(&parts, false, soon()).await.unwrap();
+    assert_eq!(
+        answers.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [204, 204, 200]
+    );
+    assert_eq!(
+        (answers[0].content_id, answers[1].content_id),
+        (Some(1), Some(2))
+    );
+    assert!(
+        answers[1]
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("OData-EntityId"))
+    );
+    assert_eq!(answers[2].body["value"][0]["name"], "Batch Co");
+    assert!(answers[2].body["value"][0]["_primarycontactid_value"].is_string());
+
+    // A failing change set rolls back; without continue-on-error the batch stops there.
+    let failing = vec![
+        BatchPart::ChangeSet(vec![
+            op(
+                Method::POST,
+                "accounts",
+                Some(json!({"name": "rolled back"})),
+                Some(1),
+            ),
+            op(Method::POST, "accounts", Some(json!({"name": 5})), Some(2)),
+        ]),
+        BatchPart::Request(op(
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "after"})),
+            None,
+        )),
+    ];
+    let answers = c.batch(&failing, false, soon()).await.unwrap();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].status, 400);
+    let answers = c.batch(&failing, true, soon()).await.unwrap();
+    assert_eq!(
+        answers.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [400, 204]
+    );
+    let names: Vec<String> = c
+        .query_all(
+            &Query::new("accounts")
+                .select(&["name"])
+                .order_by("name", false),
+            soon(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["after", "Batch Co"],
+        "the failed change sets left nothing behind"
+    );
 }

@@ -10,6 +10,7 @@
 //!   row already there proves the first attempt landed);
 //! - everything is bounded by the caller's deadline.
 
+mod batch;
 mod query;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use crate::identity::{IdentityError, TokenSource};
 
+pub use batch::{BatchOperation, BatchPart, BatchResponse};
 pub use query::{Query, escape_string};
 
 /// A Web API failure. Carries no token, key or Authorization header.
@@ -250,6 +252,35 @@ impl Client {
         headers: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<Reply, DataverseError> {
+        let json_body = body.map(|b| (bytes::Bytes::from(b.to_string()), "application/json"));
+        let (status, headers, bytes) = self
+            .attempt_raw(method, url, json_body, headers, deadline)
+            .await?;
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if status >= 400 {
+            return Err(api_error(status, &headers, &body));
+        }
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// One HTTP exchange with auth and the standard headers; the body is
+    /// returned as bytes whatever the status.
+    async fn attempt_raw(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        body: Option<(bytes::Bytes, &str)>,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<(u16, reqwest::header::HeaderMap, bytes::Bytes), DataverseError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let _permit = tokio::time::timeout(remaining, self.parallel.semaphore.acquire())
             .await
@@ -278,8 +309,10 @@ impl Client {
             // Defeats caches of expanded collections (reference §3.2).
             req = req.header("If-None-Match", "null");
         }
-        if let Some(b) = body {
-            req = req.json(b);
+        if let Some((b, content_type)) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(b);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         let resp = tokio::time::timeout(remaining, req.send())
@@ -295,38 +328,11 @@ impl Client {
         {
             self.parallel.follow(hint);
         }
-        let bytes = resp.bytes().await.map_err(transport)?;
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        if status >= 400 {
-            if status == 401 {
-                self.tokens.invalidate();
-            }
-            let retry_after = headers
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
-            return Err(DataverseError::Api {
-                status,
-                code: body["error"]["code"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                message: body["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                retry_after,
-            });
+        if status == 401 {
+            self.tokens.invalidate();
         }
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        let bytes = resp.bytes().await.map_err(transport)?;
+        Ok((status, headers, bytes))
     }
 
     /// `WhoAmI`: which systemuser the connection is.
@@ -667,6 +673,26 @@ impl Client {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// A Dataverse error body as a typed error.
+fn api_error(status: u16, headers: &reqwest::header::HeaderMap, body: &Value) -> DataverseError {
+    let retry_after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    DataverseError::Api {
+        status,
+        code: body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        message: body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        retry_after,
     }
 }
 
