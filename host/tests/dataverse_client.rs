@@ -615,3 +615,71 @@ async fn batch_with_change_sets_and_rollback() {
         "the failed change sets left nothing behind"
     );
 }
+
+#[tokio::test]
+async fn metadata_is_described_and_cached() {
+    let s = setup("").await;
+    let c = &s.client;
+    let tables = c.list_tables(soon()).await.unwrap();
+    let account = tables.iter().find(|t| t.logical_name == "account").unwrap();
+    assert_eq!(
+        (
+            account.entity_set.as_str(),
+            account.primary_id.as_str(),
+            account.display_name.as_deref()
+        ),
+        ("accounts", "accountid", Some("Account"))
+    );
+    assert_eq!(
+        c.entity_set("systemuser", soon()).await.unwrap(),
+        "systemusers"
+    );
+    assert_eq!(
+        c.entity_set("nosuch", soon()).await.unwrap_err().status(),
+        Some(404)
+    );
+    let d = c.describe_table("account", soon()).await.unwrap();
+    let col = |n: &str| d.columns.iter().find(|c| c.logical_name == n).unwrap();
+    assert_eq!(
+        (
+            col("name").kind.as_str(),
+            col("name").max_length,
+            col("name").required.as_deref()
+        ),
+        ("String", Some(160), Some("ApplicationRequired"))
+    );
+    assert_eq!(col("primarycontactid").targets, ["contact"]);
+    assert_eq!(
+        col("accountcategorycode").options[0].label.as_deref(),
+        Some("Preferred Customer")
+    );
+    assert_eq!(col("statuscode").options.len(), 2);
+    // Cached: no further requests until invalidated.
+    let before = c
+        .stats()
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    c.describe_table("account", soon()).await.unwrap();
+    c.list_tables(soon()).await.unwrap();
+    assert_eq!(
+        c.stats()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before
+    );
+    c.invalidate_metadata();
+    c.list_tables(soon()).await.unwrap();
+    assert_eq!(
+        c.stats()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before + 1
+    );
+    assert_eq!(
+        c.describe_table("account'); drop", soon())
+            .await
+            .unwrap_err()
+            .status(),
+        Some(400)
+    );
+}

@@ -49,6 +49,9 @@ use state::Directory;
 /// bodies carry a few certificates).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// Largest Web API request body (a `$batch` of 1000 operations, bulk messages).
+pub const DATAVERSE_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 /// Shared state of one running emulator.
 pub(crate) struct Emulator {
     pub(crate) dir: RwLock<Directory>,
@@ -334,7 +337,12 @@ fn router(emu: Arc<Emulator>) -> axum::Router {
         .merge(discovery::routes())
         .merge(graph::routes())
         .merge(control::routes())
-        .merge(dataverse::routes())
+        // $batch and bulk bodies are far larger than token requests.
+        .merge(
+            dataverse::routes().layer(axum::extract::DefaultBodyLimit::max(
+                DATAVERSE_MAX_BODY_BYTES,
+            )),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(emu)
 }

@@ -11,6 +11,7 @@
 //! - everything is bounded by the caller's deadline.
 
 mod batch;
+mod metadata;
 mod query;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use crate::identity::{IdentityError, TokenSource};
 
 pub use batch::{BatchOperation, BatchPart, BatchResponse};
+pub use metadata::{ColumnInfo, OptionValue, TableDescription, TableInfo};
 pub use query::{Query, escape_string};
 
 /// A Web API failure. Carries no token, key or Authorization header.
@@ -131,6 +133,7 @@ pub struct Client {
     tokens: Arc<TokenSource>,
     parallel: Arc<Parallelism>,
     stats: Arc<Stats>,
+    metadata: Arc<metadata::Cache>,
 }
 
 fn transport(e: reqwest::Error) -> DataverseError {
@@ -150,6 +153,7 @@ impl Client {
                 limit: parking_lot::Mutex::new(initial),
             }),
             stats: Arc::default(),
+            metadata: Arc::default(),
         }
     }
 

@@ -11,9 +11,11 @@
 //! served (MSAL's "aging").
 
 mod certificate;
+mod device;
 mod token;
 
 pub use certificate::Certificate;
+pub use device::{DeviceCodePrompt, DeviceSignIn, PendingSignIn, UserTokens};
 pub use token::{AccessToken, Connection, SigningAlgorithm, TokenSource};
 
 /// What went wrong getting a token or handling a certificate. Never carries
@@ -104,4 +106,31 @@ pub fn http_client(ca_pem: Option<&str>) -> Result<reqwest::Client, IdentityErro
     }
     b.build()
         .map_err(|e| IdentityError::Transport(e.to_string()))
+}
+
+/// The typed error for an Entra error body (reference §1.5).
+pub(crate) fn entra_error(status: u16, body: &serde_json::Value) -> IdentityError {
+    let code = body
+        .get("error_codes")
+        .and_then(|c| c.get(0))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_default() as u32;
+    let description = body
+        .get("error_description")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|d| d.lines().next())
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    IdentityError::Entra {
+        status,
+        error: body
+            .get("error")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("unknown")
+            .to_string(),
+        code,
+        cause: aadsts_cause(code),
+        description,
+    }
 }

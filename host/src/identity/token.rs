@@ -10,7 +10,7 @@ use rand::Rng as _;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::{Certificate, IdentityError, aadsts_cause};
+use super::{Certificate, IdentityError, entra_error};
 
 /// How assertions are signed (reference §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -292,31 +292,5 @@ impl TokenSource {
             refresh_at,
             usable_until,
         })
-    }
-}
-
-fn entra_error(status: u16, body: &Value) -> IdentityError {
-    let code = body
-        .get("error_codes")
-        .and_then(|c| c.get(0))
-        .and_then(Value::as_u64)
-        .unwrap_or_default() as u32;
-    let description = body
-        .get("error_description")
-        .and_then(Value::as_str)
-        .and_then(|d| d.lines().next())
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    IdentityError::Entra {
-        status,
-        error: body
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_string(),
-        code,
-        cause: aadsts_cause(code),
-        description,
     }
 }

@@ -346,7 +346,7 @@ pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Re
                 }
             }
             Part::ChangeSet(ops) => {
-                let snapshot = cx.data.read().clone();
+                cx.data.write().begin_journal();
                 let mut responses = Vec::new();
                 let mut failure = None;
                 let mut set_ids = ids.clone();
@@ -364,7 +364,7 @@ pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Re
                 match failure {
                     Some(err) => {
                         // All or nothing: undo every write of the change set.
-                        *cx.data.write() = snapshot;
+                        cx.data.write().rollback_journal();
                         let status = err.status();
                         render_part(&mut out, &batch_boundary, None, err);
                         if !continue_on_error {
@@ -373,6 +373,7 @@ pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Re
                         }
                     }
                     None => {
+                        cx.data.write().commit_journal();
                         ids = set_ids;
                         let cs = format!("changesetresponse_{}", Uuid::new_v4());
                         out.push_str(&format!("--{batch_boundary}\r\nContent-Type: multipart/mixed; boundary={cs}\r\n\r\n"));

@@ -157,9 +157,26 @@ pub struct EnvData {
     pub sysadmin_role: Uuid,
     /// `$orderby` indexes: (table, order) -> (table version, ids in order).
     order_cache: OrderCache,
+    /// Changes recorded while a `$batch` change set runs.
+    journal: Option<Vec<Undo>>,
     /// A role with record access but no administrative privileges
     /// (no impersonation, no plug-in bypass).
     pub basic_role: Uuid,
+}
+
+/// What undoes one change, for change-set rollback.
+#[derive(Debug, Clone)]
+enum Undo {
+    Row {
+        table: String,
+        id: Uuid,
+        before: Option<Row>,
+    },
+    Link {
+        relationship: String,
+        key: (Uuid, Uuid),
+        present: bool,
+    },
 }
 
 /// A validated write: column values, and lookups to set (`None` clears).
@@ -181,6 +198,7 @@ impl EnvData {
             sysadmin_role: Uuid::new_v4(),
             basic_role: Uuid::new_v4(),
             order_cache: Default::default(),
+            journal: None,
         };
         let bu = env.root_business_unit;
         let now = crate::clock::iso(time::OffsetDateTime::now_utc());
@@ -473,6 +491,7 @@ impl EnvData {
             row.values
                 .insert("versionnumber".into(), Value::from(version));
         }
+        self.remember(&table.logical_name, id);
         let t = self.tables.entry(table.logical_name.clone()).or_default();
         t.rows.insert(id, row);
         t.reindex(table, id);
@@ -492,6 +511,7 @@ impl EnvData {
             return Err(DvError::not_found(&table.logical_name, &id));
         }
         self.check_alternate_keys(table, &values, Some(id))?;
+        self.remember(&table.logical_name, id);
         let version = self.next_version();
         let now = crate::clock::iso(time::OffsetDateTime::now_utc());
         let row = self
@@ -577,6 +597,59 @@ impl EnvData {
         ids
     }
 
+    /// Starts recording changes (a change set begins).
+    pub fn begin_journal(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// Keeps the recorded changes (the change set succeeded).
+    pub fn commit_journal(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes every change since `begin_journal`, newest first. Costs the
+    /// size of the change set, not of the tables.
+    pub fn rollback_journal(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        for undo in journal.into_iter().rev() {
+            match undo {
+                Undo::Row { table, id, before } => {
+                    if let Some(t) = self.schema.table(&table).cloned() {
+                        self.restore(&t, id, before);
+                    }
+                }
+                Undo::Link {
+                    relationship,
+                    key,
+                    present,
+                } => {
+                    let set = self.links.entry(relationship).or_default();
+                    if present {
+                        set.insert(key);
+                    } else {
+                        set.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a row's state before it changes, while journaling.
+    fn remember(&mut self, table: &str, id: Uuid) {
+        if self.journal.is_some() {
+            let before = self.get(table, &id).cloned();
+            if let Some(j) = self.journal.as_mut() {
+                j.push(Undo::Row {
+                    table: table.to_string(),
+                    id,
+                    before,
+                });
+            }
+        }
+    }
+
     /// A copy of a row (for undo).
     pub fn snapshot(&self, table: &Table, id: Uuid) -> Option<Row> {
         self.get(&table.logical_name, &id).cloned()
@@ -597,6 +670,7 @@ impl EnvData {
     }
 
     pub fn delete(&mut self, table: &Table, id: Uuid) -> DvResult<()> {
+        self.remember(&table.logical_name, id);
         let removed = self
             .tables
             .get_mut(&table.logical_name)
@@ -605,8 +679,22 @@ impl EnvData {
             return Err(DvError::not_found(&table.logical_name, &id));
         }
         self.reindex(table, id);
-        for set in self.links.values_mut() {
-            set.retain(|(a, b)| *a != id && *b != id);
+        for (relationship, set) in self.links.iter_mut() {
+            let gone: Vec<(Uuid, Uuid)> = set
+                .iter()
+                .filter(|(a, b)| *a == id || *b == id)
+                .copied()
+                .collect();
+            for key in gone {
+                set.remove(&key);
+                if let Some(j) = self.journal.as_mut() {
+                    j.push(Undo::Link {
+                        relationship: relationship.clone(),
+                        key,
+                        present: true,
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -619,6 +707,7 @@ impl EnvData {
         attr: &Attribute,
         target: Option<(String, Uuid)>,
     ) -> DvResult<()> {
+        self.remember(&table.logical_name, id);
         let version = self.next_version();
         let row = self
             .tables
@@ -647,6 +736,13 @@ impl EnvData {
     ) {
         let key = Self::link_key(table, other, a, b);
         let set = self.links.entry(relationship.to_string()).or_default();
+        if let Some(j) = self.journal.as_mut() {
+            j.push(Undo::Link {
+                relationship: relationship.to_string(),
+                key,
+                present: set.contains(&key),
+            });
+        }
         if on {
             set.insert(key);
         } else {
