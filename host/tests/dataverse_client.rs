@@ -45,6 +45,7 @@ async fn setup(extra_settings: &str) -> Setup {
         tenant = "contoso"
         unique_name = "contoso-dev"
         app_users = ["{CLIENT}"]
+        alternate_keys = {{ account = [["accountnumber"]] }}
         "#,
         pem = cert.pem()
     );
@@ -121,6 +122,44 @@ async fn every_operation() {
         .unwrap();
     assert_eq!(got["name"], "Fabrikam");
     let etag = got["@odata.etag"].as_str().unwrap().to_string();
+
+    // Retrieve and upsert by alternate key.
+    c.update(
+        "accounts",
+        a,
+        &rec(json!({"accountnumber": "A-1"})),
+        None,
+        soon(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.retrieve("accounts", "accountnumber='A-1'", &["name"], soon())
+            .await
+            .unwrap()["name"],
+        "Fabrikam"
+    );
+    c.upsert(
+        "accounts",
+        "accountnumber='A-2'",
+        &rec(json!({"name": "By key"})),
+        soon(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.retrieve("accounts", "accountnumber='A-2'", &["name"], soon())
+            .await
+            .unwrap()["name"],
+        "By key"
+    );
+    let etag = c
+        .retrieve("accounts", &a.to_string(), &["name"], soon())
+        .await
+        .unwrap()["@odata.etag"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Update, conditional update conflict (412), upsert, not found.
     c.update(

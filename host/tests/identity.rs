@@ -259,3 +259,61 @@ async fn an_unreachable_authority_fails_within_the_deadline() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn transient_token_endpoint_failures_are_retried() {
+    let cert = Arc::new(Certificate::generate("sync", Certificate::default_validity()).unwrap());
+    let emu = emulator(&cert, Settings::default()).await;
+    let control = http_client(emu.ca_certificate_pem()).unwrap();
+    for rule in [
+        serde_json::json!({"environment": "entra", "path": "token", "action": {"kind": "status", "status": 503}, "times": 1}),
+        serde_json::json!({"environment": "entra", "path": "token", "action": {"kind": "throttle", "retry_after_secs": 0}, "skip": 1, "times": 1}),
+        serde_json::json!({"environment": "entra", "path": "token", "action": {"kind": "drop_before"}, "skip": 2, "times": 1}),
+    ] {
+        let resp = control
+            .post(format!("{}/_emulator/faults", emu.base_url()))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    let tokens = source(&emu, cert.clone(), SigningAlgorithm::Rs256);
+    tokens
+        .token(soon())
+        .await
+        .expect("a 503, a 429 and a dropped connection are retried");
+    let stats = emu.token_stats();
+    assert_eq!((stats.issued, stats.requests), (1, 3), "{stats:?}");
+    let faults: serde_json::Value = control
+        .get(format!("{}/_emulator/faults", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let applied: Vec<u64> = faults["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["applied"].as_u64().unwrap())
+        .collect();
+    assert_eq!(applied, [1, 1, 1]);
+    // Rules for every environment never touch the token endpoint.
+    control
+        .delete(format!("{}/_emulator/faults", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    control
+        .post(format!("{}/_emulator/faults", emu.base_url()))
+        .json(&serde_json::json!({"path": "*", "action": {"kind": "status", "status": 503}}))
+        .send()
+        .await
+        .unwrap();
+    source(&emu, cert, SigningAlgorithm::Ps256)
+        .token(soon())
+        .await
+        .expect("Dataverse-wide rules do not apply to Entra");
+}

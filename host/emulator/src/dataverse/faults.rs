@@ -90,10 +90,25 @@ impl FaultState {
     }
 }
 
-/// The faults that apply to one request, in rule order.
-pub fn decide(rules: &mut [FaultState], env: &str, method: &str, path: &str) -> Vec<FaultAction> {
+/// The faults that apply to one request, in rule order. With `explicit`,
+/// only rules naming `env` apply (the Entra token endpoint, `env` =
+/// `"entra"`, is never hit by rules meant for every environment).
+pub fn decide(
+    rules: &mut [FaultState],
+    env: &str,
+    method: &str,
+    path: &str,
+    explicit: bool,
+) -> Vec<FaultAction> {
     rules
         .iter_mut()
+        .filter(|r| {
+            !explicit
+                || r.rule
+                    .environment
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(env))
+        })
         .filter(|r| r.matches(env, method, path))
         .filter_map(|r| r.fire().then(|| r.rule.action.clone()))
         .collect()
@@ -129,13 +144,13 @@ mod tests {
             .unwrap(),
         ];
         let fired: Vec<bool> = (0..8)
-            .map(|_| !decide(&mut r, "e", "POST", "accounts").is_empty())
+            .map(|_| !decide(&mut r, "e", "POST", "accounts", false).is_empty())
             .collect();
         assert_eq!(
             fired,
             [false, false, true, false, true, false, false, false]
         );
-        assert!(decide(&mut r, "e", "GET", "accounts").is_empty());
+        assert!(decide(&mut r, "e", "GET", "accounts", false).is_empty());
         let draw = |seed| {
             let mut r = vec![
                 FaultState::new(FaultRule {
@@ -146,7 +161,7 @@ mod tests {
                 .unwrap(),
             ];
             (0..200)
-                .map(|_| !decide(&mut r, "e", "POST", "accounts(1)").is_empty())
+                .map(|_| !decide(&mut r, "e", "POST", "accounts(1)", false).is_empty())
                 .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));

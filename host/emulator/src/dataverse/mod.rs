@@ -172,7 +172,7 @@ async fn handle(
 ) -> Response {
     let actions = {
         let mut dir = emu.dir.write();
-        faults::decide(&mut dir.faults, &env_name, method.as_str(), &rest)
+        faults::decide(&mut dir.faults, &env_name, method.as_str(), &rest, false)
     };
     let mut drop_after = false;
     let mut early = None;

@@ -108,7 +108,66 @@ pub(super) async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let now = emu.now();
-    let form = body.map(|b| Form::parse(&headers, &b));
+    // Injected faults (rules with `environment = "entra"`, path `token`).
+    let actions = {
+        let mut dir = emu.dir.write();
+        crate::dataverse::faults::decide(&mut dir.faults, "entra", "POST", "token", true)
+    };
+    let mut drop_after = false;
+    for action in actions {
+        use crate::seed::FaultAction;
+        let transient = |status: StatusCode| {
+            EntraError::new(
+                status,
+                "temporarily_unavailable",
+                90033,
+                "A transient error has occurred. Please try again.",
+            )
+        };
+        match action {
+            FaultAction::Latency { ms } => {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+            }
+            FaultAction::Throttle { retry_after_secs } => {
+                let mut resp = transient(StatusCode::TOO_MANY_REQUESTS)
+                    .into_response_with(correlation_id(&headers), now);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                emu.dir.write().stats.requests += 1;
+                return resp;
+            }
+            FaultAction::Status { status } => {
+                emu.dir.write().stats.requests += 1;
+                return transient(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                )
+                .into_response_with(correlation_id(&headers), now);
+            }
+            FaultAction::DropBefore => {
+                let mut resp = StatusCode::SERVICE_UNAVAILABLE.into_response();
+                resp.extensions_mut()
+                    .insert(crate::dataverse::DropConnection);
+                return resp;
+            }
+            FaultAction::DropAfter => drop_after = true,
+        }
+    }
+    let mut resp = token_inner(&emu, &tenant, &headers, body, now);
+    if drop_after {
+        resp.extensions_mut()
+            .insert(crate::dataverse::DropConnection);
+    }
+    resp
+}
+
+fn token_inner(
+    emu: &Emulator,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    now: time::OffsetDateTime,
+) -> Response {
+    let form = body.map(|b| Form::parse(headers, &b));
     let client_for_stats = form
         .as_ref()
         .ok()
@@ -122,7 +181,7 @@ pub(super) async fn token(
         .unwrap_or("-")
         .to_string();
     let result = match form {
-        Ok(form) => handle_token(&emu, &tenant, &headers, &form),
+        Ok(form) => handle_token(emu, tenant, headers, &form),
         Err(rejection) => Err(body_error(rejection)),
     };
     {
@@ -145,7 +204,7 @@ pub(super) async fn token(
         }
         Err(e) => {
             tracing::info!(tenant = %tenant, client_id = %client_for_stats, grant = %grant_for_stats, status = e.status.as_u16(), code = e.code, "token request rejected");
-            e.into_response_with(correlation_id(&headers), now)
+            e.into_response_with(correlation_id(headers), now)
         }
     }
 }
