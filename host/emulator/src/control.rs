@@ -333,7 +333,7 @@ async fn add_fault(
         Ok(r) => r,
         Err(r) => return r,
     };
-    match crate::dataverse::faults::FaultState::new(rule) {
+    match crate::faults::FaultState::new(rule) {
         Ok(state) => {
             let mut dir = emu.dir.write();
             dir.faults.push(state);

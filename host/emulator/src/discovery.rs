@@ -1,5 +1,6 @@
 //! Global Discovery Service: `GET /api/discovery/v2.0/Instances` and its
-//! key forms (reference §2, checklist item 37).
+//! key forms ("Discover the URL for your organization",
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/discover-url-organization-web-api>).
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The Microsoft Graph calls used to register an application for a
-//! connection (reference §6.1): applications with certificate
+//! connection ("Add a certificate to an app using Microsoft Graph",
+//! <https://learn.microsoft.com/graph/applications-how-to-add-certificate>): applications with certificate
 //! `keyCredentials`, `addKey`/`removeKey` for rotation, service principals.
 //! Every call needs a delegated token of a tenant administrator.
 
@@ -467,7 +468,7 @@ fn filtered(
         let v = Value::Object(r);
         let keep = match &filter {
             Some(f) => crate::odata::filter::eval(f, &v)
-                .map_err(|e| gerr(StatusCode::BAD_REQUEST, "BadRequest", e))?,
+                .map_err(|e| gerr(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()))?,
             None => true,
         };
         if keep {

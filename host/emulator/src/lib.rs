@@ -13,8 +13,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Wire formats follow `shared/reference/dataverse-and-entra.md`; the
-//! control API under `/_emulator/` builds the world tests need.
+//! Wire formats follow Microsoft's documentation, cited where each part is
+//! implemented (the Microsoft identity platform pages under
+//! <https://learn.microsoft.com/entra/identity-platform/>, the Dataverse Web API pages under
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/>); the control API under `/_emulator/`
+//! builds the world tests need.
 
 mod bearer;
 mod clock;
@@ -22,6 +25,7 @@ mod control;
 pub(crate) mod dataverse;
 mod discovery;
 mod entra;
+mod faults;
 mod graph;
 mod odata;
 pub mod seed;
@@ -36,6 +40,9 @@ use axum::http::HeaderMap;
 use parking_lot::RwLock;
 
 pub use entra::error::EntraError;
+/// The OData `$filter` parser and evaluator the emulated services use, for
+/// checking filters other code writes.
+pub use odata::filter;
 pub use seed::{
     AppSeed, EnvironmentSeed, FaultAction, FaultRule, Seed, ServiceProtection, Settings,
     TenantSeed, UserSeed,
@@ -143,13 +150,12 @@ impl Emulator {
             dir.add_environment(e, &self.base_url)?;
         }
         for f in seed.faults {
-            dir.faults
-                .push(dataverse::faults::FaultState::new(f).map_err(|why| {
-                    state::SeedError::Invalid {
-                        what: "fault".into(),
-                        why,
-                    }
-                })?);
+            dir.faults.push(faults::FaultState::new(f).map_err(|why| {
+                state::SeedError::Invalid {
+                    what: "fault".into(),
+                    why: why.to_string(),
+                }
+            })?);
         }
         *guard = dir;
         Ok(())
@@ -283,7 +289,7 @@ impl EmulatorBuilder {
 }
 
 /// Serves the router, but closes the connection instead of answering when
-/// a response carries [`dataverse::DropConnection`] (fault injection): a
+/// a response carries [`faults::DropConnection`] (fault injection): a
 /// service error makes hyper drop the connection without a response.
 #[derive(Clone)]
 struct DropConnections(axum::Router);
@@ -315,11 +321,7 @@ where
                 .oneshot(req)
                 .await
                 .unwrap_or_else(|never| match never {});
-            if resp
-                .extensions()
-                .get::<dataverse::DropConnection>()
-                .is_some()
-            {
+            if resp.extensions().get::<faults::DropConnection>().is_some() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionAborted,
                     "connection dropped by an injected fault",
@@ -372,6 +374,7 @@ impl RunningEmulator {
         &self.base_url
     }
 
+    /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

@@ -56,6 +56,8 @@ pub struct FaultRule {
     /// Apply with this probability, drawn from a generator seeded with `seed`.
     #[serde(default)]
     pub probability: Option<f64>,
+    /// Seed of the generator `probability` draws from (same seed, same
+    /// outcomes).
     #[serde(default)]
     pub seed: u64,
     /// Stop after applying this many times.
@@ -72,11 +74,21 @@ fn any_path() -> String {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultAction {
     /// 429 with the service-protection body and this `Retry-After`.
-    Throttle { retry_after_secs: u64 },
+    Throttle {
+        /// The `Retry-After` value, in seconds.
+        retry_after_secs: u64,
+    },
     /// A bare 500/502/503/504 error, before the request is processed.
-    Status { status: u16 },
-    /// Added latency before processing.
-    Latency { ms: u64 },
+    Status {
+        /// The HTTP status (5xx).
+        status: u16,
+    },
+    /// Added latency: the request is processed, and its answer comes this
+    /// much later (a Web API request holds its concurrency slot meanwhile).
+    Latency {
+        /// The delay, in milliseconds.
+        ms: u64,
+    },
     /// The connection is closed without a response; nothing is written.
     DropBefore,
     /// The request is processed (a write is applied), then the connection is
@@ -137,7 +149,8 @@ pub struct Settings {
     pub service_protection: ServiceProtection,
 }
 
-/// Dataverse's service protection API limits (reference §5.4); tests set
+/// Dataverse's service protection API limits ("Service protection API
+/// limits", <https://learn.microsoft.com/power-apps/developer/data-platform/api-limits>); tests set
 /// low values to see 429s quickly.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -184,16 +197,25 @@ impl Default for Settings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
+    /// New [`Settings::token_lifetime_secs`]; `Some(None)` is the random default.
     #[serde(default, deserialize_with = "double_option")]
     pub token_lifetime_secs: Option<Option<u64>>,
+    /// New [`Settings::refresh_in_secs`]; `Some(None)` is the default.
     #[serde(default, deserialize_with = "double_option")]
     pub refresh_in_secs: Option<Option<u64>>,
+    /// New [`Settings::clock_offset_secs`].
     pub clock_offset_secs: Option<i64>,
+    /// New [`Settings::clock_skew_secs`].
     pub clock_skew_secs: Option<u64>,
+    /// New [`Settings::max_assertion_lifetime_secs`].
     pub max_assertion_lifetime_secs: Option<u64>,
+    /// New [`Settings::device_code_interval_secs`].
     pub device_code_interval_secs: Option<u64>,
+    /// New [`Settings::device_code_lifetime_secs`].
     pub device_code_lifetime_secs: Option<u64>,
+    /// New [`Settings::refresh_token_lifetime_secs`].
     pub refresh_token_lifetime_secs: Option<u64>,
+    /// New [`Settings::service_protection`].
     pub service_protection: Option<ServiceProtection>,
 }
 
@@ -242,6 +264,7 @@ pub struct TenantSeed {
     /// Verified domains usable in authority URLs instead of the id.
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Display name; defaults to the name.
     #[serde(default)]
     pub display_name: Option<String>,
 }
@@ -254,8 +277,10 @@ pub struct UserSeed {
     pub tenant: String,
     /// User principal name, e.g. `admin@contoso.onmicrosoft.com`.
     pub upn: String,
+    /// Object id; generated when absent.
     #[serde(default)]
     pub id: Option<Uuid>,
+    /// Display name; derived from the UPN when absent.
     #[serde(default)]
     pub display_name: Option<String>,
     /// Holds a directory role that may register applications and consent.
@@ -269,6 +294,7 @@ pub struct UserSeed {
 pub struct AppSeed {
     /// Tenant name, id or domain.
     pub tenant: String,
+    /// Display name of the app registration.
     pub display_name: String,
     /// Application (client) id; generated when absent.
     #[serde(default)]
@@ -301,14 +327,17 @@ pub struct EnvironmentSeed {
     /// Unique name of the organization; also the URL path segment of the
     /// environment when `url` is absent (`<emulator>/<unique_name>`).
     pub unique_name: String,
+    /// Friendly (display) name; defaults to the unique name.
     #[serde(default)]
     pub friendly_name: Option<String>,
     /// Organization URL, the `aud` of its tokens. Defaults to
     /// `<emulator base URL>/<unique_name>`.
     #[serde(default)]
     pub url: Option<String>,
+    /// Organization id; generated when absent.
     #[serde(default)]
     pub id: Option<Uuid>,
+    /// Geo/region code Global Discovery reports (`NA` by default).
     #[serde(default = "default_region")]
     pub region: String,
     /// UPNs of users who can reach the environment; empty means every user
@@ -341,11 +370,13 @@ pub struct TableSeed {
     /// Entity set name; defaults to the logical name plus `s`.
     #[serde(default)]
     pub entity_set: Option<String>,
+    /// Display name; defaults to the logical name without its prefix.
     #[serde(default)]
     pub display_name: Option<String>,
     /// Primary name column; defaults to `<prefix>_name`.
     #[serde(default)]
     pub primary_name: Option<String>,
+    /// Custom columns.
     #[serde(default)]
     pub columns: Vec<ColumnSeed>,
     /// Alternate keys, each a list of column logical names.
@@ -357,20 +388,25 @@ pub struct TableSeed {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnSeed {
+    /// Logical name, with a publisher prefix (`new_budget`).
     pub logical_name: String,
     /// `String`, `Memo`, `Integer`, `BigInt`, `Decimal`, `Double`, `Money`,
     /// `Boolean`, `DateTime`, `Picklist`, `Lookup` or `Uniqueidentifier`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Display name; defaults to the logical name without its prefix.
     #[serde(default)]
     pub display_name: Option<String>,
     /// `None`, `Recommended`, `ApplicationRequired`.
     #[serde(default)]
     pub required: Option<String>,
+    /// Longest value of a text column.
     #[serde(default)]
     pub max_length: Option<u64>,
+    /// Smallest value of a number column.
     #[serde(default)]
     pub min_value: Option<f64>,
+    /// Largest value of a number column.
     #[serde(default)]
     pub max_value: Option<f64>,
     /// Choice options (Picklist).
@@ -385,7 +421,9 @@ pub struct ColumnSeed {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OptionSeed {
+    /// The stored value.
     pub value: i64,
+    /// The label (`@OData.Community.Display.V1.FormattedValue`).
     pub label: String,
 }
 

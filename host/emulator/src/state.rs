@@ -216,10 +216,15 @@ pub struct RefreshGrant {
 /// requests a client made.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TokenStats {
+    /// Token requests, including injected refusals.
     pub requests: u64,
+    /// Requests that got a token.
     pub issued: u64,
+    /// Requests that got an error.
     pub rejected: u64,
+    /// Requests by `client_id` (`-` when absent).
     pub by_client: HashMap<String, u64>,
+    /// Requests by `grant_type` (`-` when absent).
     pub by_grant: HashMap<String, u64>,
 }
 
@@ -237,7 +242,7 @@ pub struct Directory {
     pub stats: TokenStats,
     /// Injected faults with their counters.
     #[serde(default)]
-    pub faults: Vec<crate::dataverse::faults::FaultState>,
+    pub faults: Vec<crate::faults::FaultState>,
 }
 
 /// A seed entry that refers to something missing, or collides.

@@ -1,5 +1,5 @@
 //! The Dataverse Web API emulator: authentication, CRUD, upsert matrix,
-//! ETags, associations, queries and paging (reference checklist 9-24, 30).
+//! ETags, associations, queries and paging.
 
 mod common;
 

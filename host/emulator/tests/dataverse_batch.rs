@@ -1,4 +1,4 @@
-//! `$batch` and bulk messages (reference checklist items 27-29).
+//! `$batch` and bulk messages.
 
 mod common;
 
@@ -434,4 +434,36 @@ async fn bulk_messages_are_all_or_nothing() {
         e["error"]["message"],
         "DeleteMultiple has not yet been implemented."
     );
+}
+
+#[tokio::test]
+async fn inner_batch_marker_is_internal_state_not_a_header() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    // A `$batch` inside a `$batch` is rejected ...
+    let inner = op("POST", &w.api("$batch"), None, None);
+    let (_, _, text) = batch(&w, &t, "b1", envelope("b1", &[inner]), None).await;
+    assert!(
+        text.contains("Nested $batch requests are not supported."),
+        "{text}"
+    );
+    // ... but a client cannot trigger that by sending the header the
+    // emulator once used to mark inner requests: a top-level `$batch` with
+    // `x-dvhost-inner-batch` is served normally.
+    let get = op("GET", &w.api("accounts?$select=name"), None, None);
+    let resp = w
+        .http
+        .post(w.api("$batch"))
+        .bearer_auth(&t)
+        .header("OData-Version", "4.0")
+        .header("x-dvhost-inner-batch", "1")
+        .header("Content-Type", "multipart/mixed; boundary=\"b2\"")
+        .body(envelope("b2", &[get]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert!(!text.contains("Nested $batch"), "{text}");
 }

@@ -1,4 +1,4 @@
-//! Service protection limits and fault injection (checklist items 33-34).
+//! Service protection limits and fault injection.
 
 mod common;
 

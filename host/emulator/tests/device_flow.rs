@@ -1,4 +1,4 @@
-//! Device authorization grant and refresh tokens (checklist item 8).
+//! Device authorization grant and refresh tokens.
 
 mod common;
 

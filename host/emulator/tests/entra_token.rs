@@ -1,5 +1,5 @@
 //! Token endpoint: client credentials with certificate assertions, every
-//! rejection rule (checklist items 1-7), OpenID discovery and JWKS.
+//! rejection rule, OpenID discovery and JWKS.
 
 mod common;
 
@@ -543,11 +543,7 @@ async fn tls_mode_serves_https_with_its_own_ca() {
         .await
         .unwrap();
     assert!(emu.base_url().starts_with("https://127.0.0.1:"));
-    let ca = reqwest::Certificate::from_pem(emu.ca_certificate_pem().unwrap().as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .unwrap();
+    let client = https_client(emu.ca_certificate_pem().unwrap());
     for host in ["127.0.0.1", "localhost"] {
         let url = format!(
             "https://{host}:{}/_emulator/health",

@@ -1,4 +1,4 @@
-//! Microsoft Graph app registration and Global Discovery (checklist item 37).
+//! Microsoft Graph app registration and Global Discovery.
 
 mod common;
 

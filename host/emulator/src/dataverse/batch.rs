@@ -1,4 +1,5 @@
-//! `$batch` (reference §3.13, checklist items 27-28): multipart/mixed
+//! `$batch` ("Execute batch operations using the Web API",
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/execute-batch-operations-using-web-api>): multipart/mixed
 //! parsing with multer, inner HTTP requests with httparse, change sets run
 //! atomically (rolled back on failure), `Content-ID` references, and
 //! `odata.continue-on-error`.
@@ -254,14 +255,14 @@ fn execute(cx: &Ctx, op: &Operation, ids: &[(String, String)]) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let mut headers = op.headers.clone();
-    headers.insert("x-dvhost-inner-batch", HeaderValue::from_static("1"));
+    let headers = op.headers.clone();
     let inner = Ctx {
         data: cx.data.clone(),
         caller: cx.caller,
         api_base: cx.api_base.clone(),
         prefer: Prefer::parse(&headers),
         headers,
+        in_batch: true,
     };
     let result = path::parse(&rel).and_then(|segments| {
         super::dispatch(

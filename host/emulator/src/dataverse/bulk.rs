@@ -1,4 +1,5 @@
-//! Bulk messages on standard tables (reference §3.14, checklist item 29):
+//! Bulk messages on standard tables ("Bulk operation messages",
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/bulk-operations>):
 //! `CreateMultiple`, `UpdateMultiple`, `UpsertMultiple`, all or nothing.
 
 use axum::http::StatusCode;

@@ -1,6 +1,9 @@
-//! The CSDL `$metadata` document (reference §3.1, checklist item 36),
+//! The CSDL `$metadata` document ("Web API service documents",
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/web-api-service-documents>),
 //! generated from the same schema the service routes with, so the two
 //! cannot disagree.
+
+use std::io;
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
@@ -25,28 +28,27 @@ fn edm_type(kind: Kind) -> &'static str {
 
 type W = Writer<Vec<u8>>;
 
-fn empty(w: &mut W, name: &str, attrs: &[(&str, &str)]) {
+fn empty(w: &mut W, name: &str, attrs: &[(&str, &str)]) -> io::Result<()> {
     let mut e = BytesStart::new(name);
     for (k, v) in attrs {
         e.push_attribute((*k, *v));
     }
-    // Writing to a Vec cannot fail.
-    let _ = w.write_event(Event::Empty(e));
+    w.write_event(Event::Empty(e))
 }
 
-fn open(w: &mut W, name: &str, attrs: &[(&str, &str)]) {
+fn open(w: &mut W, name: &str, attrs: &[(&str, &str)]) -> io::Result<()> {
     let mut e = BytesStart::new(name);
     for (k, v) in attrs {
         e.push_attribute((*k, *v));
     }
-    let _ = w.write_event(Event::Start(e));
+    w.write_event(Event::Start(e))
 }
 
-fn close(w: &mut W, name: &str) {
-    let _ = w.write_event(Event::End(BytesEnd::new(name)));
+fn close(w: &mut W, name: &str) -> io::Result<()> {
+    w.write_event(Event::End(BytesEnd::new(name)))
 }
 
-fn entity_type(w: &mut W, schema: &Schema, t: &Table) {
+fn entity_type(w: &mut W, schema: &Schema, t: &Table) -> io::Result<()> {
     open(
         w,
         "EntityType",
@@ -54,17 +56,17 @@ fn entity_type(w: &mut W, schema: &Schema, t: &Table) {
             ("Name", &t.logical_name),
             ("BaseType", "mscrm.crmbaseentity"),
         ],
-    );
-    open(w, "Key", &[]);
-    empty(w, "PropertyRef", &[("Name", &t.primary_id)]);
-    close(w, "Key");
+    )?;
+    open(w, "Key", &[])?;
+    empty(w, "PropertyRef", &[("Name", &t.primary_id)])?;
+    close(w, "Key")?;
     for a in t.attributes.iter().filter(|a| a.kind != Kind::Other) {
         let name = a.web_api_name();
         let mut attrs = vec![("Name", name.as_str()), ("Type", edm_type(a.kind))];
         if matches!(a.kind, Kind::String | Kind::Memo) {
             attrs.push(("Unicode", "false"));
         }
-        empty(w, "Property", &attrs);
+        empty(w, "Property", &attrs)?;
     }
     for a in t.attributes.iter().filter(|a| a.kind == Kind::Lookup) {
         for (target, nav) in &a.targets {
@@ -79,7 +81,7 @@ fn entity_type(w: &mut W, schema: &Schema, t: &Table) {
                 w,
                 "NavigationProperty",
                 &[("Name", nav), ("Type", &ty), ("Nullable", "false")],
-            );
+            )?;
             empty(
                 w,
                 "ReferentialConstraint",
@@ -87,23 +89,24 @@ fn entity_type(w: &mut W, schema: &Schema, t: &Table) {
                     ("Property", &a.web_api_name()),
                     ("ReferencedProperty", &tt.primary_id),
                 ],
-            );
-            close(w, "NavigationProperty");
+            )?;
+            close(w, "NavigationProperty")?;
         }
     }
     for c in &t.collection_navs {
         if schema.table(&c.other).is_some() {
             let ty = format!("Collection(mscrm.{})", c.other);
-            empty(w, "NavigationProperty", &[("Name", &c.name), ("Type", &ty)]);
+            empty(w, "NavigationProperty", &[("Name", &c.name), ("Type", &ty)])?;
         }
     }
-    close(w, "EntityType");
+    close(w, "EntityType")
 }
 
-/// The `$metadata` XML.
-pub fn document(schema: &Schema) -> String {
+/// The `$metadata` XML. Writing goes to memory, so an error (which would
+/// come from the XML writer itself) is unexpected.
+pub fn document(schema: &Schema) -> io::Result<String> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
-    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))?;
     open(
         &mut w,
         "edmx:Edmx",
@@ -111,8 +114,8 @@ pub fn document(schema: &Schema) -> String {
             ("Version", "4.0"),
             ("xmlns:edmx", "http://docs.oasis-open.org/odata/ns/edmx"),
         ],
-    );
-    open(&mut w, "edmx:DataServices", &[]);
+    )?;
+    open(&mut w, "edmx:DataServices", &[])?;
     open(
         &mut w,
         "Schema",
@@ -121,25 +124,25 @@ pub fn document(schema: &Schema) -> String {
             ("Alias", "mscrm"),
             ("xmlns", "http://docs.oasis-open.org/odata/ns/edm"),
         ],
-    );
+    )?;
     empty(
         &mut w,
         "EntityType",
         &[("Name", "crmbaseentity"), ("Abstract", "true")],
-    );
+    )?;
     for t in &schema.tables {
-        entity_type(&mut w, schema, t);
+        entity_type(&mut w, schema, t)?;
     }
-    open(&mut w, "ComplexType", &[("Name", "WhoAmIResponse")]);
+    open(&mut w, "ComplexType", &[("Name", "WhoAmIResponse")])?;
     for p in ["BusinessUnitId", "UserId", "OrganizationId"] {
         empty(
             &mut w,
             "Property",
             &[("Name", p), ("Type", "Edm.Guid"), ("Nullable", "false")],
-        );
+        )?;
     }
-    close(&mut w, "ComplexType");
-    open(&mut w, "ComplexType", &[("Name", "CreateMultipleResponse")]);
+    close(&mut w, "ComplexType")?;
+    open(&mut w, "ComplexType", &[("Name", "CreateMultipleResponse")])?;
     empty(
         &mut w,
         "Property",
@@ -148,21 +151,21 @@ pub fn document(schema: &Schema) -> String {
             ("Type", "Collection(Edm.Guid)"),
             ("Nullable", "false"),
         ],
-    );
-    close(&mut w, "ComplexType");
-    open(&mut w, "Function", &[("Name", "WhoAmI")]);
+    )?;
+    close(&mut w, "ComplexType")?;
+    open(&mut w, "Function", &[("Name", "WhoAmI")])?;
     empty(
         &mut w,
         "ReturnType",
         &[("Type", "mscrm.WhoAmIResponse"), ("Nullable", "false")],
-    );
-    close(&mut w, "Function");
+    )?;
+    close(&mut w, "Function")?;
     for (name, returns) in [
         ("CreateMultiple", Some("mscrm.CreateMultipleResponse")),
         ("UpdateMultiple", None),
         ("UpsertMultiple", None),
     ] {
-        open(&mut w, "Action", &[("Name", name), ("IsBound", "true")]);
+        open(&mut w, "Action", &[("Name", name), ("IsBound", "true")])?;
         empty(
             &mut w,
             "Parameter",
@@ -171,7 +174,7 @@ pub fn document(schema: &Schema) -> String {
                 ("Type", "Collection(mscrm.crmbaseentity)"),
                 ("Nullable", "false"),
             ],
-        );
+        )?;
         empty(
             &mut w,
             "Parameter",
@@ -180,20 +183,20 @@ pub fn document(schema: &Schema) -> String {
                 ("Type", "Collection(mscrm.crmbaseentity)"),
                 ("Nullable", "false"),
             ],
-        );
+        )?;
         if let Some(r) = returns {
-            empty(&mut w, "ReturnType", &[("Type", r), ("Nullable", "false")]);
+            empty(&mut w, "ReturnType", &[("Type", r), ("Nullable", "false")])?;
         }
-        close(&mut w, "Action");
+        close(&mut w, "Action")?;
     }
-    open(&mut w, "EntityContainer", &[("Name", "System")]);
+    open(&mut w, "EntityContainer", &[("Name", "System")])?;
     for t in &schema.tables {
         let ty = format!("{NS}.{}", t.logical_name);
         open(
             &mut w,
             "EntitySet",
             &[("Name", &t.entity_set), ("EntityType", &ty)],
-        );
+        )?;
         for a in t.attributes.iter().filter(|a| a.kind == Kind::Lookup) {
             for (target, nav) in &a.targets {
                 if let Some(tt) = schema.table(target).filter(|_| !nav.is_empty()) {
@@ -201,11 +204,11 @@ pub fn document(schema: &Schema) -> String {
                         &mut w,
                         "NavigationPropertyBinding",
                         &[("Path", nav), ("Target", &tt.entity_set)],
-                    );
+                    )?;
                 }
             }
         }
-        close(&mut w, "EntitySet");
+        close(&mut w, "EntitySet")?;
     }
     empty(
         &mut w,
@@ -215,10 +218,10 @@ pub fn document(schema: &Schema) -> String {
             ("Function", "Microsoft.Dynamics.CRM.WhoAmI"),
             ("IncludeInServiceDocument", "false"),
         ],
-    );
-    close(&mut w, "EntityContainer");
-    close(&mut w, "Schema");
-    close(&mut w, "edmx:DataServices");
-    close(&mut w, "edmx:Edmx");
-    String::from_utf8(w.into_inner()).unwrap_or_default()
+    )?;
+    close(&mut w, "EntityContainer")?;
+    close(&mut w, "Schema")?;
+    close(&mut w, "edmx:DataServices")?;
+    close(&mut w, "edmx:Edmx")?;
+    String::from_utf8(w.into_inner()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

@@ -1,6 +1,6 @@
 //! Metadata through the Web API: `EntityDefinitions`, their `Attributes`,
-//! and derived-type casts such as `PicklistAttributeMetadata` (reference §4,
-//! checklist item 35). No paging: every match comes in one response.
+//! and derived-type casts such as `PicklistAttributeMetadata` ("Query table
+//! definitions using the Web API", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query-metadata-web-api>). No paging: every match comes in one response.
 
 use serde_json::{Map, Value, json};
 
@@ -286,7 +286,7 @@ fn shape(
     for r in rows {
         if let Some(f) = &filter {
             let rv = Value::Object(r.clone());
-            if !filter::eval(f, &rv).map_err(DvError::segment)? {
+            if !filter::eval(f, &rv).map_err(DvError::from)? {
                 continue;
             }
         }

@@ -1,4 +1,5 @@
-//! Dataverse's error body `{"error":{"code":"0x…","message":"…"}}` (reference §5.1).
+//! Dataverse's error body `{"error":{"code":"0x…","message":"…"}}` ("Compose HTTP
+//! requests and handle errors", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/compose-http-requests-handle-errors>).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -50,6 +51,14 @@ impl DvError {
     /// 0x80048d19: the payload does not fit the entity type.
     pub fn payload(message: impl Into<String>) -> Self {
         Self::bad_request("0x80048d19", message)
+    }
+}
+
+/// A `$filter` that does not parse or evaluate: 0x80060888, as an unknown
+/// query element.
+impl From<crate::odata::filter::FilterError> for DvError {
+    fn from(e: crate::odata::filter::FilterError) -> Self {
+        Self::segment(e.to_string())
     }
 }
 

@@ -1,5 +1,6 @@
-//! `GET <set>?fetchXml=<fetch>…</fetch>` (reference §3.11, checklist item
-//! 26): the XML is parsed with quick-xml and turned into the same filter
+//! `GET <set>?fetchXml=<fetch>…</fetch>` ("Use FetchXml to query data",
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/use-fetchxml-web-api>):
+//! the XML is parsed with quick-xml and turned into the same filter
 //! and ordering the OData options use. Nulls are omitted from results;
 //! `page`/`count` paging with `fetchxmlpagingcookie`/`morerecords` when
 //! annotations are requested.
@@ -320,7 +321,8 @@ pub fn parse(table: &Table, xml: &str) -> DvResult<Fetch> {
     Ok(out)
 }
 
-/// Drops null members: FetchXML results omit them (reference §3.11).
+/// Drops null members: FetchXML results omit them ("Use FetchXml to query
+/// data").
 pub fn strip_nulls(v: &mut serde_json::Map<String, Value>) {
     v.retain(|_, x| !x.is_null());
 }

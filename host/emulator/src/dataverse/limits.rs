@@ -1,4 +1,5 @@
-//! Service protection limits (reference §5.4, checklist items 33-34): per
+//! Service protection limits ("Service protection API limits",
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/api-limits>): per
 //! user and environment, a sliding window of request count and combined
 //! execution time, and a concurrency cap that triggers at once.
 

@@ -1,14 +1,15 @@
 //! The Dataverse Web API (`<environment URL>/api/data/v9.2/`), one
 //! environment per seed entry, served at `<emulator>/<unique_name>/api/data/...`
 //! so that a token's `aud` (the environment URL) matches the URL the client
-//! calls. Reference §3-5; this module routes, authenticates and answers.
+//! calls ("Compose HTTP requests and handle errors",
+//! <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/compose-http-requests-handle-errors>); this module
+//! routes, authenticates and answers.
 
 mod batch;
 mod bulk;
 mod csdl;
 mod definitions;
 pub mod error;
-pub mod faults;
 mod fetchxml;
 mod limits;
 pub mod metadata;
@@ -31,7 +32,6 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::Emulator;
-use crate::seed::FaultAction;
 use crate::state::Environment;
 use error::{DvError, DvResult};
 use metadata::{Kind, Schema, Table};
@@ -47,12 +47,8 @@ pub(crate) struct Environments {
     limits: Arc<limits::Tracker>,
 }
 
-/// Marks a response whose connection must be closed without sending it
-/// (fault injection); the server's service wrapper acts on it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DropConnection;
-
-/// Longest GET URL accepted outside `$batch` (reference §5.5).
+/// Longest GET URL accepted outside `$batch` ("Query data using the Web
+/// API", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/overview>).
 const MAX_URL: usize = 32_768;
 
 pub(crate) fn routes() -> Router<Arc<Emulator>> {
@@ -72,6 +68,9 @@ struct Ctx {
     api_base: String,
     headers: HeaderMap,
     prefer: Prefer,
+    /// Set for the operations of a `$batch` (internal state a client cannot
+    /// set): a `$batch` inside one is rejected.
+    in_batch: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -170,73 +169,30 @@ async fn handle(
     RawQuery(raw_query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let actions = {
-        let mut dir = emu.dir.write();
-        faults::decide(&mut dir.faults, &env_name, method.as_str(), &rest, false)
+    let target = crate::faults::Target {
+        env: &env_name,
+        method: method.as_str(),
+        path: &rest,
+        explicit: false,
     };
-    let mut drop_after = false;
-    let mut early = None;
-    let mut latency = std::time::Duration::ZERO;
-    for action in actions {
-        match action {
-            FaultAction::Latency { ms } => latency += std::time::Duration::from_millis(ms),
-            FaultAction::Throttle { retry_after_secs } => {
-                early.get_or_insert_with(|| throttled(&limits::Throttled {
-                    code: "0x80072322",
-                    message: "Number of requests exceeded the limit of 6000 over time window of 300 seconds.".into(),
-                    retry_after_secs,
-                }));
-            }
-            FaultAction::Status { status } => {
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                early.get_or_insert_with(|| {
-                    DvError::new(
-                        status,
-                        "0x80040216",
-                        "An unexpected error occurred (injected fault).",
-                    )
-                    .into_response()
-                });
-            }
-            FaultAction::DropBefore => {
-                let mut resp = StatusCode::SERVICE_UNAVAILABLE.into_response();
-                resp.extensions_mut().insert(DropConnection);
-                early.get_or_insert(resp);
-            }
-            FaultAction::DropAfter => drop_after = true,
+    let mut resp = crate::faults::serve(&emu, target, &WebApiRefusals, || {
+        match handle_inner(
+            &emu,
+            &env_name,
+            &version,
+            &rest,
+            &method,
+            &headers,
+            raw_query.as_deref(),
+            body,
+        ) {
+            Ok(done) => done,
+            Err(e) => (e.into_response(), None),
         }
-    }
-    let mut resp = match early {
-        Some(r) => r,
-        None => {
-            let (resp, admission) = match handle_inner(
-                &emu,
-                &env_name,
-                &version,
-                &rest,
-                &method,
-                &headers,
-                raw_query.as_deref(),
-                body,
-            ) {
-                Ok(done) => done,
-                Err(e) => (e.into_response(), None),
-            };
-            // Injected latency counts as execution time and holds the
-            // request's concurrency slot, like a slow server would.
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            drop(admission);
-            resp
-        }
-    };
+    })
+    .await;
     if resp.status().as_u16() >= 400 {
         resp = annotate_error(resp, &Prefer::parse(&headers)).await;
-    }
-    if drop_after {
-        resp.extensions_mut().insert(DropConnection);
     }
     let h = resp.headers_mut();
     h.insert("OData-Version", HeaderValue::from_static("4.0"));
@@ -247,8 +203,34 @@ async fn handle(
     resp
 }
 
+/// Injected refusals of the Web API: the service-protection 429 and
+/// Dataverse's generic error.
+struct WebApiRefusals;
+
+impl crate::faults::Refusals for WebApiRefusals {
+    fn throttled(&self, retry_after_secs: u64) -> Response {
+        throttled(&limits::Throttled {
+            code: "0x80072322",
+            message:
+                "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+                    .into(),
+            retry_after_secs,
+        })
+    }
+
+    fn failed(&self, status: StatusCode) -> Response {
+        DvError::new(
+            status,
+            "0x80040216",
+            "An unexpected error occurred (injected fault).",
+        )
+        .into_response()
+    }
+}
+
 /// With `Prefer: odata.include-annotations`, error bodies gain the
-/// `@Microsoft.PowerApps.CDS.*` members Dataverse adds (reference §5.1);
+/// `@Microsoft.PowerApps.CDS.*` members Dataverse adds ("Compose HTTP requests
+/// and handle errors", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/compose-http-requests-handle-errors>);
 /// without it they stay `{"error":{"code","message"}}`.
 async fn annotate_error(resp: Response, prefer: &Prefer) -> Response {
     let ann = Annotations::parse(prefer.annotations.as_deref());
@@ -504,7 +486,9 @@ fn resolve_caller(
 }
 
 /// Applies `CallerObjectId` / `MSCRMCallerID` impersonation and checks the
-/// `MSCRM.BypassCustomPluginExecution` privilege (reference §3.2, checklist 32).
+/// `MSCRM.BypassCustomPluginExecution` privilege ("Impersonate another user
+/// using the Web API", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/impersonate-another-user-web-api>;
+/// "Bypass custom Dataverse logic", <https://learn.microsoft.com/power-apps/developer/data-platform/bypass-custom-business-logic>).
 fn effective_caller(
     emu: &Emulator,
     env: &Environment,
@@ -634,6 +618,7 @@ fn handle_inner(
         api_base,
         headers: headers.clone(),
         prefer: Prefer::parse(headers),
+        in_batch: false,
     };
     let pairs: Vec<(String, String)> = raw_query
         .map(|q| {
@@ -671,8 +656,7 @@ fn odata_json(status: StatusCode, body: Value) -> Response {
     resp
 }
 
-fn table_for<'s>(cx: &'s Ctx, schema: &'s Schema, set: &str) -> DvResult<Arc<Table>> {
-    let _ = cx;
+fn table_for(schema: &Schema, set: &str) -> DvResult<Arc<Table>> {
     schema.by_set(set).cloned().ok_or_else(|| {
         DvError::new(
             StatusCode::NOT_FOUND,
@@ -747,7 +731,15 @@ fn dispatch(
     match (method, segments) {
         (&Method::GET, []) => Ok(service_document(cx, &schema)),
         (&Method::GET, [Segment { name, key: None }]) if name == "$metadata" => {
-            let mut resp = csdl::document(&schema).into_response();
+            let mut resp = csdl::document(&schema)
+                .map_err(|e| {
+                    DvError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "0x80040216",
+                        format!("The $metadata document could not be written: {e}"),
+                    )
+                })?
+                .into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/xml"),
@@ -767,7 +759,7 @@ fn dispatch(
             ))
         }
         (&Method::POST, [Segment { name, key: None }]) if name == "$batch" => {
-            if cx.headers.get("x-dvhost-inner-batch").is_some() {
+            if cx.in_batch {
                 return Err(DvError::payload(
                     "Nested $batch requests are not supported.",
                 ));
@@ -784,7 +776,7 @@ fn dispatch(
                 },
             ],
         ) if action.starts_with("Microsoft.Dynamics.CRM.") => {
-            let table = table_for(cx, &schema, name)?;
+            let table = table_for(&schema, name)?;
             bulk::handle(
                 cx,
                 &table,
@@ -797,7 +789,7 @@ fn dispatch(
             Ok(odata_json(StatusCode::OK, body))
         }
         (_, [Segment { name, key: None }]) => {
-            let table = table_for(cx, &schema, name)?;
+            let table = table_for(&schema, name)?;
             match *method {
                 Method::GET => query_collection(cx, &table, pairs, raw_query),
                 Method::POST => create(cx, &table, body, pairs),
@@ -819,7 +811,7 @@ fn dispatch(
                 },
             ],
         ) => {
-            let table = table_for(cx, &schema, name)?;
+            let table = table_for(&schema, name)?;
             match *method {
                 Method::GET => retrieve(cx, &table, key, pairs),
                 Method::PATCH => upsert(cx, &table, key, body, pairs),
@@ -841,7 +833,7 @@ fn dispatch(
                 },
             ],
         ) if count == "$count" && method == Method::GET => {
-            let table = table_for(cx, &schema, name)?;
+            let table = table_for(&schema, name)?;
             let n = cx
                 .data
                 .read()
@@ -868,7 +860,7 @@ fn dispatch(
                 },
             ],
         ) => {
-            let table = table_for(cx, &schema, name)?;
+            let table = table_for(&schema, name)?;
             property(cx, &table, key, prop, method, body)
         }
         (
@@ -885,7 +877,7 @@ fn dispatch(
                 Segment { name: r, key: None },
             ],
         ) if r == "$ref" => {
-            let table = table_for(cx, &schema, name)?;
+            let table = table_for(&schema, name)?;
             reference(cx, &table, key, nav, nav_key.as_ref(), method, body, pairs)
         }
         _ => Err(DvError::new(
@@ -989,7 +981,7 @@ fn query_collection(
             let mut kept = Vec::with_capacity(selected.len());
             for r in selected {
                 if crate::odata::filter::eval_with(f, r.values.as_value(), &ctx)
-                    .map_err(DvError::segment)?
+                    .map_err(DvError::from)?
                 {
                     kept.push(r);
                 }
@@ -1163,7 +1155,8 @@ fn represent(
     let ann = annotations(cx);
     let mut body = query::render(&d, table, row, select.as_deref(), &ann);
     if expand {
-        // Update with return=representation ignores $expand (reference §3.6).
+        // Update with return=representation ignores $expand ("Update and
+        // delete table rows using the Web API").
         let expands: Vec<(String, String)> = pairs
             .iter()
             .filter(|(k, _)| k == "$expand")
@@ -1218,7 +1211,8 @@ fn if_match(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
 }
 
 fn retrieve(cx: &Ctx, table: &Table, key: &Key, pairs: &[(String, String)]) -> DvResult<Response> {
-    let select = select_of(table, pairs)?;
+    // Only checked here: `represent` applies `$select` itself.
+    select_of(table, pairs)?;
     for (k, _) in pairs {
         if k.starts_with('$') && k != "$select" {
             query::parse_options(
@@ -1252,7 +1246,6 @@ fn retrieve(cx: &Ctx, table: &Table, key: &Key, pairs: &[(String, String)]) -> D
         }
         return Ok(resp);
     }
-    let _ = select;
     represent(cx, table, id, pairs, StatusCode::OK, true)
 }
 
@@ -1260,7 +1253,9 @@ fn precondition(message: &str) -> DvError {
     DvError::new(StatusCode::PRECONDITION_FAILED, "0x80060882", message)
 }
 
-/// PATCH: update, or create at that key (the upsert matrix, reference §3.6).
+/// PATCH: update, or create at that key (the upsert matrix of "Update and
+/// delete table rows using the Web API",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/update-delete-entities-using-web-api>).
 fn upsert(
     cx: &Ctx,
     table: &Table,
@@ -1441,7 +1436,8 @@ fn unserved(table: &str) -> DvError {
     )
 }
 
-/// `$ref` association endpoints (reference §3.7).
+/// `$ref` association endpoints ("Associate and disassociate table rows
+/// using the Web API", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/associate-disassociate-entities-using-web-api>).
 #[allow(clippy::too_many_arguments)]
 fn reference(
     cx: &Ctx,

@@ -1,6 +1,7 @@
 //! Query options (`$select`, `$filter`, `$orderby`, `$top`, `$count`,
 //! paging) and record serialisation with optional annotations
-//! (reference §3.8-3.10, checklist items 19-24).
+//! ("Query data using the Web API", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/overview>,
+//! and its pages on filtering, paging and aggregation).
 
 use std::collections::HashMap;
 
@@ -11,7 +12,9 @@ use super::metadata::{Kind, Table};
 use super::store::{EnvData, Row};
 use crate::odata::filter::{self, Expr};
 
-/// Largest page and largest `$count` (reference §3.9, §3.8).
+/// Largest page and largest `$count` ("Page results",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results>; "Count rows",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/count-rows>).
 pub const MAX_PAGE: usize = 5000;
 
 /// Which `@`-annotations the client asked for with `Prefer: odata.include-annotations`.
@@ -80,7 +83,8 @@ pub struct Aggregate {
     pub alias: String,
 }
 
-/// Most rows `$apply` aggregates over (reference §5.5).
+/// Most rows `$apply` aggregates over ("Aggregate data",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/aggregate-data>).
 pub const MAX_AGGREGATE_INPUT: usize = 50_000;
 
 fn parse_aggregates(table: &Table, inner: &str) -> DvResult<Vec<Aggregate>> {
@@ -608,10 +612,10 @@ fn matches(
     match &o.filter {
         None => Ok(true),
         Some(f) if o.filter_navs.is_empty() => {
-            filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::segment)
+            filter::eval_with(f, row.values.as_value(), ctx).map_err(DvError::from)
         }
         Some(f) => filter::eval_with(f, &with_navigation(env, table, row, &o.filter_navs), ctx)
-            .map_err(DvError::segment),
+            .map_err(DvError::from),
     }
 }
 
@@ -647,7 +651,7 @@ pub fn run<'d>(
     let Some(rows) = env.rows(&table.logical_name) else {
         return Ok((Vec::new(), None, 0));
     };
-    // `$top` is ignored when a page size is requested (reference §3.8).
+    // `$top` is ignored when a page size is requested ("Page results").
     let cap = match (page_size, o.top) {
         (None, Some(top)) => top,
         _ => usize::MAX,

@@ -1,5 +1,7 @@
-//! Validation of certificate client assertions (reference §1.3, checklist
-//! items 2-4), written as a pure function of the assertion text and what the
+//! Validation of certificate client assertions ("Microsoft identity
+//! platform application authentication certificate credentials",
+//! <https://learn.microsoft.com/entra/identity-platform/certificate-credentials>),
+//! written as a pure function of the assertion text and what the
 //! directory knows, so it can be property-tested without a server.
 //!
 //! Order of checks follows Entra's observable behaviour: a token that cannot

@@ -1,6 +1,7 @@
 //! Entra's error body: `error`, `error_description` starting with
 //! `AADSTSnnnnn:` and trace lines, `error_codes`, `timestamp`, `trace_id`,
-//! `correlation_id`, `error_uri` (reference §1.5).
+//! `correlation_id`, `error_uri` ("Microsoft Entra authentication and
+//! authorization error codes", <https://learn.microsoft.com/entra/identity-platform/reference-error-codes>).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use uuid::Uuid;
 /// An Entra token-service error, rendered exactly as Entra renders it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntraError {
+    /// The HTTP status.
     pub status: StatusCode,
     /// OAuth `error` value (`invalid_client`, `invalid_request`, ...).
     pub error: &'static str,
@@ -20,6 +22,7 @@ pub struct EntraError {
 }
 
 impl EntraError {
+    /// An error with this status, OAuth `error`, AADSTS number and text.
     pub fn new(
         status: StatusCode,
         error: &'static str,

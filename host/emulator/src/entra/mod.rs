@@ -19,7 +19,8 @@ use uuid::Uuid;
 use crate::Emulator;
 use error::EntraError;
 
-/// Authority aliases that are not a tenant (reference §1.1).
+/// Authority aliases that are not a tenant ("OAuth 2.0 client credentials
+/// flow", <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
 pub(crate) const ALIASES: &[&str] = &["common", "organizations", "consumers"];
 
 pub(crate) fn routes() -> Router<Arc<Emulator>> {

@@ -1,5 +1,7 @@
 //! Scope parsing: which resource a token is for, and which scopes it carries
-//! (reference §1.2, §1.7; checklist item 5).
+//! ("OAuth 2.0 client credentials flow",
+//! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow>, and "OAuth 2.0 device
+//! authorization grant", <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code>).
 
 use super::error::EntraError;
 use crate::state::{DISCOVERY_RESOURCE, Directory, GRAPH_APP_ID, GRAPH_RESOURCE};

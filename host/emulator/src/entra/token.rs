@@ -1,5 +1,7 @@
-//! `POST /{tenant}/oauth2/v2.0/token` and `/devicecode` (reference §1.2-1.7,
-//! checklist items 1-8).
+//! `POST /{tenant}/oauth2/v2.0/token` and `/devicecode` ("OAuth 2.0 client
+//! credentials flow", <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow>;
+//! "OAuth 2.0 device authorization grant",
+//! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code>).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,56 +110,55 @@ pub(super) async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let now = emu.now();
-    // Injected faults (rules with `environment = "entra"`, path `token`).
-    let actions = {
-        let mut dir = emu.dir.write();
-        crate::dataverse::faults::decide(&mut dir.faults, "entra", "POST", "token", true)
+    let refusals = TokenRefusals {
+        emu: &emu,
+        headers: &headers,
+        now,
     };
-    let mut drop_after = false;
-    for action in actions {
-        use crate::seed::FaultAction;
-        let transient = |status: StatusCode| {
-            EntraError::new(
-                status,
-                "temporarily_unavailable",
-                90033,
-                "A transient error has occurred. Please try again.",
-            )
-        };
-        match action {
-            FaultAction::Latency { ms } => {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await
-            }
-            FaultAction::Throttle { retry_after_secs } => {
-                let mut resp = transient(StatusCode::TOO_MANY_REQUESTS)
-                    .into_response_with(correlation_id(&headers), now);
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                emu.dir.write().stats.requests += 1;
-                return resp;
-            }
-            FaultAction::Status { status } => {
-                emu.dir.write().stats.requests += 1;
-                return transient(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                )
-                .into_response_with(correlation_id(&headers), now);
-            }
-            FaultAction::DropBefore => {
-                let mut resp = StatusCode::SERVICE_UNAVAILABLE.into_response();
-                resp.extensions_mut()
-                    .insert(crate::dataverse::DropConnection);
-                return resp;
-            }
-            FaultAction::DropAfter => drop_after = true,
-        }
+    let target = crate::faults::Target {
+        env: "entra",
+        method: "POST",
+        path: "token",
+        explicit: true,
+    };
+    crate::faults::serve(&emu, target, &refusals, || {
+        (token_inner(&emu, &tenant, &headers, body, now), ())
+    })
+    .await
+}
+
+/// Injected refusals of the token endpoint: Entra's transient error
+/// (AADSTS90033), counted as a request.
+struct TokenRefusals<'a> {
+    emu: &'a Emulator,
+    headers: &'a HeaderMap,
+    now: time::OffsetDateTime,
+}
+
+impl TokenRefusals<'_> {
+    fn transient(&self, status: StatusCode) -> Response {
+        self.emu.dir.write().stats.requests += 1;
+        EntraError::new(
+            status,
+            "temporarily_unavailable",
+            90033,
+            "A transient error has occurred. Please try again.",
+        )
+        .into_response_with(correlation_id(self.headers), self.now)
     }
-    let mut resp = token_inner(&emu, &tenant, &headers, body, now);
-    if drop_after {
-        resp.extensions_mut()
-            .insert(crate::dataverse::DropConnection);
+}
+
+impl crate::faults::Refusals for TokenRefusals<'_> {
+    fn throttled(&self, retry_after_secs: u64) -> Response {
+        let mut resp = self.transient(StatusCode::TOO_MANY_REQUESTS);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        resp
     }
-    resp
+
+    fn failed(&self, status: StatusCode) -> Response {
+        self.transient(status)
+    }
 }
 
 fn token_inner(

@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 /// An OData error response (Global Discovery, Dataverse).
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     let mut resp = (
         status,
-        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+        axum::Json(json!({"error": {"code": code, "message": message.to_string()}})),
     )
         .into_response();
     resp.headers_mut()
@@ -31,9 +31,23 @@ pub fn ok(body: Value) -> Response {
     resp
 }
 
+/// Why a `$select` cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// A selected property the record type does not have.
+    #[error("Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.Instance'.")]
+    UnknownProperty {
+        /// The property as selected.
+        name: String,
+    },
+}
+
 /// Keeps only `select`ed properties (plus `@odata.*` annotations). Unknown
 /// names are an error, as OData requires.
-pub fn select(record: &Map<String, Value>, select: &str) -> Result<Map<String, Value>, String> {
+pub fn select(
+    record: &Map<String, Value>,
+    select: &str,
+) -> Result<Map<String, Value>, SelectError> {
     let mut out = Map::new();
     for (k, v) in record.iter().filter(|(k, _)| k.starts_with('@')) {
         out.insert(k.clone(), v.clone());
@@ -44,9 +58,9 @@ pub fn select(record: &Map<String, Value>, select: &str) -> Result<Map<String, V
                 out.insert(name.to_string(), v.clone());
             }
             None => {
-                return Err(format!(
-                    "Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.Instance'."
-                ));
+                return Err(SelectError::UnknownProperty {
+                    name: name.to_string(),
+                });
             }
         }
     }

@@ -490,3 +490,33 @@ pub fn assert_entra_error(
     assert!(Uuid::parse_str(body["trace_id"].as_str().unwrap_or_default()).is_ok());
     assert!(Uuid::parse_str(body["correlation_id"].as_str().unwrap_or_default()).is_ok());
 }
+
+/// The workspace root (holds tests/python, tests/node and their installed
+/// dependencies).
+pub fn workspace() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The program the environment variable `var` names (tests/run.sh sets it),
+/// or `None` after printing why `test` is skipped: a test needing Python or
+/// Node does not guess at what is on `PATH`.
+pub fn program_from_env(var: &str, test: &str) -> Option<std::path::PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) if !p.is_empty() => Some(p.into()),
+        _ => {
+            eprintln!("skipping {test}: ${var} is not set (bash tests/run.sh sets it)");
+            None
+        }
+    }
+}
+
+/// An HTTPS client that trusts only the emulator's CA.
+pub fn https_client(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
