@@ -10,8 +10,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use uuid::Uuid;
 
+use super::dispatch::{Request, dispatch};
 use super::error::{DvError, DvResult};
-use super::{Ctx, Prefer, path};
+use super::prefer::Prefer;
+use super::{Ctx, path};
 
 /// Most operations one batch may carry.
 pub const MAX_OPERATIONS: usize = 1000;
@@ -265,13 +267,15 @@ fn execute(cx: &Ctx, op: &Operation, ids: &[(String, String)]) -> Response {
         in_batch: true,
     };
     let result = path::parse(&rel).and_then(|segments| {
-        super::dispatch(
+        dispatch(
             &inner,
-            &op.method,
-            &segments,
-            &pairs,
-            &body,
-            query.as_deref(),
+            &Request {
+                method: &op.method,
+                segments: &segments,
+                pairs: &pairs,
+                body: &body,
+                raw_query: query.as_deref(),
+            },
         )
     });
     result.unwrap_or_else(IntoResponse::into_response)

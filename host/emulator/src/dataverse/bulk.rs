@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::Ctx;
 use super::error::{DvError, DvResult};
+use super::handlers::{locate, odata_json};
 use super::metadata::Table;
 use super::path::{self, Key};
 use super::store::EnvData;
-use super::{Ctx, locate};
 
 const NS: &str = "Microsoft.Dynamics.CRM.";
 
@@ -88,7 +89,7 @@ pub(super) fn handle(
                     })
                     .collect::<DvResult<Vec<_>>>()
             })?;
-            Ok(super::odata_json(
+            Ok(odata_json(
                 StatusCode::OK,
                 json!({"@odata.context": format!("{}$metadata#{NS}CreateMultipleResponse", cx.api_base), "Ids": ids}),
             ))
@@ -136,15 +137,7 @@ pub(super) fn handle(
                         }
                         None => {
                             let mut values = t.clone();
-                            let id = match &key {
-                                Key::Id(id) => Some(*id),
-                                Key::Alternate(pairs) => {
-                                    for (k, v) in pairs {
-                                        values.entry(k.clone()).or_insert_with(|| v.clone());
-                                    }
-                                    None
-                                }
-                            };
+                            let id = key.creation_id(&mut values);
                             let id = d.create(table, &values, id, cx.caller)?;
                             undo.push((id, None));
                         }

@@ -32,6 +32,11 @@ impl DvError {
         Self::bad_request("0x80060888", message)
     }
 
+    /// 0x80060888 as 405: a method the resource does not accept.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "0x80060888", message)
+    }
+
     /// 0x80040217: the record does not exist.
     pub fn not_found(logical: &str, id: &uuid::Uuid) -> Self {
         Self::new(

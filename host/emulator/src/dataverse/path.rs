@@ -2,7 +2,7 @@
 //! `contacts(firstname='Joe',emailaddress1='j@x.com')`, `accounts(<id>)/name`,
 //! `accounts(<id>)/Account_Tasks/$ref`.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::{DvError, DvResult};
@@ -13,6 +13,23 @@ pub enum Key {
     Id(Uuid),
     /// Alternate key: column (Web API name) = value.
     Alternate(Vec<(String, Value)>),
+}
+
+impl Key {
+    /// For a row created at this key (upsert): the id it gets (`None`: a
+    /// new one); an alternate key's values become column values of the
+    /// new row, unless `values` sets them.
+    pub fn creation_id(&self, values: &mut Map<String, Value>) -> Option<Uuid> {
+        match self {
+            Key::Id(id) => Some(*id),
+            Key::Alternate(pairs) => {
+                for (k, v) in pairs {
+                    values.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                None
+            }
+        }
+    }
 }
 
 /// One path segment: a name and an optional key in parentheses.
@@ -79,21 +96,7 @@ fn parse_key(inner: &str) -> Option<Key> {
     if let Ok(id) = Uuid::parse_str(inner.trim()) {
         return Some(Key::Id(id));
     }
-    // Split on commas outside quotes.
-    let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in inner.char_indices() {
-        match c {
-            '\'' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(&inner[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&inner[start..]);
-    let pairs = parts
+    let pairs = crate::odata::split_unquoted(inner, '\'')
         .into_iter()
         .map(|p| {
             let (k, v) = p.split_once('=')?;

@@ -31,6 +31,25 @@ pub fn ok(body: Value) -> Response {
     resp
 }
 
+/// Splits `s` on the commas outside `quote`d text (a doubled quote inside
+/// quoted text, OData's escape, closes and reopens it, so it stays inside).
+pub(crate) fn split_unquoted(s: &str, quote: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            c if c == quote => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
 /// Why a `$select` cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {

@@ -1,0 +1,295 @@
+//! One Web API request from the wire to the answer: injected faults, the
+//! environment and API version, the bearer token, the caller, service
+//! protection limits, then [`dispatch`], and the headers every answer
+//! carries.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::caller::resolve_caller;
+use super::dispatch::{Request, dispatch};
+use super::error::{DvError, DvResult};
+use super::impersonation::effective_caller;
+use super::prefer::Prefer;
+use super::query::Annotations;
+use super::{Ctx, limits, path};
+use crate::Emulator;
+use crate::state::Environment;
+
+/// Longest GET URL accepted outside `$batch` ("Query data using the Web
+/// API", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/overview>).
+const MAX_URL: usize = 32_768;
+
+/// `<env>/api/data/<version>` and `.../`: the service root.
+pub(super) async fn handle_root(
+    state: State<Arc<Emulator>>,
+    Path((env, version)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    q: RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle(
+        state,
+        Path((env, version, String::new())),
+        method,
+        headers,
+        q,
+        body,
+    )
+    .await
+}
+
+/// Every Web API request below the service root.
+pub(super) async fn handle(
+    State(emu): State<Arc<Emulator>>,
+    Path((env_name, version, rest)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let target = crate::faults::Target {
+        env: &env_name,
+        method: method.as_str(),
+        path: &rest,
+        explicit: false,
+    };
+    let mut resp = crate::faults::serve(&emu, target, &WebApiRefusals, || {
+        match handle_inner(
+            &emu,
+            &env_name,
+            &version,
+            &rest,
+            &method,
+            &headers,
+            raw_query.as_deref(),
+            body,
+        ) {
+            Ok(done) => done,
+            Err(e) => (e.into_response(), None),
+        }
+    })
+    .await;
+    if resp.status().as_u16() >= 400 {
+        resp = annotate_error(resp, &Prefer::parse(&headers)).await;
+    }
+    let h = resp.headers_mut();
+    h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    if let Ok(v) = HeaderValue::from_str(&Uuid::new_v4().to_string()) {
+        h.insert("REQ_ID", v);
+    }
+    h.insert("x-ms-dop-hint", HeaderValue::from_static("4"));
+    resp
+}
+
+/// Injected refusals of the Web API: the service-protection 429 and
+/// Dataverse's generic error.
+struct WebApiRefusals;
+
+impl crate::faults::Refusals for WebApiRefusals {
+    fn throttled(&self, retry_after_secs: u64) -> Response {
+        throttled(&limits::Throttled {
+            code: "0x80072322",
+            message:
+                "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+                    .into(),
+            retry_after_secs,
+        })
+    }
+
+    fn failed(&self, status: StatusCode) -> Response {
+        DvError::new(
+            status,
+            "0x80040216",
+            "An unexpected error occurred (injected fault).",
+        )
+        .into_response()
+    }
+}
+
+/// With `Prefer: odata.include-annotations`, error bodies gain the
+/// `@Microsoft.PowerApps.CDS.*` members Dataverse adds ("Compose HTTP requests
+/// and handle errors", <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/compose-http-requests-handle-errors>);
+/// without it they stay `{"error":{"code","message"}}`.
+async fn annotate_error(resp: Response, prefer: &Prefer) -> Response {
+    let ann = Annotations::parse(prefer.annotations.as_deref());
+    if !ann.any() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    if let Some(err) = v.get_mut("error").and_then(Value::as_object_mut) {
+        let code = err
+            .get("code")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim_start_matches("0x")
+            .to_string();
+        let message = err.get("message").cloned().unwrap_or(Value::Null);
+        let extra = [
+            (
+                "Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus",
+                Value::from("0"),
+            ),
+            (
+                "Microsoft.PowerApps.CDS.ErrorDetails.SubErrorCode",
+                Value::from(
+                    i64::from_str_radix(&code, 16)
+                        .map(|c| c as i32)
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            ),
+            (
+                "Microsoft.PowerApps.CDS.HelpLink",
+                Value::from(format!(
+                    "http://go.microsoft.com/fwlink/?LinkID=398563&error=Microsoft.Crm.CrmException%3a{code}&client=platform"
+                )),
+            ),
+            ("Microsoft.PowerApps.CDS.TraceText", Value::from("")),
+            ("Microsoft.PowerApps.CDS.InnerError.Message", message),
+        ];
+        for (name, value) in extra {
+            if ann.wants(name) {
+                err.insert(format!("@{name}"), value);
+            }
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(v.to_string()))
+}
+
+/// A 429 with `Retry-After` and the service-protection error body.
+fn throttled(t: &limits::Throttled) -> Response {
+    let mut resp =
+        DvError::new(StatusCode::TOO_MANY_REQUESTS, t.code, t.message.clone()).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs));
+    resp
+}
+
+/// The environment a URL names, or a 404.
+fn environment(emu: &Emulator, name: &str) -> DvResult<Environment> {
+    emu.dir
+        .read()
+        .environments
+        .iter()
+        .find(|e| e.unique_name.eq_ignore_ascii_case(name))
+        .cloned()
+        .ok_or_else(|| {
+            DvError::new(
+                StatusCode::NOT_FOUND,
+                "0x80060888",
+                format!("No environment named '{name}' is served here."),
+            )
+        })
+}
+
+fn unauthorized(emu: &Emulator, env: &Environment, headers: &HeaderMap) -> Response {
+    let base = emu.request_base(headers);
+    let challenge = format!(
+        "Bearer authorization_uri={base}/{}/oauth2/authorize, resource_id={}",
+        env.tenant_id, env.url
+    );
+    let mut resp = StatusCode::UNAUTHORIZED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_inner(
+    emu: &Emulator,
+    env_name: &str,
+    version: &str,
+    rest: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    raw_query: Option<&str>,
+    body: Result<Bytes, BytesRejection>,
+) -> DvResult<(Response, Option<limits::Admission>)> {
+    let env = environment(emu, env_name)?;
+    if !matches!(version, "v9.0" | "v9.1" | "v9.2") {
+        return Err(DvError::new(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            format!("Resource not found for the segment '{version}'."),
+        ));
+    }
+    if method == Method::GET && rest.len() + raw_query.map_or(0, str::len) > MAX_URL {
+        return Err(DvError::new(
+            StatusCode::URI_TOO_LONG,
+            "0x80060888",
+            "The request URL is longer than 32,768 characters; send the query inside $batch.",
+        ));
+    }
+    let claims = match emu.bearer_claims(headers, &[&env.url]) {
+        Ok(c) => c,
+        Err(_) => return Ok((unauthorized(emu, &env, headers), None)),
+    };
+    let data = emu.dataverse.get_or_create(&env);
+    let caller = resolve_caller(emu, &env, &data, &claims)?;
+    let caller = effective_caller(emu, &env, &data, caller, headers)?;
+    let limits = emu.dir.read().settings.service_protection.clone();
+    let admission = match emu
+        .dataverse
+        .limits
+        .admit(env.id, caller.systemuser, &limits)
+    {
+        Ok(a) => a,
+        Err(t) => return Ok((throttled(&t), None)),
+    };
+    let api_base = format!(
+        "{}/{}/api/data/{version}/",
+        emu.request_base(headers),
+        env.unique_name
+    );
+    let cx = Ctx {
+        data,
+        caller,
+        api_base,
+        headers: headers.clone(),
+        prefer: Prefer::parse(headers),
+        in_batch: false,
+    };
+    let pairs: Vec<(String, String)> = raw_query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = body.map_err(|r| DvError::new(r.status(), "0x80048d19", r.body_text()))?;
+    let segments = path::parse(rest)?;
+    let request = Request {
+        method,
+        segments: &segments,
+        pairs: &pairs,
+        body: &body,
+        raw_query,
+    };
+    let mut resp = dispatch(&cx, &request).unwrap_or_else(IntoResponse::into_response);
+    let h = resp.headers_mut();
+    h.insert(
+        "x-ms-ratelimit-burst-remaining-xrm-requests",
+        HeaderValue::from(admission.remaining_requests),
+    );
+    if let Ok(v) = HeaderValue::from_str(&limits::format_seconds(admission.remaining_time)) {
+        h.insert("x-ms-ratelimit-time-remaining-xrm-requests", v);
+    }
+    Ok((resp, Some(admission)))
+}
