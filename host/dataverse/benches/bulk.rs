@@ -2,16 +2,19 @@
 //! the in-process emulator: one by one, bounded-parallel, `$batch` and
 //! `CreateMultiple`, as records per second and the ratio to one-by-one.
 //!
-//! `cargo bench -p dvhost --bench bulk` (`DVBULK_ROWS` overrides 10,000).
-//! The emulator runs on its own single-threaded runtime (one core); the
-//! client on another.
+//! `cargo bench -p dvhost-dataverse --bench bulk` (`DVBULK_ROWS` overrides
+//! 10,000; `DVBULK_LATENCY_MS` adds that latency to every Web API answer, as
+//! a cloud round trip would). The emulator runs on its own single-threaded
+//! runtime (one core); the client on another.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dvhost::dataverse::{BatchOperation, BatchPart, Client, Query};
-use dvhost::emulator::{EmulatorBuilder, Seed};
-use dvhost::identity::{Certificate, Connection, SigningAlgorithm, TokenSource, http_client};
+use dvhost_dataverse::{
+    Authority, BatchOperation, BatchPart, Certificate, Client, ColumnName, Connection, EntitySet,
+    Environment, HttpClient, Query, SigningAlgorithm, TableName, TokenSource,
+};
+use dvhost_emulator::{EmulatorBuilder, Seed};
 use serde_json::{Map, Value, json};
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -29,6 +32,15 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    let latency_ms: u64 = std::env::var("DVBULK_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let latency = if latency_ms > 0 {
+        format!("[[faults]]\npath = \"*\"\naction = {{ kind = \"latency\", ms = {latency_ms} }}")
+    } else {
+        String::new()
+    };
     let cert = Arc::new(Certificate::generate("bench", Certificate::default_validity()).unwrap());
     let toml = format!(
         r#"
@@ -47,6 +59,7 @@ fn main() {
         tenant = "contoso"
         unique_name = "bench"
         app_users = ["{CLIENT}"]
+        {latency}
         "#,
         pem = cert.pem()
     );
@@ -71,20 +84,19 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let http = http_client(None).unwrap();
-        let env = format!("{base}/bench");
-        let tokens = Arc::new(TokenSource::new(
-            Connection {
-                tenant: TENANT.into(),
-                client_id: CLIENT.into(),
-                authority_host: base.clone(),
-                resource: env.clone(),
-                certificate: cert,
-                algorithm: SigningAlgorithm::Rs256,
-            },
-            http.clone(),
-        ));
-        let client = Client::new(&env, tokens, http);
+        let connection = Connection::new(
+            Authority::parse(&base).unwrap(),
+            TENANT,
+            CLIENT,
+            Environment::parse(&format!("{base}/bench")).unwrap(),
+            cert,
+            SigningAlgorithm::Rs256,
+        )
+        .unwrap();
+        let http = HttpClient::new(None).unwrap();
+        let client = Client::new(Arc::new(TokenSource::new(connection, http)));
+        let accounts = EntitySet::new("accounts").unwrap();
+        let accountid = ColumnName::new("accountid").unwrap();
         let deadline = || Instant::now() + Duration::from_secs(3600);
         client.who_am_i(deadline()).await.unwrap();
         let mut results: Vec<(&str, f64)> = Vec::new();
@@ -92,7 +104,7 @@ fn main() {
         let t = Instant::now();
         for i in 0..rows {
             client
-                .create("accounts", "accountid", &record(i), None, deadline())
+                .create(&accounts, &accountid, &record(i), None, deadline())
                 .await
                 .unwrap();
         }
@@ -102,12 +114,12 @@ fn main() {
         let parallel = client.parallelism();
         let mut set = tokio::task::JoinSet::new();
         for w in 0..parallel {
-            let c = client.clone();
+            let (c, accounts, accountid) = (client.clone(), accounts.clone(), accountid.clone());
             set.spawn(async move {
                 for i in (w..rows).step_by(parallel) {
                     c.create(
-                        "accounts",
-                        "accountid",
+                        &accounts,
+                        &accountid,
                         &record(i),
                         None,
                         Instant::now() + Duration::from_secs(3600),
@@ -133,12 +145,7 @@ fn main() {
                 .map(|cs| {
                     BatchPart::ChangeSet(
                         cs.iter()
-                            .map(|r| BatchOperation {
-                                method: reqwest::Method::POST,
-                                path: "accounts".into(),
-                                body: Some(Value::Object(r.clone())),
-                                content_id: None,
-                            })
+                            .map(|r| BatchOperation::create(&accounts, Value::Object(r.clone())))
                             .collect(),
                     )
                 })
@@ -154,7 +161,13 @@ fn main() {
         let t = Instant::now();
         for chunk in records.chunks(500) {
             client
-                .create_multiple("accounts", "account", "accountid", chunk, deadline())
+                .create_multiple(
+                    &accounts,
+                    &TableName::new("account").unwrap(),
+                    &accountid,
+                    chunk,
+                    deadline(),
+                )
                 .await
                 .unwrap();
         }
@@ -165,8 +178,9 @@ fn main() {
 
         let total = client
             .query_all(
-                &Query::new("accounts")
+                &Query::new(&accounts)
                     .select(&["accountid"])
+                    .unwrap()
                     .page_size(5000),
                 deadline(),
             )
@@ -176,7 +190,9 @@ fn main() {
         assert_eq!(total, rows * 4, "every record was created exactly once");
 
         let base_rate = results[0].1;
-        println!("\nbulk create of {rows} accounts (emulator on one core, client on another)\n");
+        println!(
+            "\nbulk create of {rows} accounts (emulator on one core, client on another, {latency_ms} ms added latency)\n"
+        );
         println!("| path | records/s | ratio to one by one |");
         println!("|---|---|---|");
         for (name, rate) in &results {

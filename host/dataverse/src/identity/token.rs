@@ -1,18 +1,22 @@
 //! Client credentials with a certificate assertion, cached and single-flight.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rand::Rng as _;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::{Certificate, IdentityError, entra_error};
+use super::{Certificate, HttpClient, IdentityError, post_form};
+use crate::endpoint::{Authority, Environment, check_tenant};
+use crate::retry::{self, Repeat};
+use crate::seconds;
 
-/// How assertions are signed (reference §1.3).
+/// How assertions are signed (Microsoft identity platform, "Certificate
+/// credentials": RS256 with `x5t`, or PS256 with `x5t#S256`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SigningAlgorithm {
     /// RS256 with a SHA-1 `x5t`: what every Entra version accepts.
@@ -22,29 +26,63 @@ pub enum SigningAlgorithm {
     Ps256,
 }
 
-/// What identifies a connection to Entra.
+/// What identifies a connection: an Entra tenant and app, the certificate
+/// that proves the app's identity, and the one environment its tokens are
+/// for.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    /// Tenant id or verified domain.
-    pub tenant: String,
-    /// Application (client) id.
-    pub client_id: String,
-    /// Entra authority host, `https://login.microsoftonline.com` (or the emulator).
-    pub authority_host: String,
-    /// The resource, e.g. the environment URL `https://contoso.crm.dynamics.com`.
-    pub resource: String,
-    pub certificate: Arc<Certificate>,
-    pub algorithm: SigningAlgorithm,
+    authority: Authority,
+    tenant: String,
+    client_id: String,
+    environment: Environment,
+    certificate: Arc<Certificate>,
+    algorithm: SigningAlgorithm,
 }
 
 impl Connection {
-    /// `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`.
-    pub fn token_url(&self) -> String {
-        format!(
-            "{}/{}/oauth2/v2.0/token",
-            self.authority_host.trim_end_matches('/'),
-            self.tenant
-        )
+    /// A connection of app `client_id` in `tenant` (id or verified domain)
+    /// at `authority`, for `environment`.
+    pub fn new(
+        authority: Authority,
+        tenant: &str,
+        client_id: &str,
+        environment: Environment,
+        certificate: Arc<Certificate>,
+        algorithm: SigningAlgorithm,
+    ) -> Result<Connection, IdentityError> {
+        check_tenant(tenant)?;
+        Ok(Connection {
+            authority,
+            tenant: tenant.into(),
+            client_id: client_id.into(),
+            environment,
+            certificate,
+            algorithm,
+        })
+    }
+
+    /// The Entra tenant.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The application (client) id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The environment the tokens are for and requests go to.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// The certificate (public parts only leave it).
+    pub fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
+
+    fn token_url(&self) -> Result<url::Url, IdentityError> {
+        Ok(self.authority.oauth2(&self.tenant, "token")?)
     }
 
     /// Signs a fresh client assertion (new `jti`, 10 minutes).
@@ -65,7 +103,7 @@ impl Connection {
         debug_assert_eq!(header.alg, alg);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = json!({
-            "aud": self.token_url(),
+            "aud": self.token_url()?.as_str(),
             "iss": self.client_id,
             "sub": self.client_id,
             "jti": uuid::Uuid::new_v4().to_string(),
@@ -81,14 +119,16 @@ impl Connection {
     }
 }
 
-/// An access token. Its value is visible only inside this crate.
+/// An access token. Neither it nor its value leaves this crate.
 #[derive(Clone)]
-pub struct AccessToken {
+pub(crate) struct AccessToken {
     value: Arc<Zeroizing<String>>,
     /// When it expires.
-    pub expires_at: Instant,
+    pub(crate) expires_at: Instant,
     /// When it should be renewed.
-    pub refresh_at: Instant,
+    pub(crate) refresh_at: Instant,
+    /// Which token of its source this is (1 for the first).
+    generation: u64,
     /// Last moment it is handed out (a little before expiry, so a request
     /// in flight does not arrive with an expired token).
     usable_until: Instant,
@@ -114,12 +154,34 @@ impl AccessToken {
     fn usable(&self, now: Instant) -> bool {
         now < self.usable_until
     }
+
+    fn info(&self) -> TokenInfo {
+        TokenInfo {
+            expires_at: self.expires_at,
+            refresh_at: self.refresh_at,
+            generation: self.generation,
+        }
+    }
+}
+
+/// What may be known about a connection's current token outside this crate:
+/// its timing, not its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// When it expires.
+    pub expires_at: Instant,
+    /// When it will be renewed.
+    pub refresh_at: Instant,
+    /// Which token of this source it is (1 for the first, 2 after the first
+    /// renewal...).
+    pub generation: u64,
 }
 
 /// A connection's token: cached, renewed ahead of expiry, one request in flight.
 pub struct TokenSource {
     connection: Connection,
-    http: reqwest::Client,
+    http: HttpClient,
+    issued: AtomicU64,
     cached: parking_lot::RwLock<Option<AccessToken>>,
     /// Held by the one caller that talks to Entra; the others wait and reuse its result.
     inflight: tokio::sync::Mutex<()>,
@@ -130,30 +192,40 @@ impl std::fmt::Debug for TokenSource {
         f.debug_struct("TokenSource")
             .field("tenant", &self.connection.tenant)
             .field("client_id", &self.connection.client_id)
-            .field("resource", &self.connection.resource)
+            .field("environment", &self.connection.environment.as_str())
             .finish_non_exhaustive()
     }
 }
 
-/// Token-endpoint attempts before giving up on transient failures.
-const MAX_ATTEMPTS: u32 = 4;
-
 impl TokenSource {
-    pub fn new(connection: Connection, http: reqwest::Client) -> Self {
+    /// A token source for `connection`, talking to Entra through `http`.
+    pub fn new(connection: Connection, http: HttpClient) -> Self {
         TokenSource {
             connection,
             http,
+            issued: AtomicU64::new(0),
             cached: Default::default(),
             inflight: Default::default(),
         }
     }
 
+    /// The connection.
     pub fn connection(&self) -> &Connection {
         &self.connection
     }
 
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// Makes sure a valid token is cached (getting one if needed) and tells
+    /// its timing, e.g. to test a connection before marking it active.
+    pub async fn warm(&self, deadline: Instant) -> Result<TokenInfo, IdentityError> {
+        self.token(deadline).await.map(|t| t.info())
+    }
+
     /// A valid token, fetching or renewing it when needed, before `deadline`.
-    pub async fn token(&self, deadline: Instant) -> Result<AccessToken, IdentityError> {
+    pub(crate) async fn token(&self, deadline: Instant) -> Result<AccessToken, IdentityError> {
         if let Some(t) = self.fresh(Instant::now()) {
             return Ok(t);
         }
@@ -196,43 +268,25 @@ impl TokenSource {
     }
 
     /// Drops the cached token (e.g. after a 401 from the resource).
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         *self.cached.write() = None;
     }
 
     async fn fetch(&self, deadline: Instant) -> Result<AccessToken, IdentityError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(IdentityError::Deadline(String::new()));
-            }
-            let result = match tokio::time::timeout(remaining, self.request()).await {
-                Ok(r) => r,
-                Err(_) => return Err(IdentityError::Deadline(String::new())),
-            };
-            match result {
-                Ok(t) => return Ok(t),
-                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                    // Exponential backoff with full jitter: 0-200 ms, 0-400 ms, 0-800 ms.
-                    let cap = 200u64 << (attempt - 1);
-                    let wait = Duration::from_millis(rand::rng().random_range(0..=cap));
-                    if Instant::now() + wait >= deadline {
-                        return Err(IdentityError::Deadline(format!(" (last error: {e})")));
-                    }
-                    tracing::debug!(attempt, error = %e, "retrying the token request");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        retry::run(
+            &retry::TOKEN,
+            Repeat::Safe,
+            deadline,
+            "token request",
+            |_| self.request(),
+        )
+        .await
     }
 
     async fn request(&self) -> Result<AccessToken, IdentityError> {
         let c = &self.connection;
         let assertion = c.assertion()?;
-        let scope = format!("{}/.default", c.resource.trim_end_matches('/'));
+        let scope = c.environment.default_scope();
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", c.client_id.as_str()),
@@ -244,53 +298,34 @@ impl TokenSource {
             ("client_assertion", assertion.as_str()),
         ];
         let sent = Instant::now();
-        // reqwest errors carry the URL only, never the form body.
-        let resp = self
-            .http
-            .post(c.token_url())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| IdentityError::Transport(e.without_url().to_string()))?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.map_err(|e| {
-            IdentityError::Transport(format!(
-                "unreadable response (HTTP {status}): {}",
-                e.without_url()
-            ))
-        })?;
-        if status != 200 {
-            return Err(entra_error(status, &body));
-        }
+        let body = post_form(&self.http, c.token_url()?, &form).await?.ok()?;
         let value = body
             .get("access_token")
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 IdentityError::Transport("the token response has no access_token".into())
             })?;
-        // `expires_in` may be a number or a numeric string (v1 endpoints).
-        let secs = |k: &str| {
-            body.get(k).and_then(|v| {
-                v.as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-        };
-        let expires_in = secs("expires_in").ok_or_else(|| {
+        let lifetime = seconds::from_json(body.get("expires_in")).ok_or_else(|| {
             IdentityError::Transport("the token response has no expires_in".into())
         })?;
-        let lifetime = Duration::from_secs(expires_in);
         let expires_at = sent + lifetime;
         let usable_until = expires_at - Duration::from_secs(5).min(lifetime / 10);
         let margin = Duration::from_secs(300).min(lifetime / 2);
-        let refresh_at = match secs("refresh_in") {
-            Some(r) => (sent + Duration::from_secs(r)).min(expires_at - margin),
+        let refresh_at = match seconds::from_json(body.get("refresh_in")) {
+            Some(r) => (sent + r).min(expires_at - margin),
             None => expires_at - margin,
         };
+        tracing::debug!(
+            client_id = %c.client_id,
+            expires_in_s = lifetime.as_secs(),
+            "token acquired"
+        );
         Ok(AccessToken {
             value: Arc::new(Zeroizing::new(value.to_string())),
             expires_at,
             refresh_at,
             usable_until,
+            generation: self.issued.fetch_add(1, Ordering::Relaxed) + 1,
         })
     }
 }

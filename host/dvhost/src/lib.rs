@@ -2,13 +2,12 @@
 //!
 //! The host owns everything secret (connections, certificates, tokens, the
 //! authenticated transport) and runs user logic as sandboxed WebAssembly
-//! components. This crate holds the command-line interface; the local
-//! emulator of Entra ID, Global Discovery, Graph and (soon) the Dataverse Web
-//! API lives in the `dvhost-emulator` crate beside it, re-exported here.
+//! components. This crate is the `dvhost` command line; each concern lives in
+//! its own crate beside it under `host/`: the secret-owning transport in
+//! `dvhost-dataverse`, the local emulator of Entra ID, Global Discovery,
+//! Graph and the Dataverse Web API in `dvhost-emulator` (re-exported here).
 
 pub mod cli;
-pub mod dataverse;
-pub mod identity;
 
 /// The local emulator of the Microsoft services dvhost talks to.
 pub use dvhost_emulator as emulator;

@@ -6,49 +6,139 @@ use std::time::Instant;
 
 use futures_util::FutureExt as _;
 use serde_json::Value;
+use url::Url;
 use uuid::Uuid;
 
-use super::{Client, DataverseError, api_error};
+use super::target::{EntitySet, RecordKey, Target};
+use super::{Body, Client, DataverseError, Query, api_error};
+use crate::retry::{self, Repeat};
 
-/// One request inside a batch. `path` is relative to the API base, or a
-/// `$n` reference to an earlier operation's `content_id` in the same change set.
+/// Where a batch operation goes: a typed target, or `$n`, the result of an
+/// earlier operation of the same change set.
+#[derive(Debug, Clone, PartialEq)]
+enum Address {
+    Target(Target),
+    Reference(u32),
+}
+
+/// One request inside a batch, built from typed targets only (no path
+/// text, so nothing can smuggle a line break into the multipart body).
 #[derive(Debug, Clone)]
 pub struct BatchOperation {
-    pub method: reqwest::Method,
-    pub path: String,
-    pub body: Option<Value>,
-    /// Needed to refer to this operation as `$n` from a later one.
-    pub content_id: Option<u32>,
+    method: reqwest::Method,
+    address: Address,
+    body: Option<Value>,
+    content_id: Option<u32>,
+}
+
+impl BatchOperation {
+    fn new(method: reqwest::Method, address: Address, body: Option<Value>) -> Self {
+        BatchOperation {
+            method,
+            address,
+            body,
+            content_id: None,
+        }
+    }
+
+    /// `POST <set>` with `record`.
+    pub fn create(entity_set: &EntitySet, record: Value) -> Self {
+        Self::new(
+            reqwest::Method::POST,
+            Address::Target(Target::set(entity_set)),
+            Some(record),
+        )
+    }
+
+    /// `PATCH <set>(<key>)` with `changes` (an upsert, as the Web API does).
+    pub fn update(entity_set: &EntitySet, key: &RecordKey, changes: Value) -> Self {
+        Self::new(
+            reqwest::Method::PATCH,
+            Address::Target(Target::record(entity_set, key)),
+            Some(changes),
+        )
+    }
+
+    /// `DELETE <set>(<key>)`.
+    pub fn delete(entity_set: &EntitySet, key: &RecordKey) -> Self {
+        Self::new(
+            reqwest::Method::DELETE,
+            Address::Target(Target::record(entity_set, key)),
+            None,
+        )
+    }
+
+    /// `GET <set>(<key>)`.
+    pub fn retrieve(entity_set: &EntitySet, key: &RecordKey) -> Self {
+        Self::new(
+            reqwest::Method::GET,
+            Address::Target(Target::record(entity_set, key)),
+            None,
+        )
+    }
+
+    /// `GET` of a query (its first page).
+    pub fn query(query: &Query) -> Self {
+        Self::new(reqwest::Method::GET, Address::Target(query.target()), None)
+    }
+
+    /// `PATCH $n`: changes the record an earlier operation of the same
+    /// change set created.
+    pub fn update_reference(content_id: u32, changes: Value) -> Self {
+        Self::new(
+            reqwest::Method::PATCH,
+            Address::Reference(content_id),
+            Some(changes),
+        )
+    }
+
+    /// Names this operation `$id` for later operations of its change set.
+    pub fn content_id(mut self, id: u32) -> Self {
+        self.content_id = Some(id);
+        self
+    }
 }
 
 /// A top-level part: a single request, or a change set that succeeds or
 /// fails as a whole.
 #[derive(Debug, Clone)]
 pub enum BatchPart {
+    /// One request.
     Request(BatchOperation),
+    /// Requests that succeed or fail together.
     ChangeSet(Vec<BatchOperation>),
 }
 
 /// One answer from the batch, in request order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchResponse {
+    /// HTTP status of the operation.
     pub status: u16,
+    /// The operation's `Content-ID`, when it had one.
     pub content_id: Option<u32>,
+    /// Its response headers.
     pub headers: Vec<(String, String)>,
+    /// Its JSON body (`null` when empty or not JSON).
     pub body: Value,
 }
 
-fn write_operation(out: &mut String, boundary: &str, api: &str, op: &BatchOperation) {
+fn write_operation(
+    out: &mut String,
+    boundary: &str,
+    api: &Url,
+    op: &BatchOperation,
+) -> Result<(), DataverseError> {
     out.push_str(&format!(
         "--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
     ));
     if let Some(id) = op.content_id {
         out.push_str(&format!("Content-ID: {id}\r\n"));
     }
-    let url = if op.path.starts_with('$') {
-        op.path.clone()
-    } else {
-        format!("{api}{}", op.path)
+    // Absolute URLs from checked targets: percent-encoded, no spaces or
+    // line breaks, under the Web API.
+    let url = match &op.address {
+        Address::Target(t) => t.url(api)?.to_string(),
+        Address::Reference(n) => format!("${n}"),
     };
     out.push_str(&format!("\r\n{} {url} HTTP/1.1\r\n", op.method));
     match &op.body {
@@ -60,6 +150,7 @@ fn write_operation(out: &mut String, boundary: &str, api: &str, op: &BatchOperat
         // body-less request needs one more blank line (as Microsoft's samples send).
         None => out.push_str("\r\n\r\n"),
     }
+    Ok(())
 }
 
 fn boundary_of(content_type: &str) -> Option<String> {
@@ -150,52 +241,58 @@ impl Client {
         let mut body = String::new();
         for part in parts_in {
             match part {
-                BatchPart::Request(op) => {
-                    write_operation(&mut body, &boundary, self.api_base(), op)
-                }
+                BatchPart::Request(op) => write_operation(&mut body, &boundary, &self.api, op)?,
                 BatchPart::ChangeSet(ops) => {
                     let cs = format!("changeset_{}", Uuid::new_v4());
                     body.push_str(&format!(
                         "--{boundary}\r\nContent-Type: multipart/mixed; boundary={cs}\r\n\r\n"
                     ));
                     for op in ops {
-                        write_operation(&mut body, &cs, self.api_base(), op);
+                        write_operation(&mut body, &cs, &self.api, op)?;
                     }
                     body.push_str(&format!("--{cs}--\r\n"));
                 }
             }
         }
         body.push_str(&format!("--{boundary}--\r\n"));
+        let body = bytes::Bytes::from(body);
         let content_type = format!("multipart/mixed; boundary={boundary}");
-        let url = format!("{}$batch", self.api_base());
+        let url = Target::fixed("$batch").url(&self.api)?;
         let prefer = [("Prefer", "odata.continue-on-error")];
         let headers: &[(&str, &str)] = if continue_on_error { &prefer } else { &[] };
-        let mut attempt = 0;
-        let (status, resp_headers, bytes) = loop {
-            attempt += 1;
-            let r = self
-                .attempt_raw(
-                    &reqwest::Method::POST,
-                    &url,
-                    Some((bytes::Bytes::from(body.clone()), content_type.as_str())),
-                    headers,
-                    deadline,
-                )
-                .await?;
-            if r.0 == 429 && attempt < 5 {
-                let wait = std::time::Duration::from_secs(
-                    r.1.get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(1),
-                );
-                if Instant::now() + wait < deadline {
-                    tokio::time::sleep(wait).await;
-                    continue;
+        // A batch with writes is never repeated unless it provably did not run.
+        let (status, resp_headers, bytes) = retry::run(
+            &retry::WEB_API,
+            Repeat::Never,
+            deadline,
+            "$batch",
+            |attempt| {
+                let (url, body) = (url.clone(), body.clone());
+                let content_type = content_type.as_str();
+                async move {
+                    let raw = Body::Raw(body, content_type);
+                    let r = self
+                        .exchange(
+                            &reqwest::Method::POST,
+                            &url,
+                            raw,
+                            headers,
+                            attempt,
+                            deadline,
+                        )
+                        .await?;
+                    match r.0 {
+                        429 | 502..=504 => Err(api_error(
+                            r.0,
+                            &r.1,
+                            &serde_json::from_slice(&r.2).unwrap_or(Value::Null),
+                        )),
+                        _ => Ok(r),
+                    }
                 }
-            }
-            break r;
-        };
+            },
+        )
+        .await?;
         let ct = resp_headers
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

@@ -9,7 +9,7 @@ use sha1::Digest as _;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::IdentityError;
+use super::{IdentityError, MasterKey, SealedKey};
 
 /// A certificate with its private key.
 pub struct Certificate {
@@ -103,14 +103,17 @@ impl Certificate {
         })
     }
 
+    /// The subject distinguished name.
     pub fn subject(&self) -> &str {
         &self.subject
     }
 
+    /// Start of validity.
     pub fn not_before(&self) -> OffsetDateTime {
         self.not_before
     }
 
+    /// End of validity.
     pub fn not_after(&self) -> OffsetDateTime {
         self.not_after
     }
@@ -139,10 +142,12 @@ impl Certificate {
         STANDARD.encode(&self.cert_der)
     }
 
+    /// SHA-1 of the DER (the `x5t` header of RS256 assertions).
     pub fn sha1_thumbprint(&self) -> [u8; 20] {
         sha1::Sha1::digest(&self.cert_der).into()
     }
 
+    /// SHA-256 of the DER (the `x5t#S256` header of PS256 assertions).
     pub fn sha256_thumbprint(&self) -> [u8; 32] {
         sha2::Sha256::digest(&self.cert_der).into()
     }
@@ -160,9 +165,25 @@ impl Certificate {
         &self.key_pem
     }
 
-    /// A copy of the PKCS#8 PEM private key, for the store to encrypt at
-    /// rest; it is wiped from memory when the returned value is dropped.
-    pub fn export_private_key_pem(&self) -> Zeroizing<String> {
-        self.key_pem.clone()
+    /// The private key sealed with `master` (AES-256-GCM, bound to this
+    /// certificate), for the store to keep at rest.
+    pub fn seal_private_key(&self, master: &MasterKey) -> SealedKey {
+        SealedKey::seal(master, &self.sha256_thumbprint(), self.key_pem.as_bytes())
+    }
+
+    /// A certificate from its PEM and its private key sealed by
+    /// [`Self::seal_private_key`] under the same master key.
+    pub fn unseal(
+        cert_pem: &str,
+        sealed: &SealedKey,
+        master: &MasterKey,
+    ) -> Result<Self, IdentityError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map_err(|e| cert_error("certificate PEM", e))?;
+        let binding: [u8; 32] = sha2::Sha256::digest(&pem.contents).into();
+        let key = sealed.open(master, &binding)?;
+        let key_pem = std::str::from_utf8(&key)
+            .map_err(|_| IdentityError::Certificate("the sealed key is not PEM".into()))?;
+        Self::from_pem(cert_pem, key_pem)
     }
 }

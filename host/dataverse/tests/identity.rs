@@ -1,81 +1,24 @@
-//! Certificates and the token source against the in-process emulator.
+//! Certificates, sealed keys and the token source against the in-process
+//! emulator.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dvhost::dataverse::Client;
-use dvhost::emulator::{
-    AppSeed, EmulatorBuilder, EnvironmentSeed, RunningEmulator, Seed, Settings, TenantSeed,
+use common::{CLIENT, TENANT, add_fault, clear_faults, control, emulator, soon};
+use dvhost_dataverse::{
+    Authority, Certificate, Client, Connection, Environment, HttpClient, IdentityError, MasterKey,
+    SealedKey, SigningAlgorithm, TokenSource,
 };
-use dvhost::identity::{
-    Certificate, Connection, IdentityError, SigningAlgorithm, TokenSource, http_client,
-};
-
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-const CLIENT: &str = "aaaaaaaa-0000-0000-0000-000000000001";
-
-async fn emulator(cert: &Certificate, settings: Settings) -> RunningEmulator {
-    let seed = Seed {
-        settings,
-        tenants: vec![TenantSeed {
-            name: "contoso".into(),
-            id: Some(TENANT.parse().unwrap()),
-            domains: vec![],
-            display_name: None,
-        }],
-        apps: vec![AppSeed {
-            tenant: "contoso".into(),
-            display_name: "sync".into(),
-            app_id: Some(CLIENT.parse().unwrap()),
-            public_client: false,
-            certificates: vec![cert.pem()],
-            certificate_files: vec![],
-            service_principal: true,
-        }],
-        environments: vec![EnvironmentSeed {
-            tenant: "contoso".into(),
-            unique_name: "contoso-dev".into(),
-            friendly_name: None,
-            url: None,
-            id: None,
-            region: "NA".into(),
-            users: vec![],
-            admins: vec![],
-            app_users: vec![CLIENT.into()],
-            tables: vec![],
-            alternate_keys: Default::default(),
-        }],
-        ..Seed::default()
-    };
-    EmulatorBuilder::new()
-        .tls(true)
-        .seed(seed)
-        .start()
-        .await
-        .unwrap()
-}
+use dvhost_emulator::RunningEmulator;
 
 fn source(
     emu: &RunningEmulator,
     cert: Arc<Certificate>,
     algorithm: SigningAlgorithm,
 ) -> Arc<TokenSource> {
-    let http = http_client(emu.ca_certificate_pem()).unwrap();
-    Arc::new(TokenSource::new(
-        Connection {
-            tenant: TENANT.into(),
-            client_id: CLIENT.into(),
-            authority_host: emu.base_url().into(),
-            resource: format!("{}/contoso-dev", emu.base_url()),
-            certificate: cert,
-            algorithm,
-        },
-        http,
-    ))
-}
-
-fn soon() -> Instant {
-    Instant::now() + Duration::from_secs(20)
+    common::token_source(emu, cert, CLIENT, algorithm)
 }
 
 #[tokio::test]
@@ -90,13 +33,13 @@ async fn generated_certificates_export_and_never_show_their_key() {
     assert!((729..=731).contains(&years), "{years}");
     assert!(cert.pem().starts_with("-----BEGIN CERTIFICATE-----\n"));
     assert_eq!(cert.sha1_thumbprint_hex().len(), 40);
-    // The PEM round-trips with its key; another key is refused.
-    let key = cert.export_private_key_pem();
-    let again = Certificate::from_pem(&cert.pem(), &key).unwrap();
-    assert_eq!(again.sha256_thumbprint(), cert.sha256_thumbprint());
-    let other = Certificate::generate("other", time::Duration::days(1)).unwrap();
+    // A PEM import round-trips with its key; another key is refused.
+    let known = common::known_key("imported");
+    let again = Certificate::from_pem(&known.cert.pem(), &known.key_pem).unwrap();
+    assert_eq!(again.sha256_thumbprint(), known.cert.sha256_thumbprint());
+    let other = common::known_key("other");
     assert!(matches!(
-        Certificate::from_pem(&cert.pem(), &other.export_private_key_pem()),
+        Certificate::from_pem(&known.cert.pem(), &other.key_pem),
         Err(IdentityError::Certificate(_))
     ));
     assert!(matches!(
@@ -105,25 +48,22 @@ async fn generated_certificates_export_and_never_show_their_key() {
     ));
     let shown = format!("{cert:?} {again:?}");
     assert!(
-        !shown.contains("PRIVATE KEY") && !shown.contains(&key[40..80]),
+        !shown.contains("PRIVATE KEY") && !shown.contains(&known.key_pem[40..80]),
         "{shown}"
     );
 }
 
 #[tokio::test]
 async fn tokens_for_both_algorithms_work_at_dataverse() {
-    let cert = Arc::new(Certificate::generate("sync", Certificate::default_validity()).unwrap());
-    let emu = emulator(&cert, Settings::default()).await;
+    let cert = common::generated("sync");
+    let emu = emulator(&cert, "").await;
     for alg in [SigningAlgorithm::Rs256, SigningAlgorithm::Ps256] {
         let tokens = source(&emu, cert.clone(), alg);
-        let client = Client::new(
-            &format!("{}/contoso-dev", emu.base_url()),
-            tokens.clone(),
-            http_client(emu.ca_certificate_pem()).unwrap(),
-        );
+        let client = Client::new(tokens.clone());
         let who = client.who_am_i(soon()).await.unwrap();
         assert!(!who.user_id.is_nil());
-        let t = tokens.token(soon()).await.unwrap();
+        let t = tokens.warm(soon()).await.unwrap();
+        assert_eq!(t.generation, 1, "WhoAmI's token is reused");
         assert!(
             t.expires_at > Instant::now() + Duration::from_secs(3000),
             "Entra's default lifetime is 60-90 minutes"
@@ -137,14 +77,14 @@ async fn tokens_for_both_algorithms_work_at_dataverse() {
 
 #[tokio::test]
 async fn a_thousand_concurrent_callers_cause_one_token_request() {
-    let cert = Arc::new(Certificate::generate("sync", Certificate::default_validity()).unwrap());
-    let emu = emulator(&cert, Settings::default()).await;
+    let cert = common::generated("sync");
+    let emu = emulator(&cert, "").await;
     let tokens = source(&emu, cert, SigningAlgorithm::Rs256);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let t = tokens.clone();
         tasks.push(tokio::spawn(async move {
-            t.token(soon()).await.map(|t| t.expires_at)
+            t.warm(soon()).await.map(|t| t.expires_at)
         }));
     }
     let mut expiries = Vec::new();
@@ -165,21 +105,14 @@ async fn a_thousand_concurrent_callers_cause_one_token_request() {
 
 #[tokio::test]
 async fn short_lived_tokens_are_renewed_before_they_expire() {
-    let cert = Arc::new(Certificate::generate("sync", Certificate::default_validity()).unwrap());
-    let emu = emulator(
-        &cert,
-        Settings {
-            token_lifetime_secs: Some(4),
-            ..Settings::default()
-        },
-    )
-    .await;
+    let cert = common::generated("sync");
+    let emu = emulator(&cert, "token_lifetime_secs = 4").await;
     let tokens = source(&emu, cert, SigningAlgorithm::Ps256);
-    let first = tokens.token(soon()).await.unwrap();
+    let first = tokens.warm(soon()).await.unwrap();
     assert!(first.refresh_at < first.expires_at);
     // Before the renewal point the cached token is reused.
-    let again = tokens.token(soon()).await.unwrap();
-    assert_eq!(again.expires_at, first.expires_at);
+    let again = tokens.warm(soon()).await.unwrap();
+    assert_eq!(again, first);
     assert_eq!(emu.token_stats().issued, 1);
     // Past the renewal point (half of 4 s) but before expiry: a new token.
     tokio::time::sleep_until(tokio::time::Instant::from_std(
@@ -187,19 +120,20 @@ async fn short_lived_tokens_are_renewed_before_they_expire() {
     ))
     .await;
     assert!(Instant::now() < first.expires_at);
-    let renewed = tokens.token(soon()).await.unwrap();
+    let renewed = tokens.warm(soon()).await.unwrap();
     assert!(renewed.expires_at > first.expires_at);
+    assert_eq!(renewed.generation, 2);
     assert_eq!(emu.token_stats().issued, 2);
 }
 
 #[tokio::test]
 async fn a_wrong_certificate_gives_the_typed_aadsts_error() {
     let registered = Certificate::generate("sync", Certificate::default_validity()).unwrap();
-    let emu = emulator(&registered, Settings::default()).await;
+    let emu = emulator(&registered, "").await;
     let wrong =
         Arc::new(Certificate::generate("not registered", Certificate::default_validity()).unwrap());
     let err = source(&emu, wrong, SigningAlgorithm::Rs256)
-        .token(soon())
+        .warm(soon())
         .await
         .unwrap_err();
     match &err {
@@ -209,7 +143,9 @@ async fn a_wrong_certificate_gives_the_typed_aadsts_error() {
             code,
             cause,
             description,
+            retry_after,
         } => {
+            assert_eq!(*retry_after, None);
             assert_eq!(
                 (*status, error.as_str(), *code),
                 (401, "invalid_client", 700027)
@@ -229,25 +165,24 @@ async fn a_wrong_certificate_gives_the_typed_aadsts_error() {
 
 #[tokio::test]
 async fn an_unreachable_authority_fails_within_the_deadline() {
-    let cert = Arc::new(Certificate::generate("sync", Certificate::default_validity()).unwrap());
+    let cert = common::generated("sync");
     // A port with nothing listening: connection refused, retried, then given up.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let tokens = TokenSource::new(
-        Connection {
-            tenant: TENANT.into(),
-            client_id: CLIENT.into(),
-            authority_host: format!("http://127.0.0.1:{port}"),
-            resource: "https://contoso.crm.dynamics.com".into(),
-            certificate: cert,
-            algorithm: SigningAlgorithm::Rs256,
-        },
-        http_client(None).unwrap(),
-    );
+    let connection = Connection::new(
+        Authority::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        TENANT,
+        CLIENT,
+        Environment::parse("https://contoso.crm.dynamics.com").unwrap(),
+        cert,
+        SigningAlgorithm::Rs256,
+    )
+    .unwrap();
+    let tokens = TokenSource::new(connection, HttpClient::new(None).unwrap());
     let start = Instant::now();
     let err = tokens
-        .token(Instant::now() + Duration::from_secs(3))
+        .warm(Instant::now() + Duration::from_secs(3))
         .await
         .unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(4));
@@ -262,25 +197,19 @@ async fn an_unreachable_authority_fails_within_the_deadline() {
 
 #[tokio::test]
 async fn transient_token_endpoint_failures_are_retried() {
-    let cert = Arc::new(Certificate::generate("sync", Certificate::default_validity()).unwrap());
-    let emu = emulator(&cert, Settings::default()).await;
-    let control = http_client(emu.ca_certificate_pem()).unwrap();
+    let cert = common::generated("sync");
+    let emu = emulator(&cert, "").await;
+    let control = control(&emu);
     for rule in [
         serde_json::json!({"environment": "entra", "path": "token", "action": {"kind": "status", "status": 503}, "times": 1}),
         serde_json::json!({"environment": "entra", "path": "token", "action": {"kind": "throttle", "retry_after_secs": 0}, "skip": 1, "times": 1}),
         serde_json::json!({"environment": "entra", "path": "token", "action": {"kind": "drop_before"}, "skip": 2, "times": 1}),
     ] {
-        let resp = control
-            .post(format!("{}/_emulator/faults", emu.base_url()))
-            .json(&rule)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
+        add_fault(&emu, rule).await;
     }
     let tokens = source(&emu, cert.clone(), SigningAlgorithm::Rs256);
     tokens
-        .token(soon())
+        .warm(soon())
         .await
         .expect("a 503, a 429 and a dropped connection are retried");
     let stats = emu.token_stats();
@@ -301,19 +230,53 @@ async fn transient_token_endpoint_failures_are_retried() {
         .collect();
     assert_eq!(applied, [1, 1, 1]);
     // Rules for every environment never touch the token endpoint.
-    control
-        .delete(format!("{}/_emulator/faults", emu.base_url()))
-        .send()
-        .await
-        .unwrap();
-    control
-        .post(format!("{}/_emulator/faults", emu.base_url()))
-        .json(&serde_json::json!({"path": "*", "action": {"kind": "status", "status": 503}}))
-        .send()
-        .await
-        .unwrap();
+    clear_faults(&emu).await;
+    add_fault(
+        &emu,
+        serde_json::json!({"path": "*", "action": {"kind": "status", "status": 503}}),
+    )
+    .await;
     source(&emu, cert, SigningAlgorithm::Ps256)
-        .token(soon())
+        .warm(soon())
         .await
         .expect("Dataverse-wide rules do not apply to Entra");
+}
+
+#[test]
+fn sealed_keys_open_only_with_their_master_key_and_certificate() {
+    let master = MasterKey::from_bytes([7; 32]);
+    let cert = common::generated("sealed");
+    let sealed = cert.seal_private_key(&master);
+    assert!(format!("{sealed:?}").starts_with("SealedKey("));
+    let stored = SealedKey::from_bytes(sealed.as_bytes().to_vec());
+    let opened = Certificate::unseal(&cert.pem(), &stored, &master).unwrap();
+    assert_eq!(opened.sha256_thumbprint(), cert.sha256_thumbprint());
+    // Sealing twice gives different bytes (fresh nonce).
+    assert_ne!(cert.seal_private_key(&master), sealed);
+
+    let refused = |r: Result<Certificate, IdentityError>| matches!(r, Err(IdentityError::Certificate(m)) if m.contains("cannot be opened"));
+    let wrong = MasterKey::from_bytes([8; 32]);
+    assert!(refused(Certificate::unseal(&cert.pem(), &sealed, &wrong)));
+    let other = common::generated("other");
+    assert!(refused(Certificate::unseal(&other.pem(), &sealed, &master)));
+    let mut damaged = sealed.as_bytes().to_vec();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert!(refused(Certificate::unseal(
+        &cert.pem(),
+        &SealedKey::from_bytes(damaged),
+        &master
+    )));
+    assert!(refused(Certificate::unseal(
+        &cert.pem(),
+        &SealedKey::from_bytes(vec![]),
+        &master
+    )));
+    // The sealed bytes do not contain the key's PEM text.
+    assert!(
+        !String::from_utf8_lossy(sealed.as_bytes()).contains("PRIVATE KEY"),
+        "the key is encrypted"
+    );
+    assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+    assert!(MasterKey::from_base64(&format!("{}=", "A".repeat(43))).is_ok());
 }

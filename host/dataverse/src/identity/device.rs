@@ -1,5 +1,6 @@
 //! Delegated sign-in with the OAuth 2.0 device authorization grant
-//! (RFC 8628) against Entra ID v2.0 (reference §1.7): the host shows a code,
+//! (RFC 8628) against Entra ID v2.0 (Microsoft identity platform, "OAuth 2.0
+//! device authorization grant"): the host shows a code,
 //! the user enters it in a browser on any device, and the host polls the
 //! token endpoint until the user has approved, declined, or time ran out.
 //!
@@ -13,19 +14,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::{IdentityError, entra_error};
+use super::{FormReply, HttpClient, IdentityError, post_form};
+use crate::endpoint::{Authority, check_tenant};
+use crate::retry::{self, Repeat};
+use crate::seconds;
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Poll interval when Entra names none (MSAL's default).
-const DEFAULT_INTERVAL_SECS: u64 = 5;
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Code lifetime when Entra names none (Entra's documented default, 15 min).
-const DEFAULT_EXPIRES_IN_SECS: u64 = 900;
+const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(900);
 /// What RFC 8628 §3.5 says to add to the interval on `slow_down`.
-const SLOW_DOWN_SECS: u64 = 5;
-/// Transient failures in a row (network, 5xx, 429) tolerated while polling:
-/// a sign-in takes minutes, one blip should not make the user start over.
-const MAX_TRANSIENT_IN_A_ROW: u32 = 3;
+const SLOW_DOWN: Duration = Duration::from_secs(5);
 /// `start` has no caller deadline; this bounds the one request it makes,
 /// since the shared client has a connect timeout only.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,18 +34,18 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A public client that signs users in with device codes.
 pub struct DeviceSignIn {
     /// `https://login.microsoftonline.com` (or the emulator).
-    authority_host: String,
+    authority: Authority,
     /// Tenant id, verified domain, or `organizations` for any work account.
     tenant: String,
     /// Application (client) id of a registration that allows public-client flows.
     client_id: String,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl std::fmt::Debug for DeviceSignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceSignIn")
-            .field("authority_host", &self.authority_host)
+            .field("authority", &self.authority.as_str())
             .field("tenant", &self.tenant)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
@@ -127,9 +128,8 @@ impl std::fmt::Debug for UserTokens {
 
 impl UserTokens {
     /// The bearer value for the resource the token was issued for (Graph,
-    /// Global Discovery, an environment). It is a secret: send it only in an
-    /// `Authorization` header and never log it.
-    pub fn access_token(&self) -> &str {
+    /// Global Discovery, an environment); for this crate's requests only.
+    pub(crate) fn access_token(&self) -> &str {
         &self.access_token
     }
 
@@ -148,27 +148,43 @@ enum Poll {
 
 impl DeviceSignIn {
     /// A sign-in client for `tenant` (id, domain or `organizations`) with the
-    /// public client `client_id`, talking to `authority_host`.
+    /// public client `client_id`, talking to `authority`.
     pub fn new(
-        authority_host: impl Into<String>,
-        tenant: impl Into<String>,
-        client_id: impl Into<String>,
-        http: reqwest::Client,
-    ) -> Self {
-        DeviceSignIn {
-            authority_host: authority_host.into(),
+        authority: Authority,
+        tenant: &str,
+        client_id: &str,
+        http: HttpClient,
+    ) -> Result<Self, IdentityError> {
+        check_tenant(tenant)?;
+        Ok(DeviceSignIn {
+            authority,
             tenant: tenant.into(),
             client_id: client_id.into(),
             http,
-        }
+        })
     }
 
-    fn url(&self, leaf: &str) -> String {
-        format!(
-            "{}/{}/oauth2/v2.0/{leaf}",
-            self.authority_host.trim_end_matches('/'),
-            self.tenant
-        )
+    /// Posts `form` to one of the tenant's OAuth endpoints through the
+    /// crate's retry policy (token requests are safe to repeat).
+    async fn post(
+        &self,
+        leaf: &str,
+        form: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<FormReply, IdentityError> {
+        let url = self.authority.oauth2(&self.tenant, leaf)?;
+        retry::run(&retry::TOKEN, Repeat::Safe, deadline, "Entra form", |_| {
+            let url = url.clone();
+            async move {
+                let reply = post_form(&self.http, url, form).await?;
+                // Throttling and outages are retried; other refusals are answers.
+                match reply.error() {
+                    e if reply.status != 200 && e.is_transient() => Err(e),
+                    _ => Ok(reply),
+                }
+            }
+        })
+        .await
     }
 
     /// Asks Entra for a device code for `scopes` (e.g.
@@ -181,16 +197,11 @@ impl DeviceSignIn {
             ("scope", scope.as_str()),
         ];
         let sent = Instant::now();
-        let (status, body) = post(
-            self.http
-                .post(self.url("devicecode"))
-                .timeout(START_TIMEOUT)
-                .form(&form),
-        )
-        .await?;
-        if status != 200 {
-            return Err(device_error(status, &body));
+        let reply = self.post("devicecode", &form, sent + START_TIMEOUT).await?;
+        if reply.status != 200 {
+            return Err(device_error(&reply));
         }
+        let body = reply.body;
         let text = |k: &str| {
             body.get(k)
                 .and_then(Value::as_str)
@@ -203,9 +214,9 @@ impl DeviceSignIn {
         let user_code = text("user_code")?;
         // Older endpoints spell it `verification_url`.
         let verification_uri = text("verification_uri").or_else(|_| text("verification_url"))?;
-        let expires_in = secs(&body, "expires_in").unwrap_or(DEFAULT_EXPIRES_IN_SECS);
+        let expires_in = seconds::from_json(body.get("expires_in")).unwrap_or(DEFAULT_EXPIRES_IN);
         // 0 is honoured (no wait): test servers use it.
-        let interval = secs(&body, "interval").unwrap_or(DEFAULT_INTERVAL_SECS);
+        let interval = seconds::from_json(body.get("interval")).unwrap_or(DEFAULT_INTERVAL);
         let message = body
             .get("message")
             .and_then(Value::as_str)
@@ -220,11 +231,11 @@ impl DeviceSignIn {
                 user_code,
                 verification_uri,
                 message,
-                expires_in,
-                interval,
+                expires_in: expires_in.as_secs(),
+                interval: interval.as_secs(),
             },
             device_code,
-            expires_at: sent + Duration::from_secs(expires_in),
+            expires_at: sent + expires_in,
             scope,
         })
     }
@@ -243,7 +254,6 @@ impl DeviceSignIn {
         let expired =
             || IdentityError::Deadline(" (the sign-in code expired before it was approved)".into());
         let mut interval = Duration::from_secs(pending.prompt.interval);
-        let mut transient_in_a_row = 0;
         loop {
             // RFC 8628 §3.5: wait the interval before each poll; nobody can
             // have approved a code the instant it was shown.
@@ -260,46 +270,39 @@ impl DeviceSignIn {
                 return Err(on_limit);
             }
             tokio::time::sleep(interval).await;
-            let remaining = limit.saturating_duration_since(Instant::now());
-            let polled = match tokio::time::timeout(remaining, self.poll(&pending)).await {
-                Ok(r) => r,
-                Err(_) => return Err(on_limit),
+            let polled = match self.poll(&pending, limit).await {
+                Err(IdentityError::Deadline(_)) => return Err(on_limit),
+                other => other?,
             };
             match polled {
-                Ok(Poll::Done(tokens)) => return Ok(tokens),
-                Ok(Poll::Pending) => transient_in_a_row = 0,
-                Ok(Poll::SlowDown) => {
-                    transient_in_a_row = 0;
-                    interval += Duration::from_secs(SLOW_DOWN_SECS);
+                Poll::Done(tokens) => return Ok(tokens),
+                Poll::Pending => {}
+                Poll::SlowDown => {
+                    interval += SLOW_DOWN;
                     tracing::debug!(
                         interval_secs = interval.as_secs(),
                         "Entra asked to poll more slowly"
                     );
                 }
-                Err(e) if e.is_transient() && transient_in_a_row < MAX_TRANSIENT_IN_A_ROW => {
-                    transient_in_a_row += 1;
-                    tracing::debug!(error = %e, "device-code poll failed; polling again");
-                }
-                Err(e) => return Err(e),
             }
         }
     }
 
-    async fn poll(&self, pending: &PendingSignIn) -> Result<Poll, IdentityError> {
+    async fn poll(&self, pending: &PendingSignIn, limit: Instant) -> Result<Poll, IdentityError> {
         let form = [
             ("grant_type", DEVICE_CODE_GRANT),
             ("client_id", self.client_id.as_str()),
             ("device_code", pending.device_code.as_str()),
         ];
         let sent = Instant::now();
-        let (status, body) = post(self.http.post(self.url("token")).form(&form)).await?;
-        if status == 200 {
-            return tokens_from(&body, sent, &pending.scope, None).map(Poll::Done);
+        let reply = self.post("token", &form, limit).await?;
+        if reply.status == 200 {
+            return tokens_from(&reply.body, sent, &pending.scope, None).map(Poll::Done);
         }
-        match body.get("error").and_then(Value::as_str) {
+        match reply.body.get("error").and_then(Value::as_str) {
             Some("authorization_pending") => Ok(Poll::Pending),
             Some("slow_down") => Ok(Poll::SlowDown),
-            _ => Err(device_error(status, &body)),
+            _ => Err(device_error(&reply)),
         }
     }
 
@@ -321,6 +324,7 @@ impl DeviceSignIn {
                 code: 0,
                 cause: "there is no refresh token: sign in again and ask for offline_access",
                 description: String::new(),
+                retry_after: None,
             });
         };
         // Entra v2.0 requires `scope` on refresh.
@@ -335,43 +339,19 @@ impl DeviceSignIn {
             ("refresh_token", refresh_token.as_str()),
             ("scope", scope.as_str()),
         ];
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(IdentityError::Deadline(String::new()));
-        }
         let sent = Instant::now();
-        let request = post(self.http.post(self.url("token")).form(&form));
-        let (status, body) = tokio::time::timeout(remaining, request)
-            .await
-            .map_err(|_| IdentityError::Deadline(String::new()))??;
-        if status != 200 {
-            return Err(device_error(status, &body));
+        let reply = self.post("token", &form, deadline).await?;
+        if reply.status != 200 {
+            return Err(device_error(&reply));
         }
-        tokens_from(&body, sent, &scope, Some(tokens))
+        tokens_from(&reply.body, sent, &scope, Some(tokens))
     }
 }
 
-/// Sends a form request and reads the JSON answer, whatever its status.
-async fn post(request: reqwest::RequestBuilder) -> Result<(u16, Value), IdentityError> {
-    // reqwest errors carry the URL only, never the form body; drop even that.
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| IdentityError::Transport(e.without_url().to_string()))?;
-    let status = resp.status().as_u16();
-    let body = resp.json().await.map_err(|e| {
-        IdentityError::Transport(format!(
-            "unreadable response (HTTP {status}): {}",
-            e.without_url()
-        ))
-    })?;
-    Ok((status, body))
-}
-
-/// [`entra_error`] with plain causes for the device-flow outcomes, whose
+/// The Entra error with plain causes for the device-flow outcomes, whose
 /// AADSTS numbers say little to a user.
-fn device_error(status: u16, body: &Value) -> IdentityError {
-    let mut e = entra_error(status, body);
+fn device_error(reply: &FormReply) -> IdentityError {
+    let mut e = reply.error();
     if let IdentityError::Entra { error, cause, .. } = &mut e {
         match error.as_str() {
             "authorization_declined" => *cause = "the user declined the sign-in",
@@ -385,21 +365,6 @@ fn device_error(status: u16, body: &Value) -> IdentityError {
         }
     }
     e
-}
-
-/// Longest duration taken from a server: larger values are clamped, since
-/// adding an absurd one to an `Instant` would panic.
-const MAX_SECS: u64 = 366 * 24 * 3600;
-
-/// A number of seconds, sent as a number or a numeric string (MSAL coerces
-/// both), at most [`MAX_SECS`].
-fn secs(body: &Value, key: &str) -> Option<u64> {
-    body.get(key)
-        .and_then(|v| {
-            v.as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        })
-        .map(|s| s.min(MAX_SECS))
 }
 
 /// Reads a successful token response. `requested_scope` stands in for a
@@ -416,7 +381,7 @@ fn tokens_from(
         .and_then(Value::as_str)
         .map(|s| Zeroizing::new(s.to_string()))
         .ok_or_else(|| IdentityError::Transport("the token response has no access_token".into()))?;
-    let expires_in = secs(body, "expires_in")
+    let expires_in = seconds::from_json(body.get("expires_in"))
         .ok_or_else(|| IdentityError::Transport("the token response has no expires_in".into()))?;
     let refresh_token = body
         .get("refresh_token")
@@ -438,7 +403,7 @@ fn tokens_from(
     Ok(UserTokens {
         access_token,
         refresh_token,
-        expires_at: sent + Duration::from_secs(expires_in),
+        expires_at: sent + expires_in,
         scope,
         upn,
         oid,

@@ -1,0 +1,78 @@
+//! dvhost's secret-owning transport: connection certificates, Entra ID
+//! tokens, and the Dataverse Web API client.
+//!
+//! This is the only crate of dvhost that ever holds a private key, a client
+//! assertion, an access token or a refresh token, and its public API is
+//! shaped so that none of them can leave it:
+//!
+//! - no public function returns a key, a token, an assertion or a refresh
+//!   token; a private key leaves only sealed ([`SealedKey`], AES-256-GCM under
+//!   the operator's [`MasterKey`]);
+//! - no public function takes a request URL or a raw path: requests are built
+//!   from validated names ([`EntitySet`], [`TableName`], [`ColumnName`],
+//!   [`RecordKey`]) and the only URLs are configuration ([`Environment`],
+//!   [`Authority`]), which must be `https` (or `http` on loopback);
+//! - every request is checked, just before the bearer token is attached, to
+//!   go to the connection's own environment under its Web API path; a next
+//!   link or an entity set name from a server that points anywhere else is
+//!   refused with a typed error before anything is sent;
+//! - the HTTP client is built here ([`HttpClient`]) with redirects off and
+//!   no proxy, so no caller-configured client can carry the token elsewhere.
+//!
+//! ```compile_fail,E0624
+//! // The private key cannot be read outside this crate.
+//! fn leak(cert: &dvhost_dataverse::Certificate) -> String {
+//!     cert.private_key_pem().to_string()
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! // Nor can a connection's access token be fetched (both the method and
+//! // the token type it returns are private).
+//! async fn leak(tokens: &dvhost_dataverse::TokenSource) {
+//!     let _ = tokens.token(std::time::Instant::now()).await;
+//! }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // Nor a signed-in user's access or refresh token.
+//! fn leak(user: &dvhost_dataverse::UserTokens) -> String {
+//!     user.access_token().to_string()
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! // Nor can a request be aimed at a URL of the caller's choosing (the
+//! // sending methods and their types are private).
+//! async fn aim(c: &dvhost_dataverse::Client, url: url::Url) {
+//!     let now = std::time::Instant::now();
+//!     let _ = c.send_url(reqwest::Method::GET, url, None, &[], todo!(), now).await;
+//! }
+//! ```
+//!
+//! What the same code may do instead compiles:
+//!
+//! ```
+//! fn fine(cert: &dvhost_dataverse::Certificate, user: &dvhost_dataverse::UserTokens) -> String {
+//!     format!("{} {}", cert.sha1_thumbprint_hex(), user.scope)
+//! }
+//! ```
+
+mod endpoint;
+mod identity;
+mod retry;
+mod seconds;
+mod webapi;
+
+pub use endpoint::{Authority, DiscoveryService, EndpointError, Environment};
+pub use identity::{
+    Certificate, Connection, DeviceCodePrompt, DeviceSignIn, Discovery, HttpClient, IdentityError,
+    Instance, MasterKey, PendingSignIn, SealedKey, SigningAlgorithm, TokenInfo, TokenSource,
+    UserTokens,
+};
+pub use webapi::{
+    AlternateKey, BatchOperation, BatchPart, BatchResponse, BulkWrite, Client, ColumnInfo,
+    ColumnName, DataverseError, EntitySet, FilterValue, KeyValue, MetadataCacheConfig, Op,
+    OptionValue, Page, Query, RecordKey, Stats, TableDescription, TableInfo, TableName,
+    TargetError, TextMatch, WhoAmI,
+};

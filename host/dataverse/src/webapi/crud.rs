@@ -1,0 +1,360 @@
+//! Typed operations: create, retrieve, update, upsert, delete, associate,
+//! queries with paging, FetchXML and the bulk messages.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::target::{ColumnName, EntitySet, RecordKey, TableName, Target};
+use super::{Client, DataverseError, Page, Query, Repeat};
+
+/// Which bulk write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkWrite {
+    /// `UpdateMultiple`: every record must exist.
+    Update,
+    /// `UpsertMultiple`: create or update each.
+    Upsert,
+}
+
+fn prefer_page_size(page_size: Option<u32>) -> Option<String> {
+    page_size.map(|n| format!("odata.maxpagesize={n}"))
+}
+
+impl Client {
+    /// Creates a row and returns its id. The id is generated here (or taken
+    /// from `id`) and sent in the body, so a retry cannot create a duplicate.
+    pub async fn create(
+        &self,
+        entity_set: &EntitySet,
+        primary_id: &ColumnName,
+        record: &Map<String, Value>,
+        id: Option<Uuid>,
+        deadline: Instant,
+    ) -> Result<Uuid, DataverseError> {
+        let id = id.unwrap_or_else(Uuid::new_v4);
+        let mut body = record.clone();
+        body.insert(primary_id.to_string(), json!(id));
+        self.send(
+            reqwest::Method::POST,
+            &Target::set(entity_set),
+            Some(&Value::Object(body)),
+            &[],
+            Repeat::CreateWithId,
+            deadline,
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Retrieves a row by id or alternate key, with only `select`ed columns
+    /// when any are named.
+    pub async fn retrieve(
+        &self,
+        entity_set: &EntitySet,
+        key: &RecordKey,
+        select: &[ColumnName],
+        deadline: Instant,
+    ) -> Result<Map<String, Value>, DataverseError> {
+        let mut target = Target::record(entity_set, key);
+        if !select.is_empty() {
+            let cols: Vec<&str> = select.iter().map(ColumnName::as_str).collect();
+            target = target.option("$select", cols.join(","));
+        }
+        let r = self
+            .send(
+                reqwest::Method::GET,
+                &target,
+                None,
+                &[],
+                Repeat::Safe,
+                deadline,
+            )
+            .await?;
+        match r.body {
+            Value::Object(m) => Ok(m),
+            _ => Err(DataverseError::Transport(
+                "the record body is not an object".into(),
+            )),
+        }
+    }
+
+    /// Updates a row; with `if_match` the update only applies to that version
+    /// (and is then never repeated after an ambiguous failure).
+    pub async fn update(
+        &self,
+        entity_set: &EntitySet,
+        id: Uuid,
+        changes: &Map<String, Value>,
+        if_match: Option<&str>,
+        deadline: Instant,
+    ) -> Result<(), DataverseError> {
+        let etag = if_match.unwrap_or("*");
+        if etag.chars().any(|c| c.is_ascii_control()) {
+            return Err(DataverseError::Transport(
+                "an ETag cannot contain control characters".into(),
+            ));
+        }
+        let repeat = if if_match.is_some() {
+            Repeat::Never
+        } else {
+            Repeat::Safe
+        };
+        self.send(
+            reqwest::Method::PATCH,
+            &Target::record(entity_set, &id.into()),
+            Some(&Value::Object(changes.clone())),
+            &[("If-Match", etag)],
+            repeat,
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates or updates the row at `key` (an id or an alternate key).
+    pub async fn upsert(
+        &self,
+        entity_set: &EntitySet,
+        key: &RecordKey,
+        record: &Map<String, Value>,
+        deadline: Instant,
+    ) -> Result<(), DataverseError> {
+        self.send(
+            reqwest::Method::PATCH,
+            &Target::record(entity_set, key),
+            Some(&Value::Object(record.clone())),
+            &[],
+            Repeat::Safe,
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a row. After an attempt whose outcome is unknown, a repeat
+    /// that finds nothing counts as done; otherwise a 404 is reported.
+    pub async fn delete(
+        &self,
+        entity_set: &EntitySet,
+        id: Uuid,
+        deadline: Instant,
+    ) -> Result<(), DataverseError> {
+        self.send(
+            reqwest::Method::DELETE,
+            &Target::record(entity_set, &id.into()),
+            None,
+            &[],
+            Repeat::Safe,
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Associates `target` (an entity set and id) through a navigation property.
+    pub async fn associate(
+        &self,
+        entity_set: &EntitySet,
+        id: Uuid,
+        navigation: &ColumnName,
+        target_set: &EntitySet,
+        target: Uuid,
+        deadline: Instant,
+    ) -> Result<(), DataverseError> {
+        let reference = Target::record(target_set, &target.into()).url(&self.api)?;
+        let body = json!({"@odata.id": reference.as_str()});
+        self.send(
+            reqwest::Method::POST,
+            &Target::record(entity_set, &id.into())
+                .nav(navigation)
+                .then("$ref"),
+            Some(&body),
+            &[],
+            Repeat::Safe,
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes an association made through a collection-valued navigation property.
+    pub async fn disassociate(
+        &self,
+        entity_set: &EntitySet,
+        id: Uuid,
+        navigation: &ColumnName,
+        target: Uuid,
+        deadline: Instant,
+    ) -> Result<(), DataverseError> {
+        self.send(
+            reqwest::Method::DELETE,
+            &Target::record(entity_set, &id.into())
+                .nav_record(navigation, target)
+                .then("$ref"),
+            None,
+            &[],
+            Repeat::Safe,
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Runs a query; returns its first page.
+    pub async fn query(&self, q: &Query, deadline: Instant) -> Result<Page, DataverseError> {
+        let prefer = prefer_page_size(q.page_size);
+        let headers: Vec<(&str, &str)> = prefer.iter().map(|p| ("Prefer", p.as_str())).collect();
+        let r = self
+            .send(
+                reqwest::Method::GET,
+                &q.target(),
+                None,
+                &headers,
+                Repeat::Safe,
+                deadline,
+            )
+            .await?;
+        Page::from_body(r.body, q.page_size, &self.api)
+    }
+
+    /// The page after `page`, with the same page size; `None` after the last.
+    pub async fn next_page(
+        &self,
+        page: &Page,
+        deadline: Instant,
+    ) -> Result<Option<Page>, DataverseError> {
+        let Some(link) = &page.next else {
+            return Ok(None);
+        };
+        let prefer = prefer_page_size(page.page_size);
+        let headers: Vec<(&str, &str)> = prefer.iter().map(|p| ("Prefer", p.as_str())).collect();
+        let r = self
+            .send_url(
+                reqwest::Method::GET,
+                link.clone(),
+                None,
+                &headers,
+                Repeat::Safe,
+                deadline,
+            )
+            .await?;
+        let next = Page::from_body(r.body, page.page_size, &self.api)?;
+        if next.next.as_ref() == Some(link) {
+            return Err(DataverseError::Transport(
+                "the server returned the same next link twice".into(),
+            ));
+        }
+        Ok(Some(next))
+    }
+
+    /// Runs a query and follows next links to the end.
+    pub async fn query_all(
+        &self,
+        q: &Query,
+        deadline: Instant,
+    ) -> Result<Vec<Map<String, Value>>, DataverseError> {
+        let mut page = self.query(q, deadline).await?;
+        let mut rows = std::mem::take(&mut page.rows);
+        while let Some(mut next) = self.next_page(&page, deadline).await? {
+            rows.append(&mut next.rows);
+            page = next;
+        }
+        Ok(rows)
+    }
+
+    /// Runs FetchXML against an entity set (one page). The XML is sent as
+    /// an encoded query option; Dataverse parses it.
+    pub async fn fetch_xml(
+        &self,
+        entity_set: &EntitySet,
+        fetch: &str,
+        deadline: Instant,
+    ) -> Result<Vec<Map<String, Value>>, DataverseError> {
+        let r = self
+            .send(
+                reqwest::Method::GET,
+                &Target::set(entity_set).option("fetchXml", fetch),
+                None,
+                &[],
+                Repeat::Safe,
+                deadline,
+            )
+            .await?;
+        Ok(Page::from_body(r.body, None, &self.api)?.rows)
+    }
+
+    /// `CreateMultiple`: creates all or none; returns the ids. Each target
+    /// gets a client-generated id first, so the caller knows them even if
+    /// the answer is lost.
+    pub async fn create_multiple(
+        &self,
+        entity_set: &EntitySet,
+        table: &TableName,
+        primary_id: &ColumnName,
+        records: &[Map<String, Value>],
+        deadline: Instant,
+    ) -> Result<Vec<Uuid>, DataverseError> {
+        let mut ids = Vec::with_capacity(records.len());
+        let targets: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                let id = Uuid::new_v4();
+                ids.push(id);
+                let mut t = typed(r, table);
+                t.insert(primary_id.to_string(), json!(id));
+                Value::Object(t)
+            })
+            .collect();
+        self.send(
+            reqwest::Method::POST,
+            &Target::set(entity_set).then("Microsoft.Dynamics.CRM.CreateMultiple"),
+            Some(&json!({ "Targets": targets })),
+            &[],
+            Repeat::Never,
+            deadline,
+        )
+        .await?;
+        Ok(ids)
+    }
+
+    /// `UpdateMultiple` / `UpsertMultiple` (each record carries its key).
+    pub async fn write_multiple(
+        &self,
+        message: BulkWrite,
+        entity_set: &EntitySet,
+        table: &TableName,
+        records: &[Map<String, Value>],
+        deadline: Instant,
+    ) -> Result<(), DataverseError> {
+        let targets: Vec<Value> = records
+            .iter()
+            .map(|r| Value::Object(typed(r, table)))
+            .collect();
+        let action = match message {
+            BulkWrite::Update => "Microsoft.Dynamics.CRM.UpdateMultiple",
+            BulkWrite::Upsert => "Microsoft.Dynamics.CRM.UpsertMultiple",
+        };
+        self.send(
+            reqwest::Method::POST,
+            &Target::set(entity_set).then(action),
+            Some(&json!({"Targets": targets})),
+            &[],
+            Repeat::Safe,
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A bulk-message target: the record with its `@odata.type`.
+fn typed(record: &Map<String, Value>, table: &TableName) -> Map<String, Value> {
+    let mut t = record.clone();
+    t.insert(
+        "@odata.type".into(),
+        json!(format!("Microsoft.Dynamics.CRM.{table}")),
+    );
+    t
+}

@@ -1,0 +1,355 @@
+//! Table metadata through the Web API (`EntityDefinitions`), in a cache per
+//! client (one environment) with a lifetime, a size bound, one request in
+//! flight per key however many callers miss at once, and explicit
+//! invalidation.
+//!
+//! Names that come back from the server are checked like any caller's: an
+//! `EntitySetName` that is not an entity set name (a URL, say) is an error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::target::{ColumnName, EntitySet, TableName, Target};
+use super::{Client, DataverseError, Repeat};
+
+/// Size and lifetime of a client's metadata cache.
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataCacheConfig {
+    /// How long an entry is served before it is fetched again.
+    pub time_to_live: Duration,
+    /// Most tables described at once (the table list counts as one).
+    pub max_entries: u64,
+}
+
+impl Default for MetadataCacheConfig {
+    /// Ten minutes, 500 tables: schema changes are rare, and an operator can
+    /// invalidate after one.
+    fn default() -> Self {
+        MetadataCacheConfig {
+            time_to_live: Duration::from_secs(600),
+            max_entries: 500,
+        }
+    }
+}
+
+/// A table, as `list_tables` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableInfo {
+    /// Logical name (`account`).
+    pub logical_name: TableName,
+    /// Entity set name (`accounts`).
+    pub entity_set: EntitySet,
+    /// Display name in the user's language.
+    pub display_name: Option<String>,
+    /// The primary key column (`accountid`).
+    pub primary_id: ColumnName,
+    /// The primary name column (`name`).
+    pub primary_name: Option<String>,
+    /// Whether it is a custom table.
+    pub is_custom: bool,
+}
+
+/// A choice option.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptionValue {
+    /// Its value.
+    pub value: i64,
+    /// Its label in the user's language.
+    pub label: Option<String>,
+}
+
+/// A column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnInfo {
+    /// Logical name.
+    pub logical_name: String,
+    /// `AttributeType` (`String`, `Picklist`, `Lookup`...).
+    pub kind: String,
+    /// `AttributeTypeName.Value` (`StringType`, `MultiSelectPicklistType`...).
+    pub type_name: Option<String>,
+    /// Display name in the user's language.
+    pub display_name: Option<String>,
+    /// `None`, `SystemRequired`, `ApplicationRequired`, `Recommended`.
+    pub required: Option<String>,
+    /// Longest value, for text columns.
+    pub max_length: Option<u64>,
+    /// Lookup targets (logical names).
+    pub targets: Vec<String>,
+    /// Choice options (Picklist, State, Status).
+    pub options: Vec<OptionValue>,
+    /// Whether a create may set it.
+    pub valid_for_create: bool,
+    /// Whether an update may set it.
+    pub valid_for_update: bool,
+}
+
+/// A table with its columns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableDescription {
+    /// The table.
+    pub table: TableInfo,
+    /// Its columns.
+    pub columns: Vec<ColumnInfo>,
+}
+
+/// Per-environment metadata cache.
+pub(super) struct Cache {
+    tables: moka::future::Cache<(), Arc<Vec<TableInfo>>>,
+    described: moka::future::Cache<TableName, Arc<TableDescription>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("described", &self.described.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    pub(super) fn new(config: MetadataCacheConfig) -> Cache {
+        Cache {
+            tables: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(config.time_to_live)
+                .build(),
+            described: moka::future::Cache::builder()
+                .max_capacity(config.max_entries)
+                .time_to_live(config.time_to_live)
+                .build(),
+        }
+    }
+}
+
+/// The `$select` of table queries.
+const TABLE_COLUMNS: &str =
+    "LogicalName,EntitySetName,DisplayName,PrimaryIdAttribute,PrimaryNameAttribute,IsCustomEntity";
+
+fn label(v: &Value) -> Option<String> {
+    v.get("UserLocalizedLabel")
+        .and_then(|l| l.get("Label"))
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+fn str_of(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(String::from)
+}
+
+/// A table from an `EntityDefinitions` entry; its names are checked.
+fn table_info(v: &Value) -> Result<TableInfo, DataverseError> {
+    let field = |k: &str| {
+        str_of(v, k).ok_or_else(|| {
+            DataverseError::Transport(format!("an EntityDefinitions entry has no {k}"))
+        })
+    };
+    Ok(TableInfo {
+        logical_name: TableName::new(&field("LogicalName")?)?,
+        entity_set: EntitySet::new(&field("EntitySetName")?)?,
+        display_name: v.get("DisplayName").and_then(label),
+        primary_id: ColumnName::new(&field("PrimaryIdAttribute")?)?,
+        primary_name: str_of(v, "PrimaryNameAttribute"),
+        is_custom: v
+            .get("IsCustomEntity")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+fn options(v: &Value) -> Vec<OptionValue> {
+    v.get("OptionSet")
+        .and_then(|o| o.get("Options"))
+        .and_then(Value::as_array)
+        .map(|o| {
+            o.iter()
+                .filter_map(|x| {
+                    Some(OptionValue {
+                        value: x.get("Value")?.as_i64()?,
+                        label: x.get("Label").and_then(label),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A cache loader's error, shared by every caller that waited on it.
+fn shared(e: Arc<DataverseError>) -> DataverseError {
+    Arc::unwrap_or_clone(e)
+}
+
+impl Client {
+    /// Every table (one request; Dataverse does not page metadata).
+    pub async fn list_tables(
+        &self,
+        deadline: Instant,
+    ) -> Result<Arc<Vec<TableInfo>>, DataverseError> {
+        self.metadata
+            .tables
+            .try_get_with((), self.fetch_tables(deadline))
+            .await
+            .map_err(shared)
+    }
+
+    async fn fetch_tables(&self, deadline: Instant) -> Result<Arc<Vec<TableInfo>>, DataverseError> {
+        let target = Target::fixed("EntityDefinitions").option("$select", TABLE_COLUMNS);
+        let r = self
+            .send(
+                reqwest::Method::GET,
+                &target,
+                None,
+                &[],
+                Repeat::Safe,
+                deadline,
+            )
+            .await?;
+        let mut tables = r
+            .body
+            .get("value")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().map(table_info).collect::<Result<Vec<_>, _>>())
+            .unwrap_or(Ok(Vec::new()))?;
+        tables.sort_by(|a, b| a.logical_name.cmp(&b.logical_name));
+        Ok(Arc::new(tables))
+    }
+
+    /// The entity set name of a table (never guessed by pluralising).
+    pub async fn entity_set(
+        &self,
+        table: &TableName,
+        deadline: Instant,
+    ) -> Result<EntitySet, DataverseError> {
+        let tables = self.list_tables(deadline).await?;
+        tables
+            .iter()
+            .find(|t| &t.logical_name == table)
+            .map(|t| t.entity_set.clone())
+            .ok_or_else(|| DataverseError::Api {
+                status: 404,
+                code: "0x80040217".into(),
+                message: format!("No table named '{table}' in this environment."),
+                retry_after: None,
+            })
+    }
+
+    /// Columns of a table with types, required level, max length, lookup
+    /// targets and choice options.
+    pub async fn describe_table(
+        &self,
+        table: &TableName,
+        deadline: Instant,
+    ) -> Result<Arc<TableDescription>, DataverseError> {
+        self.metadata
+            .described
+            .try_get_with(table.clone(), self.fetch_description(table, deadline))
+            .await
+            .map_err(shared)
+    }
+
+    async fn fetch_description(
+        &self,
+        table: &TableName,
+        deadline: Instant,
+    ) -> Result<Arc<TableDescription>, DataverseError> {
+        let get = |target: Target| async move {
+            self.send(
+                reqwest::Method::GET,
+                &target,
+                None,
+                &[],
+                Repeat::Safe,
+                deadline,
+            )
+            .await
+        };
+        let entity = get(Target::definition(table).option("$select", TABLE_COLUMNS)).await?;
+        let info = table_info(&entity.body)?;
+        let attrs = get(Target::definition(table).then("Attributes")).await?;
+        let mut columns: Vec<ColumnInfo> = attrs
+            .body
+            .get("value")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(column_info)
+            .collect();
+        // Option sets need a cast per derived type ("Query table definitions
+        // using the Web API": retrieve attributes by type).
+        for cast in [
+            "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+            "Microsoft.Dynamics.CRM.StateAttributeMetadata",
+            "Microsoft.Dynamics.CRM.StatusAttributeMetadata",
+        ] {
+            let target = Target::definition(table)
+                .then("Attributes")
+                .then(cast)
+                .option("$select", "LogicalName")
+                .option("$expand", "OptionSet");
+            let r = get(target).await?;
+            for a in r
+                .body
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(c) = columns.iter_mut().find(|c| {
+                    Some(c.logical_name.as_str()) == a.get("LogicalName").and_then(Value::as_str)
+                }) {
+                    c.options = options(a);
+                }
+            }
+        }
+        Ok(Arc::new(TableDescription {
+            table: info,
+            columns,
+        }))
+    }
+
+    /// Forgets cached metadata (after a schema change).
+    pub fn invalidate_metadata(&self) {
+        self.metadata.tables.invalidate_all();
+        self.metadata.described.invalidate_all();
+    }
+}
+
+/// A column from an `Attributes` entry (`None` without a logical name).
+fn column_info(a: &Value) -> Option<ColumnInfo> {
+    Some(ColumnInfo {
+        logical_name: str_of(a, "LogicalName")?,
+        kind: str_of(a, "AttributeType").unwrap_or_default(),
+        type_name: a
+            .get("AttributeTypeName")
+            .and_then(|t| t.get("Value"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        display_name: a.get("DisplayName").and_then(label),
+        required: a
+            .get("RequiredLevel")
+            .and_then(|r| r.get("Value"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        max_length: a.get("MaxLength").and_then(Value::as_u64),
+        targets: a
+            .get("Targets")
+            .and_then(Value::as_array)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        options: Vec::new(),
+        valid_for_create: a
+            .get("IsValidForCreate")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        valid_for_update: a
+            .get("IsValidForUpdate")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
