@@ -12,29 +12,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use common::fake::{World, secrets};
 use dvhost_dataverse::{
-    AlternateKey, Authority, BatchOperation, BatchPart, Client, ColumnName, Connection,
-    DataverseError, EntitySet, Environment, HttpClient, Op, Query, SigningAlgorithm, TableName,
-    TargetError, TokenSource,
+    AlternateKey, Authority, BatchOperation, BatchPart, ColumnName, DataverseError, EntitySet,
+    Environment, Op, TableName, TargetError,
 };
 use serde_json::json;
-
-/// What the fake environment's token endpoint issues: JWT-shaped, so the
-/// log check for `eyJ` covers it, and unique, so it can be searched for.
-const FAKE_TOKEN: &str = "eyJhbGciOiJub25lIn0.c2VjcmV0LXdhbGwtdG9rZW4.fake-signature";
-
-/// The strings that must never show up anywhere but in the one header.
-fn secrets() -> [&'static str; 2] {
-    [FAKE_TOKEN, "c2VjcmV0LXdhbGwtdG9rZW4"]
-}
 
 // ---- log capture for the whole binary ----
 
@@ -67,182 +52,14 @@ fn logs() -> &'static Captured {
     })
 }
 
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
-}
-
-// ---- the fake environment ----
-
-#[derive(Default)]
-struct Fake {
-    /// What `accounts` answers as `@odata.nextLink`.
-    next_link: Mutex<Option<String>>,
-    /// What `EntityDefinitions` answers as the account's `EntitySetName`.
-    entity_set_name: Mutex<String>,
-    /// Where `accounts` redirects, when set.
-    redirect_to: Mutex<Option<String>>,
-    /// Web API requests received (token requests not counted).
-    api_requests: AtomicU64,
-    /// Bodies of `$batch` requests.
-    batches: Mutex<Vec<String>>,
-    /// Whether every Web API request carried exactly the issued token.
-    bad_auth: AtomicU64,
-}
-
-async fn token() -> Response {
-    axum::Json(json!({"token_type": "Bearer", "access_token": FAKE_TOKEN, "expires_in": 3600}))
-        .into_response()
-}
-
-fn count(fake: &Fake, headers: &HeaderMap) {
-    fake.api_requests.fetch_add(1, Ordering::SeqCst);
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {FAKE_TOKEN}")) {
-        fake.bad_auth.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-async fn accounts(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
-    count(&fake, &headers);
-    if let Some(to) = fake.redirect_to.lock().unwrap().clone() {
-        return (StatusCode::TEMPORARY_REDIRECT, [("location", to)]).into_response();
-    }
-    let mut body = json!({"value": [{"name": "A"}]});
-    if let Some(link) = fake.next_link.lock().unwrap().clone() {
-        body["@odata.nextLink"] = json!(link);
-    }
-    axum::Json(body).into_response()
-}
-
-async fn definitions(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
-    count(&fake, &headers);
-    let set = fake.entity_set_name.lock().unwrap().clone();
-    axum::Json(json!({"value": [{
-        "LogicalName": "account", "EntitySetName": set,
-        "PrimaryIdAttribute": "accountid", "PrimaryNameAttribute": "name"
-    }]}))
-    .into_response()
-}
-
-async fn batch(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String) -> Response {
-    count(&fake, &headers);
-    fake.batches.lock().unwrap().push(body);
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(json!({"error": {"code": "0x0", "message": "not served here"}})),
-    )
-        .into_response()
-}
-
-async fn other(State(fake): State<Arc<Fake>>, headers: HeaderMap, uri: Uri) -> Response {
-    count(&fake, &headers);
-    (StatusCode::NOT_FOUND, format!("no route {}", uri.path())).into_response()
-}
-
-struct World {
-    fake: Arc<Fake>,
-    addr: SocketAddr,
-    client: Client,
-    /// Foreign listeners and their accepted-connection counters.
-    foreign: Vec<(SocketAddr, Arc<AtomicU64>)>,
-}
-
-/// A TCP listener that only counts connections (and closes them).
-async fn counting_listener(addr: &str) -> (SocketAddr, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let local = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicU64::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            drop(socket);
-        }
-    });
-    (local, hits)
-}
-
+/// The fake world, with this binary's log capture installed first.
 async fn world() -> World {
     logs();
-    let tls = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let cert_pem = tls.cert.pem();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let certs = vec![tls.cert.der().clone()];
-    let key = rustls::pki_types::PrivateKeyDer::try_from(tls.signing_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let fake = Arc::new(Fake {
-        entity_set_name: Mutex::new("accounts".into()),
-        ..Fake::default()
-    });
-    let app = axum::Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
-        .route("/api/data/v9.2/accounts", get(accounts))
-        .route("/api/data/v9.2/EntityDefinitions", get(definitions))
-        .route("/api/data/v9.2/$batch", post(batch))
-        .fallback(other)
-        .with_state(fake.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
-    );
-    tokio::spawn(async move { server.serve(app.into_make_service()).await });
-
-    // Another host on the same port, another port on the same host.
-    let foreign = vec![
-        counting_listener(&format!("127.0.0.2:{}", addr.port())).await,
-        counting_listener("127.0.0.1:0").await,
-    ];
-    let base = format!("https://127.0.0.1:{}", addr.port());
-    let connection = Connection::new(
-        Authority::parse(&base).unwrap(),
-        common::TENANT,
-        common::CLIENT,
-        Environment::parse(&base).unwrap(),
-        common::generated("wall"),
-        SigningAlgorithm::Rs256,
-    )
-    .unwrap();
-    let http = HttpClient::new(Some(&cert_pem)).unwrap();
-    let client = Client::new(Arc::new(TokenSource::new(connection, http)));
-    World {
-        fake,
-        addr,
-        client,
-        foreign,
-    }
+    common::fake::world().await
 }
 
-impl World {
-    fn requests(&self) -> u64 {
-        self.fake.api_requests.load(Ordering::SeqCst)
-    }
-
-    fn assert_nothing_foreign(&self) {
-        for (addr, hits) in &self.foreign {
-            assert_eq!(
-                hits.load(Ordering::SeqCst),
-                0,
-                "a connection reached {addr}"
-            );
-        }
-        assert_eq!(
-            self.fake.bad_auth.load(Ordering::SeqCst),
-            0,
-            "every request carried the token"
-        );
-    }
-
-    fn accounts(&self) -> Query {
-        Query::new(&EntitySet::new("accounts").unwrap())
-    }
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
 }
 
 fn foreign_link(e: &DataverseError) -> bool {
@@ -258,10 +75,14 @@ async fn next_links_that_leave_the_environment_are_refused_before_anything_is_se
     *w.fake.next_link.lock().unwrap() = Some(format!(
         "https://127.0.0.1:{port}/api/data/v9.2/accounts?$skiptoken=2"
     ));
-    let page = w.client.query(&w.accounts(), common::soon()).await.unwrap();
+    let page = w
+        .client()
+        .query(&w.accounts(), common::soon())
+        .await
+        .unwrap();
     assert!(page.has_more());
     *w.fake.next_link.lock().unwrap() = None;
-    let next = w.client.next_page(&page, common::soon()).await.unwrap();
+    let next = w.client().next_page(&page, common::soon()).await.unwrap();
     assert_eq!(next.unwrap().rows.len(), 1);
     assert_eq!(w.requests(), 2);
 
@@ -283,7 +104,7 @@ async fn next_links_that_leave_the_environment_are_refused_before_anything_is_se
         *w.fake.next_link.lock().unwrap() = Some(link.clone());
         let before = w.requests();
         let e = w
-            .client
+            .client()
             .query(&w.accounts(), common::soon())
             .await
             .unwrap_err();
@@ -298,7 +119,7 @@ async fn next_links_that_leave_the_environment_are_refused_before_anything_is_se
     }
     // query_all refuses the same way.
     let e = w
-        .client
+        .client()
         .query_all(&w.accounts(), common::soon())
         .await
         .unwrap_err();
@@ -313,7 +134,7 @@ async fn a_redirect_is_not_followed() {
     *w.fake.redirect_to.lock().unwrap() =
         Some(format!("https://127.0.0.2:{port}/api/data/v9.2/accounts"));
     let e = w
-        .client
+        .client()
         .query(&w.accounts(), common::soon())
         .await
         .unwrap_err();
@@ -328,7 +149,7 @@ async fn an_entity_set_name_from_metadata_that_is_a_url_is_refused() {
     let port = w.addr.port();
     *w.fake.entity_set_name.lock().unwrap() = format!("https://127.0.0.2:{port}/accounts");
     let e = w
-        .client
+        .client()
         .entity_set(&TableName::new("account").unwrap(), common::soon())
         .await
         .unwrap_err();
@@ -342,7 +163,7 @@ async fn an_entity_set_name_from_metadata_that_is_a_url_is_refused() {
         ),
         "{e:?}"
     );
-    assert!(w.client.list_tables(common::soon()).await.is_err());
+    assert!(w.client().list_tables(common::soon()).await.is_err());
     w.assert_nothing_foreign();
 }
 
@@ -413,7 +234,7 @@ async fn batch_parts_cannot_smuggle_a_request() {
         BatchOperation::delete(&set, &key.into()),
     ])];
     let e = w
-        .client
+        .client()
         .batch(&parts, false, common::soon())
         .await
         .unwrap_err();
@@ -481,7 +302,10 @@ async fn no_secret_in_logs_errors_or_debug_output() {
     }
     // And the fake environment's token, used for a request.
     let w = world().await;
-    w.client.query(&w.accounts(), common::soon()).await.unwrap();
+    w.client()
+        .query(&w.accounts(), common::soon())
+        .await
+        .unwrap();
 
     let logs = log_text();
     assert!(

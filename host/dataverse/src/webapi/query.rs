@@ -64,7 +64,26 @@ impl std::str::FromStr for Op {
     }
 }
 
-/// A text function of `$filter`.
+/// Text for `contains`/`startswith`/`endswith`, matched literally: Dataverse
+/// reads `%`, `_` and `[` in these values as LIKE wildcards ("Filter rows
+/// using OData", use wildcard characters), so each is escaped as a
+/// one-character set (`[%]`, `[_]`, `[[]`).
+pub(crate) fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' | '_' | '[' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A text function of `$filter`; the text is matched literally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextMatch {
     /// `contains(column,'text')`
@@ -266,7 +285,7 @@ impl Query {
             "{}({},{})",
             function.as_str(),
             property_path(column)?,
-            escape_string(text)
+            escape_string(&escape_like(text))
         );
         self.filters.push(cond);
         Ok(self)
@@ -370,6 +389,17 @@ mod tests {
             q.target()
                 .relative()
                 .contains("00000000-0000-0000-0000-000000000000")
+        );
+    }
+
+    #[test]
+    fn text_is_matched_literally() {
+        let q = Query::new(&accounts())
+            .filter_text(TextMatch::Contains, "name", "50%_[x]")
+            .unwrap();
+        assert_eq!(
+            q.rendered_filter().unwrap(),
+            "contains(name,'50[%][_][[]x]')"
         );
     }
 

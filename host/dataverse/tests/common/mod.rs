@@ -2,6 +2,8 @@
 //! with one tenant, apps and an environment, and connections to it.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
