@@ -477,7 +477,7 @@ impl Directory {
         crate::dataverse::metadata::build_schema(&env.tables, &env.alternate_keys).map_err(
             |why| SeedError::Invalid {
                 what: format!("tables of environment '{name}'"),
-                why,
+                why: why.to_string(),
             },
         )?;
         self.environments.push(env.clone());

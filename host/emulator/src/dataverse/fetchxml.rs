@@ -9,7 +9,7 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use serde_json::Value;
 
-use super::error::{DvError, DvResult};
+use super::error::DvError;
 use super::metadata::{Kind, Table};
 use super::query::QueryOptions;
 use crate::odata::filter::{CmpOp, Expr, Literal};
@@ -25,8 +25,105 @@ pub struct Fetch {
     pub count: Option<usize>,
 }
 
-fn bad(msg: impl Into<String>) -> DvError {
-    DvError::bad_request("0x80041103", msg)
+/// Why a FetchXML query is rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchXmlError {
+    /// The XML does not parse (`what`: the part that failed).
+    #[error("Invalid FetchXML{what}: {message}")]
+    Xml {
+        /// `""`, `" attribute"`, `" attribute value"` or `" text"`.
+        what: &'static str,
+        /// The XML reader's message.
+        message: String,
+    },
+    /// Elements nested deeper than 64 levels.
+    #[error("FetchXML is nested too deeply.")]
+    TooDeep,
+    /// Start and end tags do not match.
+    #[error("Unbalanced FetchXML.")]
+    Unbalanced,
+    /// Not exactly one `<fetch>` at the top.
+    #[error("FetchXML must have one <fetch> element.")]
+    NoFetch,
+    /// `<fetch>` without `<entity>`.
+    #[error("<fetch> needs an <entity>.")]
+    NoEntity,
+    /// `<entity name>` is not the table of the entity set requested.
+    #[error(
+        "The entity name specified in FetchXml '{name}' does not match the entity name in the request '{entity_set}'."
+    )]
+    EntityMismatch {
+        /// The `<entity name>`.
+        name: String,
+        /// The entity set requested.
+        entity_set: String,
+    },
+    /// A column the table does not have.
+    #[error("'{entity}' entity doesn't contain attribute with Name = '{name}'.")]
+    UnknownAttribute {
+        /// The table's logical name.
+        entity: String,
+        /// The attribute as written.
+        name: String,
+    },
+    /// An element without its required `attribute`.
+    #[error("<{element}> needs an attribute.")]
+    MissingAttribute {
+        /// `condition` or `order`.
+        element: &'static str,
+    },
+    /// `in`/`not-in` without `<value>` children.
+    #[error("'{operator}' needs <value> children.")]
+    NoValues {
+        /// The operator.
+        operator: &'static str,
+    },
+    /// An element where it is not allowed.
+    #[error("Unexpected <{element}> in <{parent}>.")]
+    Unexpected {
+        /// The element.
+        element: String,
+        /// Its parent.
+        parent: &'static str,
+    },
+    /// `top`, `page` or `count` that is not a non-negative integer.
+    #[error("'{attribute}' must be a positive integer.")]
+    NotANumber {
+        /// The attribute.
+        attribute: String,
+    },
+    /// `top` with `page` or `count`.
+    #[error("The top attribute can't be specified with paging attribute page or count.")]
+    TopWithPaging,
+    /// A condition operator the emulator does not implement (501).
+    #[error("The FetchXML operator '{0}' is not implemented by the emulator.")]
+    UnsupportedOperator(String),
+    /// `<link-entity>`, which the emulator does not implement (501).
+    #[error("link-entity is not implemented by the emulator.")]
+    LinkEntity,
+}
+
+/// 0x80041103 (400), or 0x80040219 (501) for what the emulator lacks.
+impl From<FetchXmlError> for DvError {
+    fn from(e: FetchXmlError) -> Self {
+        match e {
+            FetchXmlError::UnsupportedOperator(_) | FetchXmlError::LinkEntity => DvError::new(
+                axum::http::StatusCode::NOT_IMPLEMENTED,
+                "0x80040219",
+                e.to_string(),
+            ),
+            _ => DvError::bad_request("0x80041103", e.to_string()),
+        }
+    }
+}
+
+type FxResult<T> = Result<T, FetchXmlError>;
+
+fn xml_error(what: &'static str) -> impl Fn(quick_xml::Error) -> FetchXmlError {
+    move |e| FetchXmlError::Xml {
+        what,
+        message: e.to_string(),
+    }
 }
 
 #[derive(Debug)]
@@ -46,7 +143,7 @@ impl Node {
     }
 }
 
-fn parse_tree(xml: &str) -> DvResult<Node> {
+fn parse_tree(xml: &str) -> FxResult<Node> {
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Node> = vec![Node {
         name: String::new(),
@@ -54,14 +151,15 @@ fn parse_tree(xml: &str) -> DvResult<Node> {
         children: Vec::new(),
         text: String::new(),
     }];
-    let node = |e: &quick_xml::events::BytesStart| -> DvResult<Node> {
+    let node = |e: &quick_xml::events::BytesStart| -> FxResult<Node> {
         let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
         let mut attrs = Vec::new();
         for a in e.attributes() {
-            let a = a.map_err(|err| bad(format!("Invalid FetchXML attribute: {err}")))?;
-            let v = a
-                .unescape_value()
-                .map_err(|err| bad(format!("Invalid FetchXML attribute value: {err}")))?;
+            let a = a.map_err(|err| FetchXmlError::Xml {
+                what: " attribute",
+                message: err.to_string(),
+            })?;
+            let v = a.unescape_value().map_err(xml_error(" attribute value"))?;
             attrs.push((
                 String::from_utf8_lossy(a.key.as_ref()).into_owned(),
                 v.into_owned(),
@@ -75,13 +173,10 @@ fn parse_tree(xml: &str) -> DvResult<Node> {
         })
     };
     loop {
-        match reader
-            .read_event()
-            .map_err(|e| bad(format!("Invalid FetchXML: {e}")))?
-        {
+        match reader.read_event().map_err(xml_error(""))? {
             Event::Start(e) => {
                 if stack.len() > 64 {
-                    return Err(bad("FetchXML is nested too deeply."));
+                    return Err(FetchXmlError::TooDeep);
                 }
                 stack.push(node(&e)?);
             }
@@ -90,16 +185,15 @@ fn parse_tree(xml: &str) -> DvResult<Node> {
                 stack.last_mut().expect("root").children.push(n);
             }
             Event::Text(t) => {
-                let text = t
-                    .decode()
-                    .map_err(|e| bad(format!("Invalid FetchXML text: {e}")))?;
+                let text = t.decode().map_err(|e| FetchXmlError::Xml {
+                    what: " text",
+                    message: e.to_string(),
+                })?;
                 stack.last_mut().expect("root").text.push_str(&text);
             }
             Event::End(_) => {
                 let n = stack.pop().expect("balanced");
-                let parent = stack
-                    .last_mut()
-                    .ok_or_else(|| bad("Unbalanced FetchXML."))?;
+                let parent = stack.last_mut().ok_or(FetchXmlError::Unbalanced)?;
                 parent.children.push(n);
             }
             Event::Eof => break,
@@ -107,25 +201,23 @@ fn parse_tree(xml: &str) -> DvResult<Node> {
         }
     }
     if stack.len() != 1 {
-        return Err(bad("Unbalanced FetchXML."));
+        return Err(FetchXmlError::Unbalanced);
     }
     let mut root = stack.pop().expect("root");
     match root.children.len() {
         1 if root.children[0].name == "fetch" => Ok(root.children.remove(0)),
-        _ => Err(bad("FetchXML must have one <fetch> element.")),
+        _ => Err(FetchXmlError::NoFetch),
     }
 }
 
 /// Maps a FetchXML attribute (logical name) to the Web API property.
-fn property(table: &Table, name: &str) -> DvResult<String> {
+fn property(table: &Table, name: &str) -> FxResult<String> {
     let a = table
         .attribute(name)
         .filter(|a| a.kind != Kind::Other)
-        .ok_or_else(|| {
-            bad(format!(
-                "'{}' entity doesn't contain attribute with Name = '{name}'.",
-                table.logical_name
-            ))
+        .ok_or_else(|| FetchXmlError::UnknownAttribute {
+            entity: table.logical_name.clone(),
+            name: name.to_string(),
         })?;
     Ok(a.web_api_name())
 }
@@ -164,10 +256,10 @@ fn call(name: &str, prop: &str, value: &str) -> Expr {
     )
 }
 
-fn condition(table: &Table, c: &Node) -> DvResult<Expr> {
-    let attr = c
-        .attr("attribute")
-        .ok_or_else(|| bad("<condition> needs an attribute."))?;
+fn condition(table: &Table, c: &Node) -> FxResult<Expr> {
+    let attr = c.attr("attribute").ok_or(FetchXmlError::MissingAttribute {
+        element: "condition",
+    })?;
     let prop = property(table, attr)?;
     let op = c.attr("operator").unwrap_or("eq");
     let value = c.attr("value").unwrap_or_default();
@@ -224,28 +316,27 @@ fn condition(table: &Table, c: &Node) -> DvResult<Expr> {
         "not-like" => Expr::Not(Box::new(like(value))),
         "begins-with" => call("startswith", &prop, value),
         "ends-with" => call("endswith", &prop, value),
-        "in" => any_of(&values).ok_or_else(|| bad("'in' needs <value> children."))?,
+        "in" => any_of(&values).ok_or(FetchXmlError::NoValues { operator: "in" })?,
         "not-in" => Expr::Not(Box::new(
-            any_of(&values).ok_or_else(|| bad("'not-in' needs <value> children."))?,
+            any_of(&values).ok_or(FetchXmlError::NoValues { operator: "not-in" })?,
         )),
-        other => {
-            return Err(DvError::new(
-                axum::http::StatusCode::NOT_IMPLEMENTED,
-                "0x80040219",
-                format!("The FetchXML operator '{other}' is not implemented by the emulator."),
-            ));
-        }
+        other => return Err(FetchXmlError::UnsupportedOperator(other.to_string())),
     })
 }
 
-fn filter(table: &Table, f: &Node) -> DvResult<Option<Expr>> {
+fn filter(table: &Table, f: &Node) -> FxResult<Option<Expr>> {
     let or = f.attr("type") == Some("or");
     let mut parts = Vec::new();
     for c in &f.children {
         match c.name.as_str() {
             "condition" => parts.push(condition(table, c)?),
             "filter" => parts.extend(filter(table, c)?),
-            other => return Err(bad(format!("Unexpected <{other}> in <filter>."))),
+            other => {
+                return Err(FetchXmlError::Unexpected {
+                    element: other.to_string(),
+                    parent: "filter",
+                });
+            }
         }
     }
     Ok(parts.into_iter().reduce(|a, b| {
@@ -257,29 +348,30 @@ fn filter(table: &Table, f: &Node) -> DvResult<Option<Expr>> {
     }))
 }
 
-fn number(n: &Node, k: &str) -> DvResult<Option<usize>> {
+fn number(n: &Node, k: &str) -> FxResult<Option<usize>> {
     n.attr(k)
         .map(|v| {
-            v.parse()
-                .map_err(|_| bad(format!("'{k}' must be a positive integer.")))
+            v.parse().map_err(|_| FetchXmlError::NotANumber {
+                attribute: k.to_string(),
+            })
         })
         .transpose()
 }
 
 /// Parses a FetchXML query against the entity set's table.
-pub fn parse(table: &Table, xml: &str) -> DvResult<Fetch> {
+pub fn parse(table: &Table, xml: &str) -> Result<Fetch, FetchXmlError> {
     let fetch = parse_tree(xml)?;
     let entity = fetch
         .children
         .iter()
         .find(|c| c.name == "entity")
-        .ok_or_else(|| bad("<fetch> needs an <entity>."))?;
+        .ok_or(FetchXmlError::NoEntity)?;
     let name = entity.attr("name").unwrap_or_default();
     if name != table.logical_name {
-        return Err(bad(format!(
-            "The entity name specified in FetchXml '{name}' does not match the entity name in the request '{}'.",
-            table.entity_set
-        )));
+        return Err(FetchXmlError::EntityMismatch {
+            name: name.to_string(),
+            entity_set: table.entity_set.clone(),
+        });
     }
     let mut out = Fetch {
         top: number(&fetch, "top")?,
@@ -288,9 +380,7 @@ pub fn parse(table: &Table, xml: &str) -> DvResult<Fetch> {
         ..Fetch::default()
     };
     if out.top.is_some() && (out.page.is_some() || out.count.is_some()) {
-        return Err(bad(
-            "The top attribute can't be specified with paging attribute page or count.",
-        ));
+        return Err(FetchXmlError::TopWithPaging);
     }
     let mut attrs = Vec::new();
     let mut all = false;
@@ -301,20 +391,19 @@ pub fn parse(table: &Table, xml: &str) -> DvResult<Fetch> {
             "order" => {
                 let a = c
                     .attr("attribute")
-                    .ok_or_else(|| bad("<order> needs an attribute."))?;
+                    .ok_or(FetchXmlError::MissingAttribute { element: "order" })?;
                 out.options
                     .orderby
                     .push((property(table, a)?, c.attr("descending") == Some("true")));
             }
             "filter" => out.options.filter = filter(table, c)?,
-            "link-entity" => {
-                return Err(DvError::new(
-                    axum::http::StatusCode::NOT_IMPLEMENTED,
-                    "0x80040219",
-                    "link-entity is not implemented by the emulator.",
-                ));
+            "link-entity" => return Err(FetchXmlError::LinkEntity),
+            other => {
+                return Err(FetchXmlError::Unexpected {
+                    element: other.to_string(),
+                    parent: "entity",
+                });
             }
-            other => return Err(bad(format!("Unexpected <{other}> in <entity>."))),
         }
     }
     out.attributes = (!all && !attrs.is_empty()).then_some(attrs);

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::error::{DvError, DvResult};
+use super::error::DvError;
 
 /// How a segment addresses a record.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,10 +39,29 @@ pub struct Segment {
     pub key: Option<Key>,
 }
 
-fn bad(path: &str) -> DvError {
-    DvError::segment(format!(
-        "Bad Request - Error in query syntax: the path '{path}' is not valid."
-    ))
+/// Why a resource path does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PathError {
+    /// Empty segments, unbalanced parentheses or quotes, or a key that is
+    /// neither a GUID nor `name=value` pairs.
+    #[error("Bad Request - Error in query syntax: the path '{path}' is not valid.")]
+    Invalid {
+        /// The path as requested.
+        path: String,
+    },
+}
+
+/// 0x80060888, as an unknown segment.
+impl From<PathError> for DvError {
+    fn from(e: PathError) -> Self {
+        DvError::segment(e.to_string())
+    }
+}
+
+fn bad(path: &str) -> PathError {
+    PathError::Invalid {
+        path: path.to_string(),
+    }
 }
 
 /// Splits on `/` outside quotes and parentheses.
@@ -110,7 +129,7 @@ fn parse_key(inner: &str) -> Option<Key> {
 }
 
 /// Parses the resource path (without a leading `/`).
-pub fn parse(path: &str) -> DvResult<Vec<Segment>> {
+pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
     let path = path.trim_end_matches('/');
     if path.is_empty() {
         return Ok(Vec::new());
