@@ -282,7 +282,7 @@ impl Client {
                         )
                         .await?;
                     match r.0 {
-                        429 | 502..=504 => Err(api_error(
+                        401 | 429 | 502..=504 => Err(api_error(
                             r.0,
                             &r.1,
                             &serde_json::from_slice(&r.2).unwrap_or(Value::Null),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::target::{ColumnName, EntitySet, RecordKey, TableName, Target};
+use super::target::{ColumnName, EntitySet, RecordKey, TableName, Target, TargetError};
 use super::{Client, DataverseError, Page, Query, Repeat};
 
 /// Which bulk write.
@@ -92,9 +92,12 @@ impl Client {
     ) -> Result<(), DataverseError> {
         let etag = if_match.unwrap_or("*");
         if etag.chars().any(|c| c.is_ascii_control()) {
-            return Err(DataverseError::Transport(
-                "an ETag cannot contain control characters".into(),
-            ));
+            return Err(TargetError::InvalidName {
+                what: "ETag",
+                name: etag.chars().take(100).collect(),
+                why: "it contains control characters",
+            }
+            .into());
         }
         let repeat = if if_match.is_some() {
             Repeat::Never
