@@ -12,6 +12,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::odata::filter::Expr;
 use crate::state::{DISCOVERY_RESOURCE, Environment, User};
 use crate::{Emulator, odata};
 
@@ -76,17 +77,7 @@ async fn instances(
 ) -> Response {
     let claims = match emu.bearer_claims(&headers, &[DISCOVERY_RESOURCE]) {
         Ok(c) => c,
-        Err(e) => {
-            let mut resp = odata::error(StatusCode::UNAUTHORIZED, "Unauthorized", e.describe());
-            let challenge = format!(
-                "Bearer authorization_uri={}/common/oauth2/authorize, resource_id={DISCOVERY_RESOURCE}",
-                emu.base_url
-            );
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-            return resp;
-        }
+        Err(e) => return unauthorized(&emu, e.describe()),
     };
     let Some(key) = parse_key(&resource) else {
         return odata::error(
@@ -108,31 +99,9 @@ async fn instances(
             "Global Discovery lists the environments of a signed-in user; app-only tokens are not accepted.",
         );
     };
-    let mut filter = None;
-    let mut select = None;
-    for (k, v) in &query {
-        match k.as_str() {
-            "$filter" => filter = Some(v.as_str()),
-            "$select" => select = Some(v.as_str()),
-            other if other.starts_with('$') => {
-                return odata::error(
-                    StatusCode::BAD_REQUEST,
-                    "0x0",
-                    format!("The query parameter '{other}' is not supported."),
-                );
-            }
-            _ => {}
-        }
-    }
-    let filter = match filter.map(odata::filter::parse).transpose() {
-        Ok(f) => f,
-        Err(e) => {
-            return odata::error(
-                StatusCode::BAD_REQUEST,
-                "0x0",
-                format!("Invalid $filter: {e}"),
-            );
-        }
+    let (filter, select) = match query_options(&query) {
+        Ok(o) => o,
+        Err(message) => return odata::error(StatusCode::BAD_REQUEST, "0x0", message),
     };
     let visible = dir
         .environments
@@ -145,22 +114,11 @@ async fn instances(
         });
     let mut rows = Vec::new();
     for env in visible {
-        let record = instance(env, &user);
-        if let Some(f) = &filter {
-            match odata::filter::eval(f, &Value::Object(record.clone())) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => return odata::error(StatusCode::BAD_REQUEST, "0x0", e),
-            }
+        match row(instance(env, &user), filter.as_ref(), select) {
+            Ok(Some(r)) => rows.push(Value::Object(r)),
+            Ok(None) => {}
+            Err(message) => return odata::error(StatusCode::BAD_REQUEST, "0x0", message),
         }
-        let record = match select {
-            Some(s) => match odata::select(&record, s) {
-                Ok(r) => r,
-                Err(e) => return odata::error(StatusCode::BAD_REQUEST, "0x0", e),
-            },
-            None => record,
-        };
-        rows.push(Value::Object(record));
     }
     match key {
         Key::All => odata::ok(json!({ "@odata.context": CONTEXT, "value": rows })),
@@ -176,5 +134,61 @@ async fn instances(
             ),
         }
         .into_response(),
+    }
+}
+
+/// 401 with the challenge that names the authority and the resource.
+fn unauthorized(emu: &Emulator, message: &str) -> Response {
+    let mut resp = odata::error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+    let challenge = format!(
+        "Bearer authorization_uri={}/common/oauth2/authorize, resource_id={DISCOVERY_RESOURCE}",
+        emu.base_url
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// `$filter` (parsed) and `$select`; other system query options are an
+/// error (its message).
+fn query_options(query: &[(String, String)]) -> Result<(Option<Expr>, Option<&str>), String> {
+    let mut filter = None;
+    let mut select = None;
+    for (k, v) in query {
+        match k.as_str() {
+            "$filter" => filter = Some(v.as_str()),
+            "$select" => select = Some(v.as_str()),
+            other if other.starts_with('$') => {
+                return Err(format!("The query parameter '{other}' is not supported."));
+            }
+            _ => {}
+        }
+    }
+    let filter = filter
+        .map(odata::filter::parse)
+        .transpose()
+        .map_err(|e| format!("Invalid $filter: {e}"))?;
+    Ok((filter, select))
+}
+
+/// An instance record as returned: `None` when the filter drops it, the
+/// selected properties otherwise; an evaluation or selection error's
+/// message.
+fn row(
+    record: Map<String, Value>,
+    filter: Option<&Expr>,
+    select: Option<&str>,
+) -> Result<Option<Map<String, Value>>, String> {
+    if let Some(f) = filter
+        && !odata::filter::eval(f, &Value::Object(record.clone())).map_err(|e| e.to_string())?
+    {
+        return Ok(None);
+    }
+    match select {
+        Some(s) => odata::select(&record, s)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None => Ok(Some(record)),
     }
 }

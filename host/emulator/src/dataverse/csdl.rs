@@ -133,18 +133,28 @@ pub fn document(schema: &Schema) -> io::Result<String> {
     for t in &schema.tables {
         entity_type(&mut w, schema, t)?;
     }
-    open(&mut w, "ComplexType", &[("Name", "WhoAmIResponse")])?;
+    operations(&mut w)?;
+    entity_container(&mut w, schema)?;
+    close(&mut w, "Schema")?;
+    close(&mut w, "edmx:DataServices")?;
+    close(&mut w, "edmx:Edmx")?;
+    String::from_utf8(w.into_inner()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// `WhoAmI` and the bulk actions, with the complex types they return.
+fn operations(w: &mut W) -> io::Result<()> {
+    open(w, "ComplexType", &[("Name", "WhoAmIResponse")])?;
     for p in ["BusinessUnitId", "UserId", "OrganizationId"] {
         empty(
-            &mut w,
+            w,
             "Property",
             &[("Name", p), ("Type", "Edm.Guid"), ("Nullable", "false")],
         )?;
     }
-    close(&mut w, "ComplexType")?;
-    open(&mut w, "ComplexType", &[("Name", "CreateMultipleResponse")])?;
+    close(w, "ComplexType")?;
+    open(w, "ComplexType", &[("Name", "CreateMultipleResponse")])?;
     empty(
-        &mut w,
+        w,
         "Property",
         &[
             ("Name", "Ids"),
@@ -152,22 +162,22 @@ pub fn document(schema: &Schema) -> io::Result<String> {
             ("Nullable", "false"),
         ],
     )?;
-    close(&mut w, "ComplexType")?;
-    open(&mut w, "Function", &[("Name", "WhoAmI")])?;
+    close(w, "ComplexType")?;
+    open(w, "Function", &[("Name", "WhoAmI")])?;
     empty(
-        &mut w,
+        w,
         "ReturnType",
         &[("Type", "mscrm.WhoAmIResponse"), ("Nullable", "false")],
     )?;
-    close(&mut w, "Function")?;
+    close(w, "Function")?;
     for (name, returns) in [
         ("CreateMultiple", Some("mscrm.CreateMultipleResponse")),
         ("UpdateMultiple", None),
         ("UpsertMultiple", None),
     ] {
-        open(&mut w, "Action", &[("Name", name), ("IsBound", "true")])?;
+        open(w, "Action", &[("Name", name), ("IsBound", "true")])?;
         empty(
-            &mut w,
+            w,
             "Parameter",
             &[
                 ("Name", "entityset"),
@@ -176,7 +186,7 @@ pub fn document(schema: &Schema) -> io::Result<String> {
             ],
         )?;
         empty(
-            &mut w,
+            w,
             "Parameter",
             &[
                 ("Name", "Targets"),
@@ -185,15 +195,20 @@ pub fn document(schema: &Schema) -> io::Result<String> {
             ],
         )?;
         if let Some(r) = returns {
-            empty(&mut w, "ReturnType", &[("Type", r), ("Nullable", "false")])?;
+            empty(w, "ReturnType", &[("Type", r), ("Nullable", "false")])?;
         }
-        close(&mut w, "Action")?;
+        close(w, "Action")?;
     }
-    open(&mut w, "EntityContainer", &[("Name", "System")])?;
+    Ok(())
+}
+
+/// The entity sets with their navigation bindings, and `WhoAmI`.
+fn entity_container(w: &mut W, schema: &Schema) -> io::Result<()> {
+    open(w, "EntityContainer", &[("Name", "System")])?;
     for t in &schema.tables {
         let ty = format!("{NS}.{}", t.logical_name);
         open(
-            &mut w,
+            w,
             "EntitySet",
             &[("Name", &t.entity_set), ("EntityType", &ty)],
         )?;
@@ -201,17 +216,17 @@ pub fn document(schema: &Schema) -> io::Result<String> {
             for (target, nav) in &a.targets {
                 if let Some(tt) = schema.table(target).filter(|_| !nav.is_empty()) {
                     empty(
-                        &mut w,
+                        w,
                         "NavigationPropertyBinding",
                         &[("Path", nav), ("Target", &tt.entity_set)],
                     )?;
                 }
             }
         }
-        close(&mut w, "EntitySet")?;
+        close(w, "EntitySet")?;
     }
     empty(
-        &mut w,
+        w,
         "FunctionImport",
         &[
             ("Name", "WhoAmI"),
@@ -219,9 +234,5 @@ pub fn document(schema: &Schema) -> io::Result<String> {
             ("IncludeInServiceDocument", "false"),
         ],
     )?;
-    close(&mut w, "EntityContainer")?;
-    close(&mut w, "Schema")?;
-    close(&mut w, "edmx:DataServices")?;
-    close(&mut w, "edmx:Edmx")?;
-    String::from_utf8(w.into_inner()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    close(w, "EntityContainer")
 }

@@ -291,40 +291,48 @@ fn shape(
             }
         }
         let r = match &select {
-            Some(cols) => {
-                let mut m = Map::new();
-                for c in cols {
-                    let v = r.get(c).cloned().ok_or_else(|| {
-                        DvError::segment(format!(
-                            "Could not find a property named '{c}' on type '{NS}{kind}'."
-                        ))
-                    })?;
-                    m.insert(c.clone(), v);
-                }
-                // Expanded navigation properties survive $select, as in OData.
-                let expanded = pairs
-                    .iter()
-                    .filter(|(k, _)| k == "$expand")
-                    .flat_map(|(_, v)| {
-                        v.split(',')
-                            .map(|e| e.split('(').next().unwrap_or_default().trim().to_string())
-                    })
-                    .collect::<Vec<_>>();
-                for k in ["@odata.type", "MetadataId"]
-                    .into_iter()
-                    .chain(expanded.iter().map(String::as_str))
-                {
-                    if let Some(v) = r.get(k) {
-                        m.insert(k.into(), v.clone());
-                    }
-                }
-                m
-            }
+            Some(cols) => selected(&r, cols, pairs, kind)?,
             None => r,
         };
         out.push(Value::Object(r));
     }
     Ok(out)
+}
+
+/// The `cols` of a metadata row, plus `@odata.type`, `MetadataId` and the
+/// expanded navigation properties, which survive `$select` as in OData.
+fn selected(
+    r: &Map<String, Value>,
+    cols: &[String],
+    pairs: &[(String, String)],
+    kind: &str,
+) -> DvResult<Map<String, Value>> {
+    let mut m = Map::new();
+    for c in cols {
+        let v = r.get(c).cloned().ok_or_else(|| {
+            DvError::segment(format!(
+                "Could not find a property named '{c}' on type '{NS}{kind}'."
+            ))
+        })?;
+        m.insert(c.clone(), v);
+    }
+    let expanded = pairs
+        .iter()
+        .filter(|(k, _)| k == "$expand")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|e| e.split('(').next().unwrap_or_default().trim().to_string())
+        })
+        .collect::<Vec<_>>();
+    for k in ["@odata.type", "MetadataId"]
+        .into_iter()
+        .chain(expanded.iter().map(String::as_str))
+    {
+        if let Some(v) = r.get(k) {
+            m.insert(k.into(), v.clone());
+        }
+    }
+    Ok(m)
 }
 
 fn find_table<'s>(schema: &'s Schema, key: &Key) -> DvResult<&'s Table> {
@@ -355,17 +363,6 @@ pub fn handle(
     pairs: &[(String, String)],
     base: &str,
 ) -> DvResult<Value> {
-    let expand = pairs
-        .iter()
-        .find(|(k, _)| k == "$expand")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
-    let expand_attrs = expand
-        .split(',')
-        .any(|e| e.trim().starts_with("Attributes"));
-    let expand_options = expand
-        .split(',')
-        .any(|e| matches!(e.trim(), "OptionSet" | "GlobalOptionSet"));
     match segments {
         [Segment { key: None, .. }] => {
             let rows = schema.tables.iter().map(|t| entity_json(t)).collect();
@@ -377,7 +374,7 @@ pub fn handle(
         [Segment { key: Some(key), .. }] => {
             let t = find_table(schema, key)?;
             let mut m = entity_json(t);
-            if expand_attrs {
+            if expands(pairs, |e| e.starts_with("Attributes")) {
                 m.insert(
                     "Attributes".into(),
                     Value::Array(
@@ -403,58 +400,87 @@ pub fn handle(
             rest @ ..,
         ] if name == "Attributes" => {
             let t = find_table(schema, key)?;
-            let cast = match rest {
-                [] => None,
-                [Segment { name: c, key: None }] => Some(c.strip_prefix(NS).ok_or_else(|| {
-                    DvError::segment(format!("Resource not found for the segment '{c}'."))
-                })?),
-                _ => {
-                    return Err(DvError::segment(
-                        "Resource not found for the segment provided in the URL.",
-                    ));
-                }
-            };
-            if cast == Some("EnumAttributeMetadata") {
-                return Err(DvError::segment(
-                    "Cannot cast to the abstract type EnumAttributeMetadata; query each derived type.",
-                ));
-            }
-            let rows: Vec<Map<String, Value>> = t
-                .attributes
-                .iter()
-                .filter(|a| cast.is_none_or(|c| derived_type(a) == c))
-                .filter(|a| match attr_key {
-                    None => true,
-                    Some(Key::Id(id)) => a.raw["MetadataId"].as_str() == Some(id.to_string().as_str()),
-                    Some(Key::Alternate(p)) => matches!(&p[..], [(k, Value::String(v))] if k == "LogicalName" && *v == a.logical_name),
-                })
-                .map(|a| attribute_json(t, a, expand_options))
-                .collect();
-            let kind = cast.unwrap_or("AttributeMetadata");
-            let mut value = shape(rows, pairs, kind)?;
-            if attr_key.is_some() {
-                let mut one = value.pop().ok_or_else(|| {
-                    DvError::new(
-                        axum::http::StatusCode::NOT_FOUND,
-                        "0x80040217",
-                        "Could not find an attribute with the specified key.",
-                    )
-                })?;
-                one["@odata.context"] = json!(format!(
-                    "{base}$metadata#EntityDefinitions('{}')/Attributes/$entity",
-                    t.metadata_id
-                ));
-                return Ok(one);
-            }
-            let cast_part = cast.map(|c| format!("/{NS}{c}")).unwrap_or_default();
-            Ok(
-                json!({"@odata.context": format!("{base}$metadata#EntityDefinitions('{}')/Attributes{cast_part}", t.metadata_id), "value": value}),
-            )
+            attributes(t, attr_key.as_ref(), cast_of(rest)?, pairs, base)
         }
         _ => Err(DvError::segment(
             "Resource not found for the segment provided in the URL.",
         )),
     }
+}
+
+/// Whether `$expand` has an item `matching`.
+fn expands(pairs: &[(String, String)], matching: impl Fn(&str) -> bool) -> bool {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "$expand")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+        .split(',')
+        .any(|e| matching(e.trim()))
+}
+
+/// The derived type a path casts `Attributes` to
+/// (`.../Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`).
+fn cast_of(rest: &[Segment]) -> DvResult<Option<&str>> {
+    let cast = match rest {
+        [] => None,
+        [Segment { name: c, key: None }] => Some(c.strip_prefix(NS).ok_or_else(|| {
+            DvError::segment(format!("Resource not found for the segment '{c}'."))
+        })?),
+        _ => {
+            return Err(DvError::segment(
+                "Resource not found for the segment provided in the URL.",
+            ));
+        }
+    };
+    if cast == Some("EnumAttributeMetadata") {
+        return Err(DvError::segment(
+            "Cannot cast to the abstract type EnumAttributeMetadata; query each derived type.",
+        ));
+    }
+    Ok(cast)
+}
+
+/// `EntityDefinitions(...)/Attributes[(key)][/cast]`.
+fn attributes(
+    t: &Table,
+    attr_key: Option<&Key>,
+    cast: Option<&str>,
+    pairs: &[(String, String)],
+    base: &str,
+) -> DvResult<Value> {
+    let expand_options = expands(pairs, |e| matches!(e, "OptionSet" | "GlobalOptionSet"));
+    let rows: Vec<Map<String, Value>> = t
+        .attributes
+        .iter()
+        .filter(|a| cast.is_none_or(|c| derived_type(a) == c))
+        .filter(|a| match attr_key {
+            None => true,
+            Some(Key::Id(id)) => a.raw["MetadataId"].as_str() == Some(id.to_string().as_str()),
+            Some(Key::Alternate(p)) => matches!(&p[..], [(k, Value::String(v))] if k == "LogicalName" && *v == a.logical_name),
+        })
+        .map(|a| attribute_json(t, a, expand_options))
+        .collect();
+    let kind = cast.unwrap_or("AttributeMetadata");
+    let mut value = shape(rows, pairs, kind)?;
+    if attr_key.is_some() {
+        let mut one = value.pop().ok_or_else(|| {
+            DvError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "0x80040217",
+                "Could not find an attribute with the specified key.",
+            )
+        })?;
+        one["@odata.context"] = json!(format!(
+            "{base}$metadata#EntityDefinitions('{}')/Attributes/$entity",
+            t.metadata_id
+        ));
+        return Ok(one);
+    }
+    let cast_part = cast.map(|c| format!("/{NS}{c}")).unwrap_or_default();
+    Ok(
+        json!({"@odata.context": format!("{base}$metadata#EntityDefinitions('{}')/Attributes{cast_part}", t.metadata_id), "value": value}),
+    )
 }
 
 #[cfg(test)]

@@ -221,23 +221,8 @@ pub(super) fn query_fn<'e>(
     name: &str,
     args: &'e [(Option<String>, Expr)],
 ) -> Result<QueryFn<'e>, FilterError> {
-    use Unit::*;
     let Some(short) = name.strip_prefix(CRM) else {
         return Err(unsupported(name));
-    };
-    let name_only = |rel: Rel| -> Result<QueryFn<'e>, FilterError> {
-        let [p] = params(name, args, ["PropertyName"])?;
-        Ok(QueryFn::Relative {
-            prop: property_name(name, p)?,
-            rel,
-        })
-    };
-    let counted = |mk: fn(Unit, i64) -> Rel, unit: Unit| -> Result<QueryFn<'e>, FilterError> {
-        let [p, v] = params(name, args, ["PropertyName", "PropertyValue"])?;
-        Ok(QueryFn::Relative {
-            prop: property_name(name, p)?,
-            rel: mk(unit, count_value(name, v)?),
-        })
     };
     match short {
         "In" | "NotIn" => {
@@ -282,25 +267,9 @@ pub(super) fn query_fn<'e>(
                 negate: short == "NotEqualUserId",
             })
         }
-        "Today" => name_only(Rel::Calendar(Day, 0)),
-        "Yesterday" => name_only(Rel::Calendar(Day, -1)),
-        "Tomorrow" => name_only(Rel::Calendar(Day, 1)),
-        "ThisMonth" => name_only(Rel::Calendar(Month, 0)),
-        "LastMonth" => name_only(Rel::Calendar(Month, -1)),
-        "NextMonth" => name_only(Rel::Calendar(Month, 1)),
-        "ThisYear" => name_only(Rel::Calendar(Year, 0)),
-        "LastYear" => name_only(Rel::Calendar(Year, -1)),
-        "NextYear" => name_only(Rel::Calendar(Year, 1)),
-        "Last7Days" => name_only(Rel::Last(Day, 7)),
-        "Next7Days" => name_only(Rel::Next(Day, 7)),
-        "LastXDays" => counted(Rel::Last, Day),
-        "NextXDays" => counted(Rel::Next, Day),
-        "LastXWeeks" => counted(Rel::Last, Week),
-        "NextXWeeks" => counted(Rel::Next, Week),
-        "LastXMonths" => counted(Rel::Last, Month),
-        "NextXMonths" => counted(Rel::Next, Month),
-        "LastXYears" => counted(Rel::Last, Year),
-        "NextXYears" => counted(Rel::Next, Year),
+        _ if fixed_range(short).is_some() || counted_range(short).is_some() => {
+            relative(name, short, args)
+        }
         "On" | "OnOrAfter" | "OnOrBefore" => {
             let [p, v] = params(name, args, ["PropertyName", "PropertyValue"])?;
             Ok(QueryFn::On {
@@ -320,4 +289,67 @@ pub(super) fn query_fn<'e>(
         }
         _ => Err(unsupported(name)),
     }
+}
+
+/// The range of a date function without a count (`Today`, `LastMonth`).
+fn fixed_range(short: &str) -> Option<Rel> {
+    use Unit::*;
+    Some(match short {
+        "Today" => Rel::Calendar(Day, 0),
+        "Yesterday" => Rel::Calendar(Day, -1),
+        "Tomorrow" => Rel::Calendar(Day, 1),
+        "ThisMonth" => Rel::Calendar(Month, 0),
+        "LastMonth" => Rel::Calendar(Month, -1),
+        "NextMonth" => Rel::Calendar(Month, 1),
+        "ThisYear" => Rel::Calendar(Year, 0),
+        "LastYear" => Rel::Calendar(Year, -1),
+        "NextYear" => Rel::Calendar(Year, 1),
+        "Last7Days" => Rel::Last(Day, 7),
+        "Next7Days" => Rel::Next(Day, 7),
+        _ => return None,
+    })
+}
+
+/// Makes the range of a counted date function from its unit and count.
+type RangeOf = fn(Unit, i64) -> Rel;
+
+/// The range maker and unit of a date function with a count
+/// (`LastXDays`).
+fn counted_range(short: &str) -> Option<(RangeOf, Unit)> {
+    use Unit::*;
+    Some(match short {
+        "LastXDays" => (Rel::Last, Day),
+        "NextXDays" => (Rel::Next, Day),
+        "LastXWeeks" => (Rel::Last, Week),
+        "NextXWeeks" => (Rel::Next, Week),
+        "LastXMonths" => (Rel::Last, Month),
+        "NextXMonths" => (Rel::Next, Month),
+        "LastXYears" => (Rel::Last, Year),
+        "NextXYears" => (Rel::Next, Year),
+        _ => return None,
+    })
+}
+
+/// A relative date function: `PropertyName`, and `PropertyValue` (the
+/// count) for the counted ones.
+fn relative<'e>(
+    name: &str,
+    short: &str,
+    args: &'e [(Option<String>, Expr)],
+) -> Result<QueryFn<'e>, FilterError> {
+    if let Some(rel) = fixed_range(short) {
+        let [p] = params(name, args, ["PropertyName"])?;
+        return Ok(QueryFn::Relative {
+            prop: property_name(name, p)?,
+            rel,
+        });
+    }
+    let Some((mk, unit)) = counted_range(short) else {
+        return Err(unsupported(name));
+    };
+    let [p, v] = params(name, args, ["PropertyName", "PropertyValue"])?;
+    Ok(QueryFn::Relative {
+        prop: property_name(name, p)?,
+        rel: mk(unit, count_value(name, v)?),
+    })
 }
