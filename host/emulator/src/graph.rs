@@ -223,30 +223,7 @@ fn parse_key_credential(
     {
         return Ok(kept.clone());
     }
-    match obj.get("type").and_then(Value::as_str) {
-        Some("AsymmetricX509Cert") => {}
-        Some(other) => {
-            return Err(gerr(
-                StatusCode::BAD_REQUEST,
-                "KeyCredentialsInvalidValue",
-                format!("Key credential type '{other}' is not supported; use AsymmetricX509Cert."),
-            ));
-        }
-        None => {
-            return Err(gerr(
-                StatusCode::BAD_REQUEST,
-                "KeyCredentialsInvalidValue",
-                "Key credential type is required.",
-            ));
-        }
-    }
-    if obj.get("usage").and_then(Value::as_str) != Some("Verify") {
-        return Err(gerr(
-            StatusCode::BAD_REQUEST,
-            "KeyCredentialsInvalidValue",
-            "Key credential usage must be 'Verify' for a certificate.",
-        ));
-    }
+    check_type_and_usage(obj)?;
     let der = key_b64
         .and_then(|k| {
             STANDARD
@@ -254,23 +231,53 @@ fn parse_key_credential(
                 .ok()
         })
         .ok_or_else(|| {
-            gerr(
-                StatusCode::BAD_REQUEST,
-                "KeyCredentialsInvalidValue",
-                "Key credential 'key' must be the base64 DER of an X.509 certificate.",
-            )
+            invalid_key("Key credential 'key' must be the base64 DER of an X.509 certificate.")
         })?;
     let display = obj
         .get("displayName")
         .and_then(Value::as_str)
         .map(|s| s.chars().take(90).collect());
-    let mut kc = KeyCredential::from_certificate(&der, display).map_err(|e| {
-        gerr(
-            StatusCode::BAD_REQUEST,
-            "KeyCredentialsInvalidValue",
-            format!("Invalid certificate: {e}"),
-        )
-    })?;
+    let mut kc = KeyCredential::from_certificate(&der, display)
+        .map_err(|e| invalid_key(format!("Invalid certificate: {e}")))?;
+    set_validity(&mut kc, obj)?;
+    if let Some(id) = key_id {
+        kc.key_id = id;
+    }
+    Ok(kc)
+}
+
+fn invalid_key(message: impl Into<String>) -> GraphError {
+    gerr(
+        StatusCode::BAD_REQUEST,
+        "KeyCredentialsInvalidValue",
+        message,
+    )
+}
+
+/// A key credential must be an `AsymmetricX509Cert` for `Verify`.
+fn check_type_and_usage(obj: &Map<String, Value>) -> Result<(), GraphError> {
+    match obj.get("type").and_then(Value::as_str) {
+        Some("AsymmetricX509Cert") => {}
+        Some(other) => {
+            return Err(invalid_key(format!(
+                "Key credential type '{other}' is not supported; use AsymmetricX509Cert."
+            )));
+        }
+        None => {
+            return Err(invalid_key("Key credential type is required."));
+        }
+    }
+    if obj.get("usage").and_then(Value::as_str) != Some("Verify") {
+        return Err(invalid_key(
+            "Key credential usage must be 'Verify' for a certificate.",
+        ));
+    }
+    Ok(())
+}
+
+/// Applies `startDateTime`/`endDateTime`, which must lie within a day of
+/// the certificate's own validity, the end after the start.
+fn set_validity(kc: &mut KeyCredential, obj: &Map<String, Value>) -> Result<(), GraphError> {
     let date = |name: &str| -> Result<Option<OffsetDateTime>, GraphError> {
         match obj.get(name).and_then(Value::as_str) {
             None => Ok(None),
@@ -296,10 +303,7 @@ fn parse_key_credential(
             "Key credential end date is invalid.",
         ));
     }
-    if let Some(id) = key_id {
-        kc.key_id = id;
-    }
-    Ok(kc)
+    Ok(())
 }
 
 fn parse_key_credentials(
@@ -318,11 +322,7 @@ fn parse_key_credentials(
             .iter()
             .any(|o| o.sha1 == k.sha1 || o.key_id == k.key_id)
         {
-            return Err(gerr(
-                StatusCode::BAD_REQUEST,
-                "KeyCredentialsInvalidValue",
-                "Duplicate key credential.",
-            ));
+            return Err(invalid_key("Duplicate key credential."));
         }
     }
     Ok(keys)
@@ -600,11 +600,7 @@ async fn add_key(
             &[],
         )?;
         if app.keys.iter().any(|k| k.sha1 == kc.sha1) {
-            return Err(gerr(
-                StatusCode::BAD_REQUEST,
-                "KeyCredentialsInvalidValue",
-                "The certificate is already registered.",
-            ));
+            return Err(invalid_key("The certificate is already registered."));
         }
         let out = key_json(&kc, false);
         let target = dir

@@ -409,35 +409,7 @@ impl Directory {
             .ok_or_else(|| SeedError::UnknownTenant(seed.tenant.clone()))?
             .id;
         let name = seed.unique_name.trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(SeedError::Invalid {
-                what: "environment unique_name".into(),
-                why: format!("'{name}' must be letters, digits, '-' or '_'"),
-            });
-        }
-        if self
-            .environments
-            .iter()
-            .any(|e| e.unique_name.eq_ignore_ascii_case(name))
-        {
-            return Err(SeedError::Duplicate(format!("environment '{name}'")));
-        }
-        let url = seed
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("{}/{}", base_url.trim_end_matches('/'), name))
-            .trim_end_matches('/')
-            .to_string();
-        if url::Url::parse(&url).is_err() {
-            return Err(SeedError::Invalid {
-                what: "environment url".into(),
-                why: format!("'{url}' is not a URL"),
-            });
-        }
+        let url = self.environment_url(&seed, name, base_url)?;
         let resolve = |upns: &[String]| -> Result<Vec<Uuid>, SeedError> {
             upns.iter()
                 .map(|u| {
@@ -482,6 +454,46 @@ impl Directory {
         )?;
         self.environments.push(env.clone());
         Ok(env)
+    }
+
+    /// Checks an environment's unique name (a free URL path segment) and
+    /// returns its organization URL.
+    fn environment_url(
+        &self,
+        seed: &EnvironmentSeed,
+        name: &str,
+        base_url: &str,
+    ) -> Result<String, SeedError> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(SeedError::Invalid {
+                what: "environment unique_name".into(),
+                why: format!("'{name}' must be letters, digits, '-' or '_'"),
+            });
+        }
+        if self
+            .environments
+            .iter()
+            .any(|e| e.unique_name.eq_ignore_ascii_case(name))
+        {
+            return Err(SeedError::Duplicate(format!("environment '{name}'")));
+        }
+        let url = seed
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", base_url.trim_end_matches('/'), name))
+            .trim_end_matches('/')
+            .to_string();
+        if url::Url::parse(&url).is_err() {
+            return Err(SeedError::Invalid {
+                what: "environment url".into(),
+                why: format!("'{url}' is not a URL"),
+            });
+        }
+        Ok(url)
     }
 
     /// Whether a user can see an environment in Global Discovery.

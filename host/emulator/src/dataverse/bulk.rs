@@ -12,7 +12,7 @@ use super::error::{DvError, DvResult};
 use super::handlers::{locate, odata_json};
 use super::metadata::Table;
 use super::path::{self, Key};
-use super::store::EnvData;
+use super::store::{EnvData, Row};
 
 const NS: &str = "Microsoft.Dynamics.CRM.";
 
@@ -54,7 +54,7 @@ fn primary_id(table: &Table, t: &Map<String, Value>) -> Option<Uuid> {
 fn atomically<T>(
     cx: &Ctx,
     table: &Table,
-    f: impl FnOnce(&mut EnvData, &mut Vec<(Uuid, Option<super::store::Row>)>) -> DvResult<T>,
+    f: impl FnOnce(&mut EnvData, &mut Vec<(Uuid, Option<Row>)>) -> DvResult<T>,
 ) -> DvResult<T> {
     let mut d = cx.data.write();
     let mut undo = Vec::new();
@@ -112,36 +112,7 @@ pub(super) fn handle(
             let targets = targets(table, body)?;
             atomically(cx, table, |d, undo| {
                 for (i, t) in targets.iter().enumerate() {
-                    let key = match (
-                        t.get("@odata.id").and_then(Value::as_str),
-                        primary_id(table, t),
-                    ) {
-                        (Some(r), _) => {
-                            let rel = r.rsplit('/').next().unwrap_or(r);
-                            path::parse(rel)?.pop().and_then(|s| s.key).ok_or_else(|| {
-                                DvError::payload(format!("Target {i} has an invalid @odata.id."))
-                            })?
-                        }
-                        (None, Some(id)) => Key::Id(id),
-                        (None, None) => {
-                            return Err(DvError::payload(format!(
-                                "Target {i} needs {} or @odata.id.",
-                                table.primary_id
-                            )));
-                        }
-                    };
-                    match locate(d, table, &key)? {
-                        Some(id) => {
-                            undo.push((id, d.snapshot(table, id)));
-                            d.update(table, id, t, cx.caller)?;
-                        }
-                        None => {
-                            let mut values = t.clone();
-                            let id = key.creation_id(&mut values);
-                            let id = d.create(table, &values, id, cx.caller)?;
-                            undo.push((id, None));
-                        }
-                    }
+                    upsert_one(cx, d, undo, table, i, t)?;
                 }
                 Ok(())
             })?;
@@ -157,4 +128,51 @@ pub(super) fn handle(
             format!("Resource not found for the segment '{NS}{other}'."),
         )),
     }
+}
+
+/// The key of UpsertMultiple target `i`: its `@odata.id`, else its
+/// primary key.
+fn upsert_key(table: &Table, i: usize, t: &Map<String, Value>) -> DvResult<Key> {
+    match (
+        t.get("@odata.id").and_then(Value::as_str),
+        primary_id(table, t),
+    ) {
+        (Some(r), _) => {
+            let rel = r.rsplit('/').next().unwrap_or(r);
+            path::parse(rel)?
+                .pop()
+                .and_then(|s| s.key)
+                .ok_or_else(|| DvError::payload(format!("Target {i} has an invalid @odata.id.")))
+        }
+        (None, Some(id)) => Ok(Key::Id(id)),
+        (None, None) => Err(DvError::payload(format!(
+            "Target {i} needs {} or @odata.id.",
+            table.primary_id
+        ))),
+    }
+}
+
+/// Updates UpsertMultiple target `i`, or creates it at its key.
+fn upsert_one(
+    cx: &Ctx,
+    d: &mut EnvData,
+    undo: &mut Vec<(Uuid, Option<Row>)>,
+    table: &Table,
+    i: usize,
+    t: &Map<String, Value>,
+) -> DvResult<()> {
+    let key = upsert_key(table, i, t)?;
+    match locate(d, table, &key)? {
+        Some(id) => {
+            undo.push((id, d.snapshot(table, id)));
+            d.update(table, id, t, cx.caller)?;
+        }
+        None => {
+            let mut values = t.clone();
+            let id = key.creation_id(&mut values);
+            let id = d.create(table, &values, id, cx.caller)?;
+            undo.push((id, None));
+        }
+    }
+    Ok(())
 }

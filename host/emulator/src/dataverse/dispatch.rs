@@ -31,6 +31,17 @@ pub(super) struct Request<'a> {
     pub raw_query: Option<&'a str>,
 }
 
+/// The decoded pairs of a query string.
+pub(super) fn query_pairs(raw_query: Option<&str>) -> Vec<(String, String)> {
+    raw_query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Answers one request (also each operation of a `$batch`).
 pub(super) fn dispatch(cx: &Ctx, req: &Request) -> DvResult<Response> {
     let schema = cx.data.read().schema.clone();

@@ -14,7 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::caller::resolve_caller;
-use super::dispatch::{Request, dispatch};
+use super::dispatch::{Request, dispatch, query_pairs};
 use super::error::{DvError, DvResult};
 use super::impersonation::effective_caller;
 use super::prefer::Prefer;
@@ -62,17 +62,16 @@ pub(super) async fn handle(
         path: &rest,
         explicit: false,
     };
+    let incoming = Incoming {
+        env_name: &env_name,
+        version: &version,
+        rest: &rest,
+        method: &method,
+        headers: &headers,
+        raw_query: raw_query.as_deref(),
+    };
     let mut resp = crate::faults::serve(&emu, target, &WebApiRefusals, || {
-        match handle_inner(
-            &emu,
-            &env_name,
-            &version,
-            &rest,
-            &method,
-            &headers,
-            raw_query.as_deref(),
-            body,
-        ) {
+        match handle_inner(&emu, &incoming, body) {
             Ok(done) => done,
             Err(e) => (e.into_response(), None),
         }
@@ -211,18 +210,22 @@ fn unauthorized(emu: &Emulator, env: &Environment, headers: &HeaderMap) -> Respo
     resp
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle_inner(
-    emu: &Emulator,
-    env_name: &str,
-    version: &str,
-    rest: &str,
-    method: &Method,
-    headers: &HeaderMap,
-    raw_query: Option<&str>,
-    body: Result<Bytes, BytesRejection>,
-) -> DvResult<(Response, Option<limits::Admission>)> {
-    let env = environment(emu, env_name)?;
+/// A request as routed: the environment and API version segments, the
+/// resource path after them, and the rest of the request but its body.
+struct Incoming<'a> {
+    env_name: &'a str,
+    version: &'a str,
+    rest: &'a str,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    raw_query: Option<&'a str>,
+}
+
+/// The environment a request addresses, once its API version and URL
+/// length are acceptable.
+fn environment_of(emu: &Emulator, req: &Incoming) -> DvResult<Environment> {
+    let env = environment(emu, req.env_name)?;
+    let version = req.version;
     if !matches!(version, "v9.0" | "v9.1" | "v9.2") {
         return Err(DvError::new(
             StatusCode::NOT_FOUND,
@@ -230,13 +233,32 @@ fn handle_inner(
             format!("Resource not found for the segment '{version}'."),
         ));
     }
-    if method == Method::GET && rest.len() + raw_query.map_or(0, str::len) > MAX_URL {
+    if req.method == Method::GET && req.rest.len() + req.raw_query.map_or(0, str::len) > MAX_URL {
         return Err(DvError::new(
             StatusCode::URI_TOO_LONG,
             "0x80060888",
             "The request URL is longer than 32,768 characters; send the query inside $batch.",
         ));
     }
+    Ok(env)
+}
+
+/// Authenticates, admits (service protection) and answers one request;
+/// the admission is released when the caller drops it.
+fn handle_inner(
+    emu: &Emulator,
+    req: &Incoming,
+    body: Result<Bytes, BytesRejection>,
+) -> DvResult<(Response, Option<limits::Admission>)> {
+    let Incoming {
+        version,
+        rest,
+        method,
+        headers,
+        raw_query,
+        ..
+    } = *req;
+    let env = environment_of(emu, req)?;
     let claims = match emu.bearer_claims(headers, &[&env.url]) {
         Ok(c) => c,
         Err(_) => return Ok((unauthorized(emu, &env, headers), None)),
@@ -266,13 +288,7 @@ fn handle_inner(
         prefer: Prefer::parse(headers),
         in_batch: false,
     };
-    let pairs: Vec<(String, String)> = raw_query
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let pairs = query_pairs(raw_query);
     let body = body.map_err(|r| DvError::new(r.status(), "0x80048d19", r.body_text()))?;
     let segments = path::parse(rest)?;
     let request = Request {
@@ -283,6 +299,12 @@ fn handle_inner(
         raw_query,
     };
     let mut resp = dispatch(&cx, &request).unwrap_or_else(IntoResponse::into_response);
+    rate_limit_headers(&mut resp, &admission);
+    Ok((resp, Some(admission)))
+}
+
+/// What remains of the caller's service-protection budget.
+fn rate_limit_headers(resp: &mut Response, admission: &limits::Admission) {
     let h = resp.headers_mut();
     h.insert(
         "x-ms-ratelimit-burst-remaining-xrm-requests",
@@ -291,5 +313,4 @@ fn handle_inner(
     if let Ok(v) = HeaderValue::from_str(&limits::format_seconds(admission.remaining_time)) {
         h.insert("x-ms-ratelimit-time-remaining-xrm-requests", v);
     }
-    Ok((resp, Some(admission)))
 }

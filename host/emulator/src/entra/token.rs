@@ -541,6 +541,40 @@ fn redeem_device_code(emu: &Emulator, form: &Form) -> Result<Value, EntraError> 
         ));
     };
     let code = &mut dir.device_codes[idx];
+    let user_id = poll(code, client_raw, now, now_ms)?;
+    let scopes_raw = code.scopes.join(" ");
+    let client_id = code.client_id;
+    let requested_tenant = code.tenant_id;
+    let (_, public_client) = delegated_client(&dir, requested_tenant, client_raw)?;
+    if !public_client {
+        return Err(EntraError::invalid_client(
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
+    }
+    dir.device_codes[idx].status = DeviceCodeStatus::Redeemed;
+    let user = dir.user_by_id(user_id).cloned().ok_or_else(|| {
+        EntraError::invalid_grant(50034, "The user account does not exist in the directory.")
+    })?;
+    let tenant = dir
+        .tenant_by_id(user.tenant_id)
+        .cloned()
+        .ok_or_else(|| EntraError::invalid_grant(90002, "The user's tenant no longer exists."))?;
+    let scopes = scopes::parse_delegated(&dir, Some(tenant.id), &scopes_raw)?;
+    Ok(delegated_tokens(
+        emu, &mut dir, &tenant, &user, client_id, &scopes, form, now,
+    ))
+}
+
+/// One poll of a device code by `client_raw`: the approving user, or why
+/// not yet (pending, too fast) or never (expired, declined, redeemed,
+/// another client's code).
+fn poll(
+    code: &mut DeviceCode,
+    client_raw: &str,
+    now: i64,
+    now_ms: i64,
+) -> Result<Uuid, EntraError> {
     if !code.client_id.to_string().eq_ignore_ascii_case(client_raw) {
         return Err(EntraError::invalid_grant(
             70000,
@@ -567,51 +601,23 @@ fn redeem_device_code(emu: &Emulator, form: &Form) -> Result<Value, EntraError> 
             "OAuth 2.0 device flow error. The client is polling too frequently; slow down.",
         ));
     }
-    let user_id = match code.status {
-        DeviceCodeStatus::Pending => {
-            return Err(device_error(
-                "authorization_pending",
-                70016,
-                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
-            ));
-        }
-        DeviceCodeStatus::Declined => {
-            return Err(device_error(
-                "authorization_declined",
-                70020,
-                "The end user denied the authorization request.",
-            ));
-        }
-        DeviceCodeStatus::Redeemed => {
-            return Err(EntraError::invalid_grant(
-                54005,
-                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
-            ));
-        }
-        DeviceCodeStatus::Approved { user } => user,
-    };
-    let scopes_raw = code.scopes.join(" ");
-    let client_id = code.client_id;
-    let requested_tenant = code.tenant_id;
-    let (_, public_client) = delegated_client(&dir, requested_tenant, client_raw)?;
-    if !public_client {
-        return Err(EntraError::invalid_client(
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        ));
+    match code.status {
+        DeviceCodeStatus::Pending => Err(device_error(
+            "authorization_pending",
+            70016,
+            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+        )),
+        DeviceCodeStatus::Declined => Err(device_error(
+            "authorization_declined",
+            70020,
+            "The end user denied the authorization request.",
+        )),
+        DeviceCodeStatus::Redeemed => Err(EntraError::invalid_grant(
+            54005,
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+        )),
+        DeviceCodeStatus::Approved { user } => Ok(user),
     }
-    dir.device_codes[idx].status = DeviceCodeStatus::Redeemed;
-    let user = dir.user_by_id(user_id).cloned().ok_or_else(|| {
-        EntraError::invalid_grant(50034, "The user account does not exist in the directory.")
-    })?;
-    let tenant = dir
-        .tenant_by_id(user.tenant_id)
-        .cloned()
-        .ok_or_else(|| EntraError::invalid_grant(90002, "The user's tenant no longer exists."))?;
-    let scopes = scopes::parse_delegated(&dir, Some(tenant.id), &scopes_raw)?;
-    Ok(delegated_tokens(
-        emu, &mut dir, &tenant, &user, client_id, &scopes, form, now,
-    ))
 }
 
 /// Access token (+ refresh token with `offline_access`, + id token with

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use uuid::Uuid;
 
-use super::dispatch::{Request, dispatch};
+use super::dispatch::{Request, dispatch, query_pairs};
 use super::error::{DvError, DvResult};
 use super::prefer::Prefer;
 use super::{Ctx, path};
@@ -83,14 +83,7 @@ fn execute(cx: &Ctx, op: &Operation, ids: &[(String, String)]) -> Response {
         Bytes::from(substitute(&String::from_utf8_lossy(&op.body), ids))
     };
     let (rel, query) = relative(&url);
-    let pairs: Vec<(String, String)> = query
-        .as_deref()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let pairs = query_pairs(query.as_deref());
     let headers = op.headers.clone();
     let inner = Ctx {
         data: cx.data.clone(),

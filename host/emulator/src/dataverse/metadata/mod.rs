@@ -300,6 +300,29 @@ pub fn parse_table(t: &Value) -> Table {
         .enumerate()
         .map(|(i, a)| (a.logical_name.clone(), i))
         .collect();
+    let collection_navs = collection_navs(t, &logical);
+    let alternate_keys = alternate_keys(t);
+    let raw = table_raw(t);
+    Table {
+        schema_name: str_of(t, "SchemaName"),
+        entity_set: str_of(t, "EntitySetName"),
+        primary_id: str_of(t, "PrimaryIdAttribute"),
+        primary_name: str_of(t, "PrimaryNameAttribute"),
+        object_type_code: t["ObjectTypeCode"].as_i64().unwrap_or_default(),
+        ownership: str_of(t, "OwnershipType"),
+        metadata_id: name_id(&logical),
+        logical_name: logical,
+        attributes,
+        by_name,
+        collection_navs,
+        alternate_keys,
+        raw,
+    }
+}
+
+/// The collection-valued navigation properties of a table: its
+/// one-to-many relationships and its many-to-many ones.
+fn collection_navs(t: &Value, logical: &str) -> Vec<CollectionNav> {
     let mut collection_navs: Vec<CollectionNav> = t
         .get("OneToManyRelationships")
         .and_then(Value::as_array)
@@ -342,8 +365,12 @@ pub fn parse_table(t: &Value) -> Table {
             });
         }
     }
-    let alternate_keys = t
-        .get("AlternateKeys")
+    collection_navs
+}
+
+/// A table's alternate keys, each a list of column logical names.
+fn alternate_keys(t: &Value) -> Vec<Vec<String>> {
+    t.get("AlternateKeys")
         .and_then(Value::as_array)
         .map(|k| {
             k.iter()
@@ -355,7 +382,12 @@ pub fn parse_table(t: &Value) -> Table {
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The table's own metadata, without attributes, relationships and the
+/// compiler's notes.
+fn table_raw(t: &Value) -> Value {
     let mut raw = Map::new();
     if let Value::Object(m) = t {
         for (k, v) in m {
@@ -373,21 +405,7 @@ pub fn parse_table(t: &Value) -> Table {
             }
         }
     }
-    Table {
-        schema_name: str_of(t, "SchemaName"),
-        entity_set: str_of(t, "EntitySetName"),
-        primary_id: str_of(t, "PrimaryIdAttribute"),
-        primary_name: str_of(t, "PrimaryNameAttribute"),
-        object_type_code: t["ObjectTypeCode"].as_i64().unwrap_or_default(),
-        ownership: str_of(t, "OwnershipType"),
-        metadata_id: name_id(&logical),
-        logical_name: logical,
-        attributes,
-        by_name,
-        collection_navs,
-        alternate_keys,
-        raw: Value::Object(raw),
-    }
+    Value::Object(raw)
 }
 
 fn label_of(name: &str) -> String {
