@@ -32,6 +32,14 @@ pub mod seed;
 mod state;
 mod tls;
 
+/// What the crate's unit tests share.
+#[cfg(test)]
+mod test_support {
+    /// Takes what a test computes only to show that computing it does not
+    /// panic (success and error are both fine).
+    pub(crate) fn must_not_panic<T>(_outcome: T) {}
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -401,7 +409,11 @@ impl RunningEmulator {
     pub async fn shutdown(self) {
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
-        let _ = self.task.await;
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the emulator's server ended with an error: {e}"),
+            Err(e) => tracing::warn!("the emulator's server task failed: {e}"),
+        }
     }
 
     /// Serves until the server task ends (standalone use).

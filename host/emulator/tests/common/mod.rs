@@ -379,6 +379,15 @@ impl World {
         )
     }
 
+    /// Creates a row (`POST <set>`, expecting 204) and returns its id.
+    pub async fn create(&self, token: &str, set: &str, body: Value) -> String {
+        let (s, h, e) = self
+            .dv(token, reqwest::Method::POST, set, Some(body), &[])
+            .await;
+        assert_eq!(s, 204, "POST {set}: {e}");
+        entity_id(&h)
+    }
+
     /// GETs a URL and parses its JSON body.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: impl reqwest::IntoUrl) -> T {
         self.http
@@ -519,4 +528,17 @@ pub fn https_client(ca_pem: &str) -> reqwest::Client {
         .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
         .build()
         .unwrap()
+}
+
+/// The id in a response's `OData-EntityId` header
+/// (`.../accounts(<id>)` gives `<id>`).
+pub fn entity_id(h: &reqwest::header::HeaderMap) -> String {
+    h["odata-entityid"]
+        .to_str()
+        .unwrap()
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string()
 }

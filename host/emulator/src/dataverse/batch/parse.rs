@@ -209,10 +209,7 @@ pub(super) fn parse_batch(content_type_header: &str, body: Bytes) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Takes a result computed only to show that computing it does not
-    /// panic.
-    fn must_not_panic<T>(_outcome: T) {}
+    use crate::test_support::must_not_panic;
 
     #[test]
     fn boundaries() {

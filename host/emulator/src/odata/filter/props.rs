@@ -5,8 +5,9 @@ use std::cmp::Ordering;
 use serde_json::{Value, json};
 
 use super::dates::parse_datetime;
-use super::tests::{ctx, must_not_panic};
+use super::tests::ctx;
 use super::*;
+use crate::test_support::must_not_panic;
 
 const TOKENS: &[&str] = &[
     "(",

@@ -7,6 +7,7 @@ use time::macros::datetime;
 
 use super::dates::parse_datetime;
 use super::*;
+use crate::test_support::must_not_panic;
 
 fn aliases(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -14,10 +15,6 @@ fn aliases(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
-
-/// Takes what a test computes only to show that computing it does not
-/// panic (success and error are both fine).
-pub(super) fn must_not_panic<T>(_outcome: T) {}
 
 /// Wednesday 15 May 2024, 13:00 UTC.
 pub(super) fn ctx() -> EvalContext {

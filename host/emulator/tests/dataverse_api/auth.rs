@@ -1,0 +1,283 @@
+//! Who may call: tokens, application users, impersonation and the
+//! plug-in bypass privilege.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn authentication_and_application_users() {
+    let w = World::start().await;
+    // No token: 401 with the authority in the challenge.
+    let resp = w.http.get(w.api("WhoAmI")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with(&format!(
+            "Bearer authorization_uri={}/{TENANT_ID}/oauth2/authorize",
+            w.emu.base_url()
+        )),
+        "{challenge}"
+    );
+    assert_eq!(resp.headers()["odata-version"], "4.0");
+    // A token for another environment: 401.
+    let (_, other) = w
+        .client_credentials_as(
+            APP_ID,
+            &rs256(&w.cert, &claims(&w.token_url(), APP_ID)),
+            &format!("{}/.default", w.env2_url),
+        )
+        .await;
+    let (s, _, _) = w
+        .dv(
+            other["access_token"].as_str().unwrap(),
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 401);
+    // Expired: move the clock past the token's lifetime.
+    let token = w.dv_token().await;
+    w.control(
+        Method::PATCH,
+        "settings",
+        Some(json!({"clock_offset_secs": 6 * 3600})),
+    )
+    .await;
+    assert_eq!(w.dv(&token, Method::GET, "WhoAmI", None, &[]).await.0, 401);
+    w.control(
+        Method::PATCH,
+        "settings",
+        Some(json!({"clock_offset_secs": 0})),
+    )
+    .await;
+
+    // The seeded application user answers WhoAmI.
+    let (s, h, who) = w.dv(&token, Method::GET, "WhoAmI", None, &[]).await;
+    assert_eq!(s, 200, "{who}");
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json; odata.metadata=minimal")
+    );
+    assert!(
+        who["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse")
+    );
+    for f in ["UserId", "BusinessUnitId", "OrganizationId"] {
+        assert!(
+            uuid::Uuid::parse_str(who[f].as_str().unwrap()).is_ok(),
+            "{f}"
+        );
+    }
+    assert!(
+        h.contains_key("x-ms-dop-hint")
+            && h.contains_key("x-ms-ratelimit-burst-remaining-xrm-requests")
+    );
+
+    // An app without an application user: 403 0x80040220.
+    let cert = TestCert::generate("no-app-user");
+    let (_, app) = w.control(Method::POST, "apps", Some(json!({"tenant": "contoso", "display_name": "later", "certificates": [cert.cert_pem]}))).await;
+    let client = app["app_id"].as_str().unwrap().to_string();
+    let (s, t) = w.cert_token(&client, &cert).await;
+    assert_eq!(s, 200);
+    let later = t["access_token"].as_str().unwrap().to_string();
+    let (s, _, e) = w.dv(&later, Method::GET, "WhoAmI", None, &[]).await;
+    assert_eq!(s, 403);
+    assert_eq!(e["error"]["code"], "0x80040220");
+
+    // A delegated admin creates its application user and gives it a role.
+    let admin = w
+        .sign_in(ADMIN, &format!("{}/user_impersonation", w.env_url))
+        .await;
+    let at = admin["access_token"].as_str().unwrap();
+    let (_, _, bus) = w
+        .dv(
+            at,
+            Method::GET,
+            "businessunits?$select=businessunitid,name&$filter=_parentbusinessunitid_value eq null",
+            None,
+            &[],
+        )
+        .await;
+    let bu = bus["value"][0]["businessunitid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, h, _) = w
+        .dv(at, Method::POST, "systemusers", Some(json!({"applicationid": client, "businessunitid@odata.bind": format!("/businessunits({bu})"), "firstname": "Sync", "lastname": "Service"})), &[])
+        .await;
+    assert_eq!(s, 204);
+    let user_url = h["odata-entityid"].to_str().unwrap().to_string();
+    // Without a role: still 403.
+    assert_eq!(w.dv(&later, Method::GET, "WhoAmI", None, &[]).await.0, 403);
+    let (_, _, roles) = w.dv(at, Method::GET, &format!("roles?$select=roleid,name&$filter=name eq 'System Administrator' and _businessunitid_value eq {bu}"), None, &[]).await;
+    let role = roles["value"][0]["roleid"].as_str().unwrap();
+    let uid = user_url.rsplit('(').next().unwrap().trim_end_matches(')');
+    let (s, _, b) = w
+        .dv(
+            at,
+            Method::POST,
+            &format!("systemusers({uid})/systemuserroles_association/$ref"),
+            Some(json!({"@odata.id": w.api(&format!("roles({role})"))})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _, who) = w.dv(&later, Method::GET, "WhoAmI", None, &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(who["UserId"], uid);
+    // A user of the tenant who is not on the environment's list: 403.
+    let (_, _, lookup) = w
+        .dv(
+            at,
+            Method::GET,
+            &format!("systemusers?$filter=applicationid eq {client}&$select=systemuserid"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(lookup["value"][0]["systemuserid"], uid);
+}
+
+#[tokio::test]
+async fn impersonation_and_plugin_bypass_need_privileges() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let alice = w
+        .sign_in(USER, &format!("{}/user_impersonation", w.env_url))
+        .await;
+    let at = alice["access_token"].as_str().unwrap().to_string();
+    let alice_oid = w.verify_with_jwks(&at).await["oid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A Basic User works with records but may not impersonate or bypass plug-ins.
+    let (s, _, who) = w.dv(&at, Method::GET, "WhoAmI", None, &[]).await;
+    assert_eq!(s, 200, "{who}");
+    let alice_id = who["UserId"].as_str().unwrap().to_string();
+    assert_eq!(
+        w.dv(
+            &at,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "by alice"})),
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _, e) = w
+        .dv(
+            &at,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("CallerObjectId", &alice_oid)],
+        )
+        .await;
+    assert_eq!((s, e["error"]["code"].clone()), (403, json!("0x80040220")));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvActOnBehalfOfAnotherUser")
+    );
+    let (s, _, e) = w
+        .dv(
+            &at,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "x"})),
+            &[("MSCRM.BypassCustomPluginExecution", "true")],
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prvBypassCustomPlugins")
+    );
+
+    // The application user (System Administrator) impersonates Alice both ways.
+    let (s, _, who) = w
+        .dv(
+            &t,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("CallerObjectId", &alice_oid)],
+        )
+        .await;
+    assert_eq!((s, who["UserId"].clone()), (200, json!(alice_id)));
+    let (s, _, who) = w
+        .dv(
+            &t,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("MSCRMCallerID", &alice_id)],
+        )
+        .await;
+    assert_eq!((s, who["UserId"].clone()), (200, json!(alice_id)));
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::POST,
+            "accounts?$select=_createdby_value",
+            Some(json!({"name": "for alice"})),
+            &[
+                ("CallerObjectId", &alice_oid),
+                ("Prefer", "return=representation"),
+            ],
+        )
+        .await;
+    assert_eq!(b["_createdby_value"], alice_id.as_str());
+    // Impersonating a Basic User drops the bypass privilege.
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "y"})),
+            &[
+                ("MSCRMCallerID", &alice_id),
+                ("MSCRM.BypassCustomPluginExecution", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"name": "z"})),
+            &[("MSCRM.BypassCustomPluginExecution", "true")]
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::GET,
+            "WhoAmI",
+            None,
+            &[("MSCRMCallerID", "not-a-guid")],
+        )
+        .await;
+    assert_eq!(s, 400);
+}

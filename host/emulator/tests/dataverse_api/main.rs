@@ -1,0 +1,11 @@
+//! The Dataverse Web API emulator: authentication, CRUD, upsert matrix,
+//! ETags, associations, queries and paging. One test binary, a module per
+//! theme.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod metadata;
+mod queries;
+mod records;

@@ -1,0 +1,611 @@
+//! Single records: create, retrieve, update, delete, the upsert matrix,
+//! validation, lookups and associations, and error details.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn create_retrieve_update_delete() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let (s, h, _) = w.dv(&t, Method::POST, "accounts", Some(json!({"name": "Fabrikam", "creditonhold": false, "revenue": 5000000, "accountcategorycode": 1})), &[]).await;
+    assert_eq!(s, 204);
+    let entity = h["odata-entityid"].to_str().unwrap().to_string();
+    assert!(entity.starts_with(&w.api("accounts(")), "{entity}");
+    let id = entity
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+
+    // return=representation: 201, $select-shaped, etag, no OData-EntityId, Preference-Applied.
+    let (s, h, b) = w
+        .dv(
+            &t,
+            Method::POST,
+            "accounts?$select=name",
+            Some(json!({"name": "Contoso"})),
+            &[("Prefer", "return=representation")],
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(!h.contains_key("odata-entityid"));
+    assert_eq!(h["preference-applied"], "return=representation");
+    assert_eq!(b["name"], "Contoso");
+    assert!(b["@odata.etag"].as_str().unwrap().starts_with("W/\""));
+    assert!(b["accountid"].is_string(), "primary key always included");
+    assert!(b.get("revenue").is_none());
+    assert!(
+        b["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#accounts(name)/$entity")
+    );
+
+    let (s, h, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({id})?$select=name,revenue"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["name"], "Fabrikam");
+    assert_eq!(b["revenue"], 5000000.0);
+    assert_eq!(b["accountid"], id.as_str());
+    assert_eq!(
+        h["etag"].to_str().unwrap(),
+        b["@odata.etag"].as_str().unwrap()
+    );
+    let etag1 = b["@odata.etag"].as_str().unwrap().to_string();
+    // Full retrieve has nulls and system columns.
+    let (_, _, full) = w
+        .dv(&t, Method::GET, &format!("accounts({id})"), None, &[])
+        .await;
+    assert!(full.as_object().unwrap().contains_key("telephone1") && full["telephone1"].is_null());
+    assert_eq!(full["statecode"], 0);
+    assert_eq!(full["statuscode"], 1);
+    assert!(full["_ownerid_value"].is_string() && full["createdon"].is_string());
+
+    // Update bumps the ETag; stale If-Match -> 412; current If-None-Match -> 304.
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &format!("accounts({id})"),
+            Some(json!({"telephone1": "555"})),
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({id})?$select=telephone1"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(b["telephone1"], "555");
+    let etag2 = b["@odata.etag"].as_str().unwrap().to_string();
+    assert_ne!(etag1, etag2);
+    let (s, _, e) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &format!("accounts({id})"),
+            Some(json!({"name": "x"})),
+            &[("If-Match", &etag1)],
+        )
+        .await;
+    assert_eq!(s, 412);
+    assert_eq!(
+        e["error"]["message"],
+        "The version of the existing record doesn't match the RowVersion property provided."
+    );
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({id})?$select=name"),
+            None,
+            &[("If-None-Match", &etag2)],
+        )
+        .await;
+    assert_eq!(s, 304);
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({id})?$select=name"),
+            None,
+            &[
+                ("If-None-Match", &etag2),
+                ("Prefer", "odata.include-annotations=\"*\""),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "no 304 when annotations are requested");
+    let (s, _, b) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &format!("accounts({id})?$select=name"),
+            Some(json!({"name": "Fabrikam 2"})),
+            &[("If-Match", &etag2), ("Prefer", "return=representation")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["name"], "Fabrikam 2");
+
+    // Single-property PUT/DELETE/GET.
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::PUT,
+            &format!("accounts({id})/name"),
+            Some(json!({"value": "Renamed"})),
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _, b) = w
+        .dv(&t, Method::GET, &format!("accounts({id})/name"), None, &[])
+        .await;
+    assert_eq!((s, b["value"].clone()), (200, json!("Renamed")));
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::DELETE,
+            &format!("accounts({id})/telephone1"),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::GET,
+            &format!("accounts({id})/telephone1"),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+
+    // Delete, then 404 with Dataverse's code and message.
+    assert_eq!(
+        w.dv(&t, Method::DELETE, &format!("accounts({id})"), None, &[])
+            .await
+            .0,
+        204
+    );
+    let (s, _, e) = w
+        .dv(&t, Method::GET, &format!("accounts({id})"), None, &[])
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(e["error"]["code"], "0x80040217");
+    assert_eq!(
+        e["error"]["message"],
+        format!("Entity 'account' With Id = {id} Does Not Exist")
+    );
+    assert_eq!(
+        w.dv(&t, Method::DELETE, &format!("accounts({id})"), None, &[])
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn upsert_matrix() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let id = uuid::Uuid::new_v4();
+    let url = format!("accounts({id})");
+    // If-Match: * on an absent row -> 404; If-None-Match: * creates.
+    let (s, _, e) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &url,
+            Some(json!({"name": "A"})),
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_eq!((s, e["error"]["code"].clone()), (404, json!("0x80040217")));
+    let (s, h, _) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &url,
+            Some(json!({"name": "A"})),
+            &[("If-None-Match", "*")],
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert!(
+        h["odata-entityid"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!("accounts({id})"))
+    );
+    // If-None-Match: * on an existing row -> 412.
+    let (s, _, e) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &url,
+            Some(json!({"name": "B"})),
+            &[("If-None-Match", "*")],
+        )
+        .await;
+    assert_eq!(s, 412);
+    assert_eq!(
+        e["error"]["message"],
+        "A record with matching key values already exists."
+    );
+    // No header: update when present, create when absent (201/200 with representation).
+    assert_eq!(
+        w.dv(&t, Method::PATCH, &url, Some(json!({"name": "C"})), &[])
+            .await
+            .0,
+        204
+    );
+    let id2 = uuid::Uuid::new_v4();
+    let (s, _, b) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &format!("accounts({id2})"),
+            Some(json!({"name": "D"})),
+            &[("Prefer", "return=representation")],
+        )
+        .await;
+    assert_eq!((s, b["name"].clone()), (201, json!("D")));
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::PATCH,
+            &format!("accounts({id2})"),
+            Some(json!({"name": "E"})),
+            &[("Prefer", "return=representation")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    // A caller-supplied id on create; the same id again is a duplicate.
+    let id3 = uuid::Uuid::new_v4();
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"accountid": id3, "name": "F"})),
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, _, e) = w
+        .dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(json!({"accountid": id3, "name": "G"})),
+            &[],
+        )
+        .await;
+    assert_eq!((s, e["error"]["code"].clone()), (412, json!("0x80040237")));
+}
+
+#[tokio::test]
+async fn validation_errors_lose_nothing() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let cases = [
+        (json!({"name": "x", "nosuchcolumn": 1}), 400, "0x80060888"),
+        (json!({"name": 5}), 400, "0x80048d19"),
+        (json!({"name": "x".repeat(161)}), 400, "0x80044331"),
+        (json!({"accountcategorycode": 99}), 400, "0x8004431a"),
+        (json!({"revenue": "lots"}), 400, "0x80048d19"),
+        (
+            json!({"primarycontactid": "9a3c5e2b-0000-0000-0000-000000000001"}),
+            400,
+            "0x80048d19",
+        ),
+        (
+            json!({"primarycontactid@odata.bind": "/contacts(9a3c5e2b-0000-0000-0000-000000000001)"}),
+            404,
+            "0x80040217",
+        ),
+        (
+            json!({"primarycontactid@odata.bind": "/accounts(9a3c5e2b-0000-0000-0000-000000000001)"}),
+            404,
+            "0x80040217",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, _, e) = w
+            .dv(&t, Method::POST, "accounts", Some(body.clone()), &[])
+            .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str().unwrap_or_default()),
+            (status, code),
+            "{body} -> {e}"
+        );
+    }
+    let resp = w
+        .http
+        .post(w.api("accounts"))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let (_, _, list) = w
+        .dv(&t, Method::GET, "accounts?$count=true", None, &[])
+        .await;
+    assert_eq!(list["@odata.count"], 0, "nothing was written");
+    // Unknown entity set and unknown segment.
+    let (s, _, e) = w.dv(&t, Method::GET, "account", None, &[]).await;
+    assert_eq!((s, e["error"]["code"].clone()), (404, json!("0x80060888")));
+    let (s, _, _) = w.dv(&t, Method::GET, "accounts(not-a-key", None, &[]).await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn binds_lookups_and_associations() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let contact = w
+        .create(
+            &t,
+            "contacts",
+            json!({"firstname": "Joe", "lastname": "Smith"}),
+        )
+        .await;
+    // With and without the leading slash.
+    let (s, h, b) = w.dv(&t, Method::POST, "accounts", Some(json!({"name": "A", "primarycontactid@odata.bind": format!("/contacts({contact})")})), &[]).await;
+    assert_eq!(s, 204, "{b}");
+    let account = entity_id(&h);
+    let (_, h, _) = w
+        .dv(
+            &t,
+            Method::POST,
+            "accounts",
+            Some(
+                json!({"name": "B", "primarycontactid@odata.bind": format!("contacts({contact})")}),
+            ),
+            &[],
+        )
+        .await;
+    let account_b = entity_id(&h);
+
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account})?$select=_primarycontactid_value"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(b["_primarycontactid_value"], contact.as_str());
+    assert!(
+        b.get("_primarycontactid_value@Microsoft.Dynamics.CRM.lookuplogicalname")
+            .is_none(),
+        "annotations only when asked"
+    );
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account})?$select=_primarycontactid_value,accountcategorycode"),
+            None,
+            &[("Prefer", "odata.include-annotations=\"*\"")],
+        )
+        .await;
+    assert_eq!(
+        b["_primarycontactid_value@Microsoft.Dynamics.CRM.lookuplogicalname"],
+        "contact"
+    );
+    assert_eq!(
+        b["_primarycontactid_value@Microsoft.Dynamics.CRM.associatednavigationproperty"],
+        "primarycontactid"
+    );
+    // Filter by the lookup with an unquoted GUID.
+    let (_, _, list) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!(
+                "accounts?$select=name&$filter=_primarycontactid_value eq {contact}&$orderby=name"
+            ),
+            None,
+            &[],
+        )
+        .await;
+    let names: Vec<&str> = list["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["A", "B"]);
+    // Navigate to the related row, and the reverse collection.
+    let (s, _, c) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account})/primarycontactid"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((s, c["firstname"].clone()), (200, json!("Joe")));
+
+    // Clear with null bind, set with PUT $ref, clear with DELETE $ref.
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::PATCH,
+            &format!("accounts({account})"),
+            Some(json!({"primarycontactid@odata.bind": null})),
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account})?$select=_primarycontactid_value"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(b["_primarycontactid_value"].is_null());
+    let (s, _, e) = w
+        .dv(
+            &t,
+            Method::PUT,
+            &format!("accounts({account})/primarycontactid/$ref"),
+            Some(json!({"@odata.id": w.api(&format!("contacts({contact})"))})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204, "{e}");
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account})?$select=_primarycontactid_value"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(b["_primarycontactid_value"], contact.as_str());
+    assert_eq!(
+        w.dv(
+            &t,
+            Method::DELETE,
+            &format!("accounts({account})/primarycontactid/$ref"),
+            None,
+            &[]
+        )
+        .await
+        .0,
+        204
+    );
+    // One-to-many through the collection navigation property of the parent.
+    let (s, _, e) = w
+        .dv(
+            &t,
+            Method::POST,
+            &format!("accounts({account})/account_parent_account/$ref"),
+            Some(json!({"@odata.id": w.api(&format!("accounts({account_b})"))})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204, "{e}");
+    let (_, _, b) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account_b})?$select=_parentaccountid_value"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(b["_parentaccountid_value"], account.as_str());
+    let (_, _, kids) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account})/account_parent_account"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(kids["value"].as_array().unwrap().len(), 1);
+    let (s, _, _) = w
+        .dv(
+            &t,
+            Method::DELETE,
+            &format!("accounts({account})/account_parent_account({account_b})/$ref"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, _, kids) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({account})/account_parent_account"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(kids["value"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn error_details_only_with_annotations() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let missing = uuid::Uuid::new_v4();
+    let (_, _, plain) = w
+        .dv(&t, Method::GET, &format!("accounts({missing})"), None, &[])
+        .await;
+    assert_eq!(
+        plain["error"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["code", "message"],
+        "no innererror, no annotations"
+    );
+    let (s, _, rich) = w
+        .dv(
+            &t,
+            Method::GET,
+            &format!("accounts({missing})"),
+            None,
+            &[("Prefer", "odata.include-annotations=\"*\"")],
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(rich["error"]["code"], "0x80040217");
+    assert!(
+        rich["error"]["@Microsoft.PowerApps.CDS.HelpLink"]
+            .as_str()
+            .unwrap()
+            .contains("80040217")
+    );
+    assert!(
+        rich["error"]
+            .get("@Microsoft.PowerApps.CDS.ErrorDetails.OperationStatus")
+            .is_some()
+    );
+    assert!(rich["error"].get("innererror").is_none());
+}
