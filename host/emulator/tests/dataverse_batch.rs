@@ -62,20 +62,6 @@ fn envelope(boundary: &str, parts: &[String]) -> String {
     s
 }
 
-async fn count(w: &World, t: &str, set: &str) -> i64 {
-    w.dv(
-        t,
-        Method::GET,
-        &format!("{set}?$count=true&$select=createdon"),
-        None,
-        &[],
-    )
-    .await
-    .2["@odata.count"]
-        .as_i64()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn change_sets_with_content_id_references_and_reads() {
     let w = World::start().await;
@@ -175,12 +161,12 @@ async fn a_failing_change_set_rolls_back_and_stops_the_batch() {
         "{text}"
     );
     assert_eq!(
-        count(&w, &t, "accounts").await,
+        w.count(&t, "accounts").await,
         0,
         "the change set was rolled back"
     );
     assert_eq!(
-        count(&w, &t, "contacts").await,
+        w.count(&t, "contacts").await,
         0,
         "the batch stopped at the failure"
     );
@@ -196,8 +182,8 @@ async fn a_failing_change_set_rolls_back_and_stops_the_batch() {
     .await;
     assert_eq!(s, 200, "{text}");
     assert!(text.contains("HTTP/1.1 400 Bad Request") && text.contains("HTTP/1.1 204 No Content"));
-    assert_eq!(count(&w, &t, "accounts").await, 0);
-    assert_eq!(count(&w, &t, "contacts").await, 1);
+    assert_eq!(w.count(&t, "accounts").await, 0);
+    assert_eq!(w.count(&t, "contacts").await, 1);
 }
 
 #[tokio::test]
@@ -306,7 +292,7 @@ async fn bulk_messages_are_all_or_nothing() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 50);
-    assert_eq!(count(&w, &t, "accounts").await, 50);
+    assert_eq!(w.count(&t, "accounts").await, 50);
 
     // One bad target: nothing is created.
     let mut bad: Vec<Value> = (0..5).map(|i| json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": format!("More {i}")})).collect();
@@ -321,7 +307,7 @@ async fn bulk_messages_are_all_or_nothing() {
         )
         .await;
     assert_eq!(s, 400);
-    assert_eq!(count(&w, &t, "accounts").await, 50);
+    assert_eq!(w.count(&t, "accounts").await, 50);
     // Missing @odata.type.
     let (s, _, e) = w
         .dv(
@@ -381,7 +367,7 @@ async fn bulk_messages_are_all_or_nothing() {
         .0,
         204
     );
-    assert_eq!(count(&w, &t, "accounts").await, 51);
+    assert_eq!(w.count(&t, "accounts").await, 51);
     let (_, _, b) = w
         .dv(
             &t,

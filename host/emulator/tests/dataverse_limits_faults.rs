@@ -6,20 +6,6 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 
-async fn count(w: &World, t: &str) -> i64 {
-    w.dv(
-        t,
-        Method::GET,
-        "accounts?$count=true&$select=name",
-        None,
-        &[],
-    )
-    .await
-    .2["@odata.count"]
-        .as_i64()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn request_limit_gives_429_with_retry_after() {
     let w = World::start().await;
@@ -139,7 +125,11 @@ async fn injected_throttle_status_and_latency_are_deterministic() {
         .0,
         204
     );
-    assert_eq!(count(&w, &t).await, 1, "the throttled create wrote nothing");
+    assert_eq!(
+        w.count(&t, "accounts").await,
+        1,
+        "the throttled create wrote nothing"
+    );
 
     // After one request let through, every second matching request gets a 503.
     w.control(Method::DELETE, "faults", None).await;
@@ -162,7 +152,7 @@ async fn injected_throttle_status_and_latency_are_deterministic() {
     let (_, faults) = w.control(Method::GET, "faults", None).await;
     assert_eq!(faults["faults"][0]["matched"], 7);
     assert_eq!(faults["faults"][0]["applied"], 3);
-    assert_eq!(count(&w, &t).await, 5, "503s wrote nothing");
+    assert_eq!(w.count(&t, "accounts").await, 5, "503s wrote nothing");
     w.control(Method::DELETE, "faults", None).await;
 
     w.control(
@@ -206,13 +196,13 @@ async fn dropped_connections_before_and_after_the_write() {
         post("before").await.is_err(),
         "the client sees a dropped connection"
     );
-    assert_eq!(count(&w, &t).await, 0, "nothing was written");
+    assert_eq!(w.count(&t, "accounts").await, 0, "nothing was written");
 
     w.control(Method::DELETE, "faults", None).await;
     w.control(Method::POST, "faults", Some(json!({"method": "POST", "path": "accounts", "action": {"kind": "drop_after"}, "times": 1}))).await;
     assert!(post("after").await.is_err());
     assert_eq!(
-        count(&w, &t).await,
+        w.count(&t, "accounts").await,
         1,
         "the write was applied before the drop"
     );

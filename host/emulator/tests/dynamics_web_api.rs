@@ -11,7 +11,6 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use dvhost_emulator::{EmulatorBuilder, EnvironmentSeed, Seed};
 use serde_json::Value;
 
 #[tokio::test]
@@ -30,27 +29,7 @@ async fn dynamics_web_api_runs_a_scenario_over_https() {
     );
 
     let cert = TestCert::generate("dynamics-web-api");
-    let seed = Seed {
-        tenants: vec![tenant("contoso", Some(TENANT_ID))],
-        apps: vec![app(
-            "contoso",
-            "sync",
-            APP_ID,
-            false,
-            vec![cert.cert_pem.clone()],
-        )],
-        environments: vec![EnvironmentSeed {
-            app_users: vec![APP_ID.into()],
-            ..env("contoso", "contoso-dev", vec![])
-        }],
-        ..Seed::default()
-    };
-    let emu = EmulatorBuilder::new()
-        .tls(true)
-        .seed(seed)
-        .start()
-        .await
-        .unwrap();
+    let emu = tls_emulator_with_app(&cert, true).await;
     let ca_pem = emu.ca_certificate_pem().unwrap().to_string();
     let base = emu.base_url().to_string();
     assert!(base.starts_with("https://"), "{base}");

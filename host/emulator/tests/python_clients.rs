@@ -9,7 +9,6 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use dvhost_emulator::{EmulatorBuilder, Seed};
 use serde_json::Value;
 
 #[tokio::test]
@@ -21,24 +20,7 @@ async fn msal_and_azure_identity_get_tokens_that_verify() {
         return;
     };
     let cert = TestCert::generate("python-clients");
-    let seed = Seed {
-        tenants: vec![tenant("contoso", Some(TENANT_ID))],
-        apps: vec![app(
-            "contoso",
-            "sync",
-            APP_ID,
-            false,
-            vec![cert.cert_pem.clone()],
-        )],
-        environments: vec![env("contoso", "contoso-dev", vec![])],
-        ..Seed::default()
-    };
-    let emu = EmulatorBuilder::new()
-        .tls(true)
-        .seed(seed)
-        .start()
-        .await
-        .unwrap();
+    let emu = tls_emulator_with_app(&cert, false).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, emu.ca_certificate_pem().unwrap()).unwrap();

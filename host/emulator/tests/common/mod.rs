@@ -379,6 +379,21 @@ impl World {
         )
     }
 
+    /// The number of rows of an entity set (`$count=true`).
+    pub async fn count(&self, token: &str, set: &str) -> i64 {
+        self.dv(
+            token,
+            reqwest::Method::GET,
+            &format!("{set}?$count=true&$select=createdon"),
+            None,
+            &[],
+        )
+        .await
+        .2["@odata.count"]
+            .as_i64()
+            .unwrap()
+    }
+
     /// Creates a row (`POST <set>`, expecting 204) and returns its id.
     pub async fn create(&self, token: &str, set: &str, body: Value) -> String {
         let (s, h, e) = self
@@ -541,4 +556,36 @@ pub fn entity_id(h: &reqwest::header::HeaderMap) -> String {
         .unwrap()
         .trim_end_matches(')')
         .to_string()
+}
+
+/// An HTTPS emulator with tenant `contoso` (id [`TENANT_ID`]), the
+/// confidential app [`APP_ID`] whose certificate is `cert`, and the
+/// environment `contoso-dev` (with the app as an application user when
+/// `app_user`).
+pub async fn tls_emulator_with_app(cert: &TestCert, app_user: bool) -> RunningEmulator {
+    let seed = Seed {
+        tenants: vec![tenant("contoso", Some(TENANT_ID))],
+        apps: vec![app(
+            "contoso",
+            "sync",
+            APP_ID,
+            false,
+            vec![cert.cert_pem.clone()],
+        )],
+        environments: vec![EnvironmentSeed {
+            app_users: if app_user {
+                vec![APP_ID.into()]
+            } else {
+                Vec::new()
+            },
+            ..env("contoso", "contoso-dev", vec![])
+        }],
+        ..Seed::default()
+    };
+    EmulatorBuilder::new()
+        .tls(true)
+        .seed(seed)
+        .start()
+        .await
+        .unwrap()
 }

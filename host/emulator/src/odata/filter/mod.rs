@@ -8,6 +8,23 @@
 //! query functions (`Microsoft.Dynamics.CRM.In(PropertyName='x',...)`).
 //! String comparisons are case-insensitive, as in Dataverse and Global
 //! Discovery; ISO dates compare as instants.
+//!
+//! Other code can check the filters it writes with [`parse`] and walk the
+//! [`Expr`] tree:
+//!
+//! ```
+//! use dvhost_emulator::filter::{self, CmpOp, Expr, Literal};
+//!
+//! let e = filter::parse("name eq 'O''Brien' and contains(city,'ber')").unwrap();
+//! let [cmp, call] = e.conjuncts()[..] else { panic!("two conditions") };
+//! let Expr::Cmp(CmpOp::Eq, left, right) = cmp else { panic!("a comparison") };
+//! assert_eq!(**left, Expr::Property("name".into()));
+//! assert_eq!(**right, Expr::Lit(Literal::String("O'Brien".into())));
+//! let Expr::Call(name, args) = call else { panic!("a call") };
+//! assert_eq!(name, "contains");
+//! assert_eq!(args[1], (None, Expr::Lit(Literal::String("ber".into()))));
+//! assert!(filter::parse("name eq").is_err());
+//! ```
 
 mod dates;
 mod error;
