@@ -356,7 +356,10 @@ enum Subject<'a> {
     },
 }
 
-/// Signs an access token in the v1 format Dataverse receives (§1.9).
+/// Signs an access token in the v1 format Dataverse receives: `iss`
+/// `https://sts.windows.net/{tid}/`, `aud` the organization URL
+/// ("Access tokens in the Microsoft identity platform",
+/// <https://learn.microsoft.com/entra/identity-platform/access-tokens>).
 fn issue_access_token(
     emu: &Emulator,
     dir: &Directory,

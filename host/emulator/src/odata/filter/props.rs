@@ -70,65 +70,64 @@ fn soup(max: usize) -> impl proptest::strategy::Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(TOKENS), 0..max).prop_map(|t| t.concat())
 }
 
+/// Operands: properties, literals of every kind, aliases, calls.
+const OPERANDS: &[&str] = &[
+    "name",
+    "n",
+    "d",
+    "tasks",
+    "tags",
+    "t",
+    "t/x",
+    "'a'",
+    "'%x'",
+    "\"b\"",
+    "1",
+    "-2.5",
+    "null",
+    "true",
+    "2024-05-01",
+    "2024-05-14T10:00:00Z",
+    "@p1",
+    "@p2",
+    "@p3",
+    "9a3c5e2b-0000-0000-0000-000000000001",
+    "['a','b']",
+    "[\"5\",\"20\"]",
+    "[1,[2]]",
+    "[]",
+    "tolower(name)",
+    "'2024-05-14'",
+    "3",
+];
+
+/// Dataverse query functions, supported and not.
+const QUERY_FNS: &[&str] = &[
+    "In",
+    "NotIn",
+    "Between",
+    "NotBetween",
+    "Null",
+    "NotNull",
+    "EqualUserId",
+    "NotEqualUserId",
+    "Today",
+    "Yesterday",
+    "LastXDays",
+    "NextXMonths",
+    "ThisYear",
+    "On",
+    "OnOrAfter",
+    "Bogus",
+    "ThisWeek",
+];
+
 /// Mostly well-formed filters, so that evaluation gets exercised too.
 fn structured() -> impl proptest::strategy::Strategy<Value = String> {
     use proptest::prelude::*;
-    let operand = prop_oneof![
-        prop::sample::select(
-            &[
-                "name",
-                "n",
-                "d",
-                "tasks",
-                "tags",
-                "t",
-                "t/x",
-                "'a'",
-                "'%x'",
-                "\"b\"",
-                "1",
-                "-2.5",
-                "null",
-                "true",
-                "2024-05-01",
-                "2024-05-14T10:00:00Z",
-                "@p1",
-                "@p2",
-                "@p3",
-                "9a3c5e2b-0000-0000-0000-000000000001",
-                "['a','b']",
-                "[\"5\",\"20\"]",
-                "[1,[2]]",
-                "[]",
-                "tolower(name)",
-                "'2024-05-14'",
-                "3",
-            ][..]
-        )
-        .prop_map(str::to_string),
-    ];
+    let operand = prop::sample::select(OPERANDS).prop_map(str::to_string);
     let op = prop::sample::select(&[" eq ", " ne ", " gt ", " ge ", " lt ", " le "][..]);
-    let func = prop::sample::select(
-        &[
-            "In",
-            "NotIn",
-            "Between",
-            "NotBetween",
-            "Null",
-            "NotNull",
-            "EqualUserId",
-            "NotEqualUserId",
-            "Today",
-            "Yesterday",
-            "LastXDays",
-            "NextXMonths",
-            "ThisYear",
-            "On",
-            "OnOrAfter",
-            "Bogus",
-            "ThisWeek",
-        ][..],
-    );
+    let func = prop::sample::select(QUERY_FNS);
     let param = prop::sample::select(&["PropertyValue", "PropertyValues", "Other"][..]);
     let leaf = prop_oneof![
         (operand.clone(), op, operand.clone()).prop_map(|(a, o, b)| format!("{a}{o}{b}")),

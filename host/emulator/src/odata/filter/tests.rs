@@ -304,86 +304,97 @@ fn null_and_user_functions() {
     );
 }
 
+/// `Microsoft.Dynamics.CRM.<name>(PropertyName='d'[,PropertyValue=<value>])`.
+fn date_fn(name: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("Microsoft.Dynamics.CRM.{name}(PropertyName='d',PropertyValue={v})"),
+        None => format!("Microsoft.Dynamics.CRM.{name}(PropertyName='d')"),
+    }
+}
+
+/// (value of `d`, function, `PropertyValue`, selected?) at [`ctx`]'s now.
+const DATE_CASES: &[(&str, &str, Option<&str>, bool)] = &[
+    ("2024-05-15T00:00:00Z", "Today", None, true),
+    ("2024-05-15T23:59:59Z", "Today", None, true),
+    ("2024-05-16T00:00:00Z", "Today", None, false),
+    ("2024-05-15", "Today", None, true),
+    ("2024-05-14T08:00:00Z", "Today", None, false),
+    ("2024-05-14T08:00:00Z", "Yesterday", None, true),
+    ("2024-05-16T08:00:00Z", "Tomorrow", None, true),
+    ("2024-05-16T08:00:00Z", "Yesterday", None, false),
+    ("2024-05-12T00:00:00Z", "LastXDays", Some("3"), true),
+    ("2024-05-11T23:59:59Z", "LastXDays", Some("3"), false),
+    ("2024-05-15T12:00:00Z", "LastXDays", Some("'3'"), true),
+    ("2024-05-15T14:00:00Z", "LastXDays", Some("3"), false),
+    ("2024-05-08T00:00:00Z", "Last7Days", None, true),
+    ("2024-05-15T14:00:00Z", "NextXDays", Some("2"), true),
+    ("2024-05-17T23:59:59Z", "NextXDays", Some("2"), true),
+    ("2024-05-18T00:00:00Z", "NextXDays", Some("2"), false),
+    ("2024-05-15T12:00:00Z", "NextXDays", Some("2"), false),
+    ("2024-02-15T00:00:00Z", "LastXMonths", Some("3"), true),
+    ("2024-02-14T23:00:00Z", "LastXMonths", Some("3"), false),
+    ("2024-08-15T23:00:00Z", "NextXMonths", Some("3"), true),
+    ("2024-08-16T00:00:00Z", "NextXMonths", Some("3"), false),
+    ("2024-05-01T00:00:00Z", "LastXWeeks", Some("2"), true),
+    ("2023-05-15T00:00:00Z", "LastXYears", Some("1"), true),
+    ("2024-05-31T23:59:59Z", "ThisMonth", None, true),
+    ("2024-06-01T00:00:00Z", "ThisMonth", None, false),
+    ("2024-04-30T10:00:00Z", "LastMonth", None, true),
+    ("2024-06-30T10:00:00Z", "NextMonth", None, true),
+    ("2024-01-01T00:00:00Z", "ThisYear", None, true),
+    ("2023-12-31T23:59:59Z", "ThisYear", None, false),
+    ("2023-12-31T23:59:59Z", "LastYear", None, true),
+    ("2025-07-01", "NextYear", None, true),
+    ("2024-01-31T10:00:00Z", "On", Some("'2024-01-31'"), true),
+    ("2024-01-31T10:00:00Z", "On", Some("2024-01-31"), true),
+    (
+        "2024-01-31T23:30:00-02:00",
+        "On",
+        Some("'2024-01-31'"),
+        false,
+    ),
+    ("2024-01-31T10:00:00Z", "On", Some("'2024-02-01'"), false),
+    (
+        "2024-01-31T10:00:00Z",
+        "OnOrAfter",
+        Some("'2024-01-31'"),
+        true,
+    ),
+    (
+        "2024-01-31T10:00:00Z",
+        "OnOrAfter",
+        Some("'2024-02-01'"),
+        false,
+    ),
+    (
+        "2024-01-31T10:00:00Z",
+        "OnOrBefore",
+        Some("'2024-01-31'"),
+        true,
+    ),
+    (
+        "2024-01-31T10:00:00Z",
+        "OnOrBefore",
+        Some("'2024-01-30'"),
+        false,
+    ),
+];
+
 #[test]
 fn date_functions() {
-    let f = |name: &str, value: Option<&str>| match value {
-        Some(v) => {
-            format!("Microsoft.Dynamics.CRM.{name}(PropertyName='d',PropertyValue={v})")
-        }
-        None => format!("Microsoft.Dynamics.CRM.{name}(PropertyName='d')"),
-    };
     let c = ctx(); // 2024-05-15 13:00 UTC
-    for (d, name, value, want) in [
-        ("2024-05-15T00:00:00Z", "Today", None, true),
-        ("2024-05-15T23:59:59Z", "Today", None, true),
-        ("2024-05-16T00:00:00Z", "Today", None, false),
-        ("2024-05-15", "Today", None, true),
-        ("2024-05-14T08:00:00Z", "Today", None, false),
-        ("2024-05-14T08:00:00Z", "Yesterday", None, true),
-        ("2024-05-16T08:00:00Z", "Tomorrow", None, true),
-        ("2024-05-16T08:00:00Z", "Yesterday", None, false),
-        ("2024-05-12T00:00:00Z", "LastXDays", Some("3"), true),
-        ("2024-05-11T23:59:59Z", "LastXDays", Some("3"), false),
-        ("2024-05-15T12:00:00Z", "LastXDays", Some("'3'"), true),
-        ("2024-05-15T14:00:00Z", "LastXDays", Some("3"), false),
-        ("2024-05-08T00:00:00Z", "Last7Days", None, true),
-        ("2024-05-15T14:00:00Z", "NextXDays", Some("2"), true),
-        ("2024-05-17T23:59:59Z", "NextXDays", Some("2"), true),
-        ("2024-05-18T00:00:00Z", "NextXDays", Some("2"), false),
-        ("2024-05-15T12:00:00Z", "NextXDays", Some("2"), false),
-        ("2024-02-15T00:00:00Z", "LastXMonths", Some("3"), true),
-        ("2024-02-14T23:00:00Z", "LastXMonths", Some("3"), false),
-        ("2024-08-15T23:00:00Z", "NextXMonths", Some("3"), true),
-        ("2024-08-16T00:00:00Z", "NextXMonths", Some("3"), false),
-        ("2024-05-01T00:00:00Z", "LastXWeeks", Some("2"), true),
-        ("2023-05-15T00:00:00Z", "LastXYears", Some("1"), true),
-        ("2024-05-31T23:59:59Z", "ThisMonth", None, true),
-        ("2024-06-01T00:00:00Z", "ThisMonth", None, false),
-        ("2024-04-30T10:00:00Z", "LastMonth", None, true),
-        ("2024-06-30T10:00:00Z", "NextMonth", None, true),
-        ("2024-01-01T00:00:00Z", "ThisYear", None, true),
-        ("2023-12-31T23:59:59Z", "ThisYear", None, false),
-        ("2023-12-31T23:59:59Z", "LastYear", None, true),
-        ("2025-07-01", "NextYear", None, true),
-        ("2024-01-31T10:00:00Z", "On", Some("'2024-01-31'"), true),
-        ("2024-01-31T10:00:00Z", "On", Some("2024-01-31"), true),
-        (
-            "2024-01-31T23:30:00-02:00",
-            "On",
-            Some("'2024-01-31'"),
-            false,
-        ),
-        ("2024-01-31T10:00:00Z", "On", Some("'2024-02-01'"), false),
-        (
-            "2024-01-31T10:00:00Z",
-            "OnOrAfter",
-            Some("'2024-01-31'"),
-            true,
-        ),
-        (
-            "2024-01-31T10:00:00Z",
-            "OnOrAfter",
-            Some("'2024-02-01'"),
-            false,
-        ),
-        (
-            "2024-01-31T10:00:00Z",
-            "OnOrBefore",
-            Some("'2024-01-31'"),
-            true,
-        ),
-        (
-            "2024-01-31T10:00:00Z",
-            "OnOrBefore",
-            Some("'2024-01-30'"),
-            false,
-        ),
-    ] {
-        let filter = f(name, value);
+    for &(d, name, value, want) in DATE_CASES {
+        let filter = date_fn(name, value);
         let e = parse(&filter).unwrap_or_else(|err| panic!("{filter}: {err}"));
         let got = eval_with(&e, &json!({ "d": d }), &c).unwrap();
         assert_eq!(got, want, "{filter} on {d}");
     }
+}
+
+#[test]
+fn date_functions_on_nulls_time_zones_and_extremes() {
+    let f = date_fn;
+    let c = ctx();
     // Null never matches; non-dates are an error.
     let e = parse(&f("Today", None)).unwrap();
     assert!(!eval_with(&e, &json!({ "d": null }), &c).unwrap());
@@ -413,97 +424,104 @@ fn date_functions() {
     }
 }
 
+/// (filter, part of the error message) for calls the checks reject.
+const CALL_ERRORS: &[(&str, &str)] = &[
+    (
+        "Microsoft.Dynamics.CRM.Bogus(PropertyName='a')",
+        "'Microsoft.Dynamics.CRM.Bogus' is not supported",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.ThisWeek(PropertyName='a')",
+        "not supported by this emulator",
+    ),
+    (
+        "microsoft.dynamics.crm.in(PropertyName='a',PropertyValues=['x'])",
+        "'microsoft.dynamics.crm.in' is not supported",
+    ),
+    (
+        "In(PropertyName='a',PropertyValues=['x'])",
+        "'In' is not supported",
+    ),
+    ("frobnicate(a)", "'frobnicate'"),
+    (
+        "Microsoft.Dynamics.CRM.In(PropertyName='a')",
+        "needs the parameter 'PropertyValues'",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.In(PropertyName='a',PropertyValues=[])",
+        "must not be empty",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.In(PropertyName='a',PropertyValues='x')",
+        "must be a list",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.In(PropertyName='a',PropertyValues=[null])",
+        "invalid value",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.In('a',['x'])",
+        "takes named parameters",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.Null(PropertyName='a',PropertyName='b')",
+        "more than once",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.Null(PropertyName='a',Extra=1)",
+        "no parameter 'Extra'",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.Null(PropertyName='a b')",
+        "not a valid property name",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.Null(PropertyName=5)",
+        "must be a string",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.Between(PropertyName='a',PropertyValues=[1,2,3])",
+        "exactly two",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.Between(PropertyName='a',PropertyValues=[1])",
+        "exactly two",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.LastXDays(PropertyName='a',PropertyValue=-1)",
+        "non-negative whole number",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.LastXDays(PropertyName='a',PropertyValue=1.5)",
+        "non-negative whole number",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.LastXDays(PropertyName='a')",
+        "needs the parameter 'PropertyValue'",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.On(PropertyName='a',PropertyValue='yesterday')",
+        "must be a date",
+    ),
+    (
+        "Microsoft.Dynamics.CRM.On(PropertyName='a',PropertyValue='2024-02-30')",
+        "must be a date",
+    ),
+    ("contains(name)", "takes 2 arguments"),
+    ("tolower(name,'x') eq 'a'", "takes 1 argument"),
+    ("contains(x='a','b')", "takes 2 arguments"),
+];
+
 #[test]
 fn query_function_errors() {
-    for (f, want) in [
-        (
-            "Microsoft.Dynamics.CRM.Bogus(PropertyName='a')",
-            "'Microsoft.Dynamics.CRM.Bogus' is not supported",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.ThisWeek(PropertyName='a')",
-            "not supported by this emulator",
-        ),
-        (
-            "microsoft.dynamics.crm.in(PropertyName='a',PropertyValues=['x'])",
-            "'microsoft.dynamics.crm.in' is not supported",
-        ),
-        (
-            "In(PropertyName='a',PropertyValues=['x'])",
-            "'In' is not supported",
-        ),
-        ("frobnicate(a)", "'frobnicate'"),
-        (
-            "Microsoft.Dynamics.CRM.In(PropertyName='a')",
-            "needs the parameter 'PropertyValues'",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.In(PropertyName='a',PropertyValues=[])",
-            "must not be empty",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.In(PropertyName='a',PropertyValues='x')",
-            "must be a list",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.In(PropertyName='a',PropertyValues=[null])",
-            "invalid value",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.In('a',['x'])",
-            "takes named parameters",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.Null(PropertyName='a',PropertyName='b')",
-            "more than once",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.Null(PropertyName='a',Extra=1)",
-            "no parameter 'Extra'",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.Null(PropertyName='a b')",
-            "not a valid property name",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.Null(PropertyName=5)",
-            "must be a string",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.Between(PropertyName='a',PropertyValues=[1,2,3])",
-            "exactly two",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.Between(PropertyName='a',PropertyValues=[1])",
-            "exactly two",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.LastXDays(PropertyName='a',PropertyValue=-1)",
-            "non-negative whole number",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.LastXDays(PropertyName='a',PropertyValue=1.5)",
-            "non-negative whole number",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.LastXDays(PropertyName='a')",
-            "needs the parameter 'PropertyValue'",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.On(PropertyName='a',PropertyValue='yesterday')",
-            "must be a date",
-        ),
-        (
-            "Microsoft.Dynamics.CRM.On(PropertyName='a',PropertyValue='2024-02-30')",
-            "must be a date",
-        ),
-        ("contains(name)", "takes 2 arguments"),
-        ("tolower(name,'x') eq 'a'", "takes 1 argument"),
-        ("contains(x='a','b')", "takes 2 arguments"),
-    ] {
+    for (f, want) in CALL_ERRORS {
         let err = parse_err(f);
         assert!(err.contains(want), "{f}: {err}");
     }
+}
+
+#[test]
+fn unchecked_calls_fail_at_evaluation() {
     // Hand-built expressions that skip `validate` fail at evaluation.
     let e = Expr::Call("nope".into(), vec![]);
     assert!(
