@@ -270,12 +270,11 @@ async fn bulk_messages_are_all_or_nothing() {
     let t = w.dv_token().await;
     let targets: Vec<Value> = (0..50).map(|i| json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": format!("Bulk {i}")})).collect();
     let (s, _, b) = w
-        .dv(
+        .send(
             &t,
             Method::POST,
             "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
-            Some(json!({"Targets": targets})),
-            &[],
+            json!({"Targets": targets}),
         )
         .await;
     assert_eq!(s, 200, "{b}");
@@ -298,24 +297,22 @@ async fn bulk_messages_are_all_or_nothing() {
     let mut bad: Vec<Value> = (0..5).map(|i| json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": format!("More {i}")})).collect();
     bad.push(json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": 42}));
     let (s, _, _) = w
-        .dv(
+        .send(
             &t,
             Method::POST,
             "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
-            Some(json!({"Targets": bad})),
-            &[],
+            json!({"Targets": bad}),
         )
         .await;
     assert_eq!(s, 400);
     assert_eq!(w.count(&t, "accounts").await, 50);
     // Missing @odata.type.
     let (s, _, e) = w
-        .dv(
+        .send(
             &t,
             Method::POST,
             "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
-            Some(json!({"Targets": [{"name": "x"}]})),
-            &[],
+            json!({"Targets": [{"name": "x"}]}),
         )
         .await;
     assert_eq!(s, 400);
@@ -329,24 +326,20 @@ async fn bulk_messages_are_all_or_nothing() {
     // UpdateMultiple, then UpsertMultiple (one update, one create).
     let updates: Vec<Value> = ids.iter().take(3).map(|id| json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": id, "telephone1": "1"})).collect();
     assert_eq!(
-        w.dv(
+        w.send(
             &t,
             Method::POST,
             "accounts/Microsoft.Dynamics.CRM.UpdateMultiple",
-            Some(json!({"Targets": updates})),
-            &[]
+            json!({"Targets": updates})
         )
         .await
         .0,
         204
     );
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             "accounts?$filter=telephone1 eq '1'&$count=true&$select=name",
-            None,
-            &[],
         )
         .await;
     assert_eq!(b["@odata.count"], 3);
@@ -356,12 +349,11 @@ async fn bulk_messages_are_all_or_nothing() {
         {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": fresh, "name": "New"},
     ]});
     assert_eq!(
-        w.dv(
+        w.send(
             &t,
             Method::POST,
             "accounts/Microsoft.Dynamics.CRM.UpsertMultiple",
-            Some(upserts),
-            &[]
+            upserts
         )
         .await
         .0,
@@ -369,13 +361,7 @@ async fn bulk_messages_are_all_or_nothing() {
     );
     assert_eq!(w.count(&t, "accounts").await, 51);
     let (_, _, b) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({})?$select=name", ids[0]),
-            None,
-            &[],
-        )
+        .get(&t, &format!("accounts({})?$select=name", ids[0]))
         .await;
     assert_eq!(b["name"], "Upserted");
     // An update of a missing row rolls back the others.
@@ -384,35 +370,27 @@ async fn bulk_messages_are_all_or_nothing() {
         {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": uuid::Uuid::new_v4(), "name": "ghost"},
     ]});
     assert_eq!(
-        w.dv(
+        w.send(
             &t,
             Method::POST,
             "accounts/Microsoft.Dynamics.CRM.UpdateMultiple",
-            Some(missing),
-            &[]
+            missing
         )
         .await
         .0,
         404
     );
     let (_, _, b) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({})?$select=name", ids[1]),
-            None,
-            &[],
-        )
+        .get(&t, &format!("accounts({})?$select=name", ids[1]))
         .await;
     assert_eq!(b["name"], "Bulk 1");
     // DeleteMultiple is not available on standard tables.
     let (s, _, e) = w
-        .dv(
+        .send(
             &t,
             Method::POST,
             "accounts/Microsoft.Dynamics.CRM.DeleteMultiple",
-            Some(json!({"Targets": []})),
-            &[],
+            json!({"Targets": []}),
         )
         .await;
     assert_eq!(s, 400);

@@ -16,7 +16,7 @@ async fn request_limit_gives_429_with_retry_after() {
     assert_eq!(s, 200);
     let mut remaining = Vec::new();
     for _ in 0..3 {
-        let (s, h, _) = w.dv(&t, Method::GET, "WhoAmI", None, &[]).await;
+        let (s, h, _) = w.get(&t, "WhoAmI").await;
         assert_eq!(s, 200);
         remaining.push(
             h["x-ms-ratelimit-burst-remaining-xrm-requests"]
@@ -36,7 +36,7 @@ async fn request_limit_gives_429_with_retry_after() {
         assert_eq!(h["x-ms-dop-hint"], "4");
     }
     assert_eq!(remaining, [2, 1, 0]);
-    let (s, h, e) = w.dv(&t, Method::GET, "WhoAmI", None, &[]).await;
+    let (s, h, e) = w.get(&t, "WhoAmI").await;
     assert_eq!(s, 429);
     let retry: u64 = h["retry-after"]
         .to_str()
@@ -87,13 +87,13 @@ async fn concurrency_limit_triggers_at_once() {
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let (s, h, e) = w.dv(&t, Method::GET, "WhoAmI", None, &[]).await;
+    let (s, h, e) = w.get(&t, "WhoAmI").await;
     assert_eq!(s, 429, "{e}");
     assert_eq!(e["error"]["code"], "0x80072326");
     assert_eq!(h["retry-after"], "1");
     assert_eq!(slow.await.unwrap(), 200);
     // The slot is free again.
-    assert_eq!(w.dv(&t, Method::GET, "WhoAmI", None, &[]).await.0, 200);
+    assert_eq!(w.get(&t, "WhoAmI").await.0, 200);
 }
 
 #[tokio::test]
@@ -103,26 +103,14 @@ async fn injected_throttle_status_and_latency_are_deterministic() {
     let rule = json!({"environment": "contoso-dev", "method": "POST", "path": "accounts", "action": {"kind": "throttle", "retry_after_secs": 2}, "times": 1});
     assert_eq!(w.control(Method::POST, "faults", Some(rule)).await.0, 201);
     let (s, h, e) = w
-        .dv(
-            &t,
-            Method::POST,
-            "accounts",
-            Some(json!({"name": "a"})),
-            &[],
-        )
+        .send(&t, Method::POST, "accounts", json!({"name": "a"}))
         .await;
     assert_eq!((s, h["retry-after"].to_str().unwrap()), (429, "2"));
     assert_eq!(e["error"]["code"], "0x80072322");
     assert_eq!(
-        w.dv(
-            &t,
-            Method::POST,
-            "accounts",
-            Some(json!({"name": "a"})),
-            &[]
-        )
-        .await
-        .0,
+        w.send(&t, Method::POST, "accounts", json!({"name": "a"}))
+            .await
+            .0,
         204
     );
     assert_eq!(
@@ -137,12 +125,11 @@ async fn injected_throttle_status_and_latency_are_deterministic() {
     let mut statuses = Vec::new();
     for i in 0..7 {
         statuses.push(
-            w.dv(
+            w.send(
                 &t,
                 Method::POST,
                 "accounts",
-                Some(json!({"name": format!("s{i}")})),
-                &[],
+                json!({"name": format!("s{i}")}),
             )
             .await
             .0,
@@ -162,7 +149,7 @@ async fn injected_throttle_status_and_latency_are_deterministic() {
     )
     .await;
     let start = std::time::Instant::now();
-    assert_eq!(w.dv(&t, Method::GET, "WhoAmI", None, &[]).await.0, 200);
+    assert_eq!(w.get(&t, "WhoAmI").await.0, 200);
     assert!(start.elapsed() >= std::time::Duration::from_millis(300));
 
     // Bad rules are refused.
@@ -221,7 +208,7 @@ async fn seeded_random_faults_repeat_exactly() {
         w.control(Method::POST, "faults", Some(json!({"path": "WhoAmI", "action": {"kind": "status", "status": 502}, "probability": 0.3, "seed": seed}))).await;
         let mut v = Vec::new();
         for _ in 0..40 {
-            v.push(w.dv(&t, Method::GET, "WhoAmI", None, &[]).await.0);
+            v.push(w.get(&t, "WhoAmI").await.0);
         }
         v
     };
@@ -249,7 +236,7 @@ async fn faults_can_come_from_the_seed() {
     w.emu.seed(seed).unwrap();
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(w.dv(&t, Method::GET, "WhoAmI", None, &[]).await.0);
+        statuses.push(w.get(&t, "WhoAmI").await.0);
     }
     assert_eq!(statuses, [502, 502, 200]);
     let bad: Result<dvhost_emulator::Seed, _> =

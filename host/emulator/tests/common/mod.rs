@@ -379,6 +379,32 @@ impl World {
         )
     }
 
+    /// `GET <path>` on the Web API, without extra headers.
+    pub async fn get(&self, token: &str, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.dv(token, reqwest::Method::GET, path, None, &[]).await
+    }
+
+    /// `DELETE <path>` on the Web API, without extra headers.
+    pub async fn delete(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.dv(token, reqwest::Method::DELETE, path, None, &[])
+            .await
+    }
+
+    /// A request with a JSON body on the Web API, without extra headers.
+    pub async fn send(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.dv(token, method, path, Some(body), &[]).await
+    }
+
     /// The number of rows of an entity set (`$count=true`).
     pub async fn count(&self, token: &str, set: &str) -> i64 {
         self.dv(

@@ -50,7 +50,7 @@ async fn authentication_and_application_users() {
         Some(json!({"clock_offset_secs": 6 * 3600})),
     )
     .await;
-    assert_eq!(w.dv(&token, Method::GET, "WhoAmI", None, &[]).await.0, 401);
+    assert_eq!(w.get(&token, "WhoAmI").await.0, 401);
     w.control(
         Method::PATCH,
         "settings",
@@ -59,7 +59,7 @@ async fn authentication_and_application_users() {
     .await;
 
     // The seeded application user answers WhoAmI.
-    let (s, h, who) = w.dv(&token, Method::GET, "WhoAmI", None, &[]).await;
+    let (s, h, who) = w.get(&token, "WhoAmI").await;
     assert_eq!(s, 200, "{who}");
     assert!(
         h["content-type"]
@@ -91,7 +91,7 @@ async fn authentication_and_application_users() {
     let (s, t) = w.cert_token(&client, &cert).await;
     assert_eq!(s, 200);
     let later = t["access_token"].as_str().unwrap().to_string();
-    let (s, _, e) = w.dv(&later, Method::GET, "WhoAmI", None, &[]).await;
+    let (s, _, e) = w.get(&later, "WhoAmI").await;
     assert_eq!(s, 403);
     assert_eq!(e["error"]["code"], "0x80040220");
 
@@ -101,12 +101,9 @@ async fn authentication_and_application_users() {
         .await;
     let at = admin["access_token"].as_str().unwrap();
     let (_, _, bus) = w
-        .dv(
+        .get(
             at,
-            Method::GET,
             "businessunits?$select=businessunitid,name&$filter=_parentbusinessunitid_value eq null",
-            None,
-            &[],
         )
         .await;
     let bu = bus["value"][0]["businessunitid"]
@@ -114,36 +111,32 @@ async fn authentication_and_application_users() {
         .unwrap()
         .to_string();
     let (s, h, _) = w
-        .dv(at, Method::POST, "systemusers", Some(json!({"applicationid": client, "businessunitid@odata.bind": format!("/businessunits({bu})"), "firstname": "Sync", "lastname": "Service"})), &[])
+        .send(at, Method::POST, "systemusers", json!({"applicationid": client, "businessunitid@odata.bind": format!("/businessunits({bu})"), "firstname": "Sync", "lastname": "Service"}))
         .await;
     assert_eq!(s, 204);
     let user_url = h["odata-entityid"].to_str().unwrap().to_string();
     // Without a role: still 403.
-    assert_eq!(w.dv(&later, Method::GET, "WhoAmI", None, &[]).await.0, 403);
-    let (_, _, roles) = w.dv(at, Method::GET, &format!("roles?$select=roleid,name&$filter=name eq 'System Administrator' and _businessunitid_value eq {bu}"), None, &[]).await;
+    assert_eq!(w.get(&later, "WhoAmI").await.0, 403);
+    let (_, _, roles) = w.get(at, &format!("roles?$select=roleid,name&$filter=name eq 'System Administrator' and _businessunitid_value eq {bu}")).await;
     let role = roles["value"][0]["roleid"].as_str().unwrap();
     let uid = user_url.rsplit('(').next().unwrap().trim_end_matches(')');
     let (s, _, b) = w
-        .dv(
+        .send(
             at,
             Method::POST,
             &format!("systemusers({uid})/systemuserroles_association/$ref"),
-            Some(json!({"@odata.id": w.api(&format!("roles({role})"))})),
-            &[],
+            json!({"@odata.id": w.api(&format!("roles({role})"))}),
         )
         .await;
     assert_eq!(s, 204, "{b}");
-    let (s, _, who) = w.dv(&later, Method::GET, "WhoAmI", None, &[]).await;
+    let (s, _, who) = w.get(&later, "WhoAmI").await;
     assert_eq!(s, 200);
     assert_eq!(who["UserId"], uid);
     // A user of the tenant who is not on the environment's list: 403.
     let (_, _, lookup) = w
-        .dv(
+        .get(
             at,
-            Method::GET,
             &format!("systemusers?$filter=applicationid eq {client}&$select=systemuserid"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(lookup["value"][0]["systemuserid"], uid);
@@ -162,19 +155,13 @@ async fn impersonation_and_plugin_bypass_need_privileges() {
         .unwrap()
         .to_string();
     // A Basic User works with records but may not impersonate or bypass plug-ins.
-    let (s, _, who) = w.dv(&at, Method::GET, "WhoAmI", None, &[]).await;
+    let (s, _, who) = w.get(&at, "WhoAmI").await;
     assert_eq!(s, 200, "{who}");
     let alice_id = who["UserId"].as_str().unwrap().to_string();
     assert_eq!(
-        w.dv(
-            &at,
-            Method::POST,
-            "accounts",
-            Some(json!({"name": "by alice"})),
-            &[]
-        )
-        .await
-        .0,
+        w.send(&at, Method::POST, "accounts", json!({"name": "by alice"}))
+            .await
+            .0,
         204
     );
     let (s, _, e) = w

@@ -11,12 +11,9 @@ async fn entity_definitions_and_attribute_casts() {
     let w = World::start().await;
     let t = w.dv_token().await;
     let (s, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             "EntityDefinitions?$select=LogicalName,EntitySetName,PrimaryIdAttribute,DisplayName",
-            None,
-            &[],
         )
         .await;
     assert_eq!(s, 200, "{b}");
@@ -34,7 +31,7 @@ async fn entity_definitions_and_attribute_casts() {
     );
     assert!(account.get("ObjectTypeCode").is_none());
 
-    let (_, _, b) = w.dv(&t, Method::GET, "EntityDefinitions?$select=LogicalName&$filter=OwnershipType eq Microsoft.Dynamics.CRM.OwnershipTypes'BusinessOwned'", None, &[]).await;
+    let (_, _, b) = w.get(&t, "EntityDefinitions?$select=LogicalName&$filter=OwnershipType eq Microsoft.Dynamics.CRM.OwnershipTypes'BusinessOwned'").await;
     let names: Vec<&str> = b["value"]
         .as_array()
         .unwrap()
@@ -46,47 +43,25 @@ async fn entity_definitions_and_attribute_casts() {
         "{names:?}"
     );
 
-    let (s, _, e) = w
-        .dv(
-            &t,
-            Method::GET,
-            "EntityDefinitions(LogicalName='contact')",
-            None,
-            &[],
-        )
-        .await;
+    let (s, _, e) = w.get(&t, "EntityDefinitions(LogicalName='contact')").await;
     assert_eq!(
         (s, e["PrimaryNameAttribute"].clone()),
         (200, json!("fullname"))
     );
     let id = e["MetadataId"].as_str().unwrap().to_string();
     let (s, _, e) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("EntityDefinitions({id})?$select=LogicalName"),
-            None,
-            &[],
-        )
+        .get(&t, &format!("EntityDefinitions({id})?$select=LogicalName"))
         .await;
     assert_eq!((s, e["LogicalName"].clone()), (200, json!("contact")));
     assert_eq!(
-        w.dv(
-            &t,
-            Method::GET,
-            "EntityDefinitions(LogicalName='nosuch')",
-            None,
-            &[]
-        )
-        .await
-        .0,
+        w.get(&t, "EntityDefinitions(LogicalName='nosuch')").await.0,
         404
     );
 
-    let (_, _, b) = w.dv(&t, Method::GET, "EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName,AttributeType,AttributeTypeName&$filter=LogicalName eq 'name'", None, &[]).await;
+    let (_, _, b) = w.get(&t, "EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName,AttributeType,AttributeTypeName&$filter=LogicalName eq 'name'").await;
     assert_eq!(b["value"][0]["AttributeType"], "String");
     assert_eq!(b["value"][0]["AttributeTypeName"]["Value"], "StringType");
-    let (_, _, b) = w.dv(&t, Method::GET, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet", None, &[]).await;
+    let (_, _, b) = w.get(&t, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet").await;
     let cat = b["value"]
         .as_array()
         .unwrap()
@@ -98,14 +73,14 @@ async fn entity_definitions_and_attribute_casts() {
         cat["OptionSet"]["Options"][0]["Label"]["UserLocalizedLabel"]["Label"],
         "Preferred Customer"
     );
-    let (_, _, b) = w.dv(&t, Method::GET, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName,Targets&$filter=LogicalName eq 'primarycontactid'", None, &[]).await;
+    let (_, _, b) = w.get(&t, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata?$select=LogicalName,Targets&$filter=LogicalName eq 'primarycontactid'").await;
     assert_eq!(b["value"][0]["Targets"], json!(["contact"]));
-    let (_, _, b) = w.dv(&t, Method::GET, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength&$filter=LogicalName eq 'name'", None, &[]).await;
+    let (_, _, b) = w.get(&t, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength&$filter=LogicalName eq 'name'").await;
     assert_eq!(b["value"][0]["MaxLength"], 160);
     // A cast with no match: 200 and an empty value.
-    let (s, _, b) = w.dv(&t, Method::GET, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$filter=LogicalName eq 'revenue'", None, &[]).await;
+    let (s, _, b) = w.get(&t, "EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$filter=LogicalName eq 'revenue'").await;
     assert_eq!((s, b["value"].clone()), (200, json!([])));
-    let (_, _, b) = w.dv(&t, Method::GET, "EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName&$filter=RequiredLevel/Value eq Microsoft.Dynamics.CRM.AttributeRequiredLevel'ApplicationRequired'", None, &[]).await;
+    let (_, _, b) = w.get(&t, "EntityDefinitions(LogicalName='account')/Attributes?$select=LogicalName&$filter=RequiredLevel/Value eq Microsoft.Dynamics.CRM.AttributeRequiredLevel'ApplicationRequired'").await;
     assert_eq!(b["value"][0]["LogicalName"], "name");
 }
 
@@ -113,7 +88,7 @@ async fn entity_definitions_and_attribute_casts() {
 async fn service_document_and_csdl_agree() {
     let w = World::start().await;
     let t = w.dv_token().await;
-    let (s, _, doc) = w.dv(&t, Method::GET, "", None, &[]).await;
+    let (s, _, doc) = w.get(&t, "").await;
     assert_eq!(s, 200);
     let sets: Vec<String> = doc["value"]
         .as_array()

@@ -17,12 +17,11 @@ async fn queries_filter_order_top_count_and_rejections() {
         ("O'Brien", 50, "Paris"),
     ] {
         let (s, _, _) = w
-            .dv(
+            .send(
                 &t,
                 Method::POST,
                 "accounts",
-                Some(json!({"name": name, "revenue": rev, "address1_city": city})),
-                &[],
+                json!({"name": name, "revenue": rev, "address1_city": city}),
             )
             .await;
         assert_eq!(s, 204);
@@ -35,7 +34,7 @@ async fn queries_filter_order_top_count_and_rejections() {
             .map(|r| r["name"].as_str().unwrap().to_string())
             .collect()
     };
-    let q = |query: &'static str| w.dv(&t, Method::GET, query, None, &[]);
+    let q = |query: &'static str| w.get(&t, query);
     let (_, _, b) = q("accounts?$select=name&$filter=revenue gt 90 and address1_city eq 'seattle'&$orderby=revenue desc").await;
     assert_eq!(names(&b), ["Gamma", "Alpha"]);
     let (_, _, b) = q("accounts?$select=name&$filter=contains(name,'ET') or startswith(name,'o''b')&$orderby=name asc").await;
@@ -112,12 +111,11 @@ async fn paging_with_maxpagesize_follows_next_links_deterministically() {
     let t = w.dv_token().await;
     for i in 0..23 {
         assert_eq!(
-            w.dv(
+            w.send(
                 &t,
                 Method::POST,
                 "contacts",
-                Some(json!({"lastname": format!("L{i:02}")})),
-                &[]
+                json!({"lastname": format!("L{i:02}")})
             )
             .await
             .0,
@@ -247,17 +245,14 @@ async fn expand_and_navigation_filters() {
         )
         .await;
     for (i, name) in ["Kid B", "Kid A", "Kid C"].iter().enumerate() {
-        let (s, _, _) = w.dv(&t, Method::POST, "accounts", Some(json!({"name": name, "numberofemployees": i, "parentaccountid@odata.bind": format!("/accounts({parent})")})), &[]).await;
+        let (s, _, _) = w.send(&t, Method::POST, "accounts", json!({"name": name, "numberofemployees": i, "parentaccountid@odata.bind": format!("/accounts({parent})")})).await;
         assert_eq!(s, 204);
     }
     // Single-valued with nested $select.
     let (s, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             &format!("accounts({parent})?$select=name&$expand=primarycontactid($select=firstname)"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(s, 200, "{b}");
@@ -266,7 +261,7 @@ async fn expand_and_navigation_filters() {
     assert!(b["primarycontactid"]["contactid"].is_string());
     // Collection-valued with nested $select/$filter/$orderby/$top on a single record.
     let (s, _, b) = w
-        .dv(&t, Method::GET, &format!("accounts({parent})?$select=name&$expand=account_parent_account($select=name;$filter=numberofemployees ge 1;$orderby=name desc;$top=1)"), None, &[])
+        .get(&t, &format!("accounts({parent})?$select=name&$expand=account_parent_account($select=name;$filter=numberofemployees ge 1;$orderby=name desc;$top=1)"))
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
@@ -274,7 +269,7 @@ async fn expand_and_navigation_filters() {
         json!([{"@odata.etag": b["account_parent_account"][0]["@odata.etag"], "name": "Kid C", "accountid": b["account_parent_account"][0]["accountid"]}])
     );
     // On an entity set query the collection comes as a nested next link.
-    let (_, _, b) = w.dv(&t, Method::GET, &format!("accounts?$select=name&$filter=accountid eq {parent}&$expand=account_parent_account($select=name)"), None, &[]).await;
+    let (_, _, b) = w.get(&t, &format!("accounts?$select=name&$filter=accountid eq {parent}&$expand=account_parent_account($select=name)")).await;
     let row = &b["value"][0];
     assert_eq!(row["account_parent_account"], json!([]));
     let next = row["account_parent_account@odata.nextLink"]
@@ -284,15 +279,7 @@ async fn expand_and_navigation_filters() {
     let kids: Value = resp.json().await.unwrap();
     assert_eq!(kids["value"].as_array().unwrap().len(), 3);
     // ETag conditional GET is never 304 with $expand.
-    let (_, _, b) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({parent})?$select=name"),
-            None,
-            &[],
-        )
-        .await;
+    let (_, _, b) = w.get(&t, &format!("accounts({parent})?$select=name")).await;
     let etag = b["@odata.etag"].as_str().unwrap().to_string();
     assert_eq!(
         w.dv(
@@ -308,12 +295,9 @@ async fn expand_and_navigation_filters() {
     );
     // Filters through navigation paths and lambdas.
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             "accounts?$select=name&$filter=primarycontactid/firstname eq 'ann'",
-            None,
-            &[],
         )
         .await;
     assert_eq!(
@@ -326,69 +310,48 @@ async fn expand_and_navigation_filters() {
         ["Parent"]
     );
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             "accounts?$select=name&$filter=account_parent_account/any(k:k/name eq 'Kid A')",
-            None,
-            &[],
         )
         .await;
     assert_eq!(b["value"].as_array().unwrap().len(), 1);
     assert_eq!(b["value"][0]["name"], "Parent");
     // Primary key filter, alone and with another condition.
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             &format!("accounts?$select=name&$filter=accountid eq {parent}"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(b["value"].as_array().unwrap().len(), 1);
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             &format!("accounts?$select=name&$filter=accountid eq {parent} and name eq 'other'"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(b["value"].as_array().unwrap().len(), 0);
     // Bad expansions.
     assert_eq!(
-        w.dv(
+        w.get(&t, &format!("accounts({parent})?$expand=nosuchnav"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        w.get(
             &t,
-            Method::GET,
-            &format!("accounts({parent})?$expand=nosuchnav"),
-            None,
-            &[]
+            &format!("accounts({parent})?$expand=primarycontactid($select=nosuch)")
         )
         .await
         .0,
         400
     );
     assert_eq!(
-        w.dv(
+        w.get(
             &t,
-            Method::GET,
-            &format!("accounts({parent})?$expand=primarycontactid($select=nosuch)"),
-            None,
-            &[]
-        )
-        .await
-        .0,
-        400
-    );
-    assert_eq!(
-        w.dv(
-            &t,
-            Method::GET,
-            &format!("accounts({parent})?$expand=primarycontactid($skip=1)"),
-            None,
-            &[]
+            &format!("accounts({parent})?$expand=primarycontactid($skip=1)")
         )
         .await
         .0,
@@ -407,16 +370,15 @@ async fn apply_groupby_and_aggregate() {
         ("d", 1000, 2),
         ("e", 10, 2),
     ] {
-        w.dv(
+        w.send(
             &t,
             Method::POST,
             "accounts",
-            Some(json!({"name": name, "revenue": rev, "accountcategorycode": cat})),
-            &[],
+            json!({"name": name, "revenue": rev, "accountcategorycode": cat}),
         )
         .await;
     }
-    let (s, _, b) = w.dv(&t, Method::GET, "accounts?$apply=groupby((accountcategorycode),aggregate($count as count,revenue with sum as total,revenue with max as top))", None, &[]).await;
+    let (s, _, b) = w.get(&t, "accounts?$apply=groupby((accountcategorycode),aggregate($count as count,revenue with sum as total,revenue with max as top))").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         b["value"],
@@ -425,7 +387,7 @@ async fn apply_groupby_and_aggregate() {
             {"accountcategorycode": 2, "count": 3, "total": 1060.0, "top": 1000.0},
         ])
     );
-    let (_, _, b) = w.dv(&t, Method::GET, "accounts?$apply=filter(revenue gt 60)/aggregate(revenue with average as avg,$count as n)", None, &[]).await;
+    let (_, _, b) = w.get(&t, "accounts?$apply=filter(revenue gt 60)/aggregate(revenue with average as avg,$count as n)").await;
     assert_eq!(b["value"], json!([{"avg": 433.3333333333333, "n": 3}]));
     for bad in [
         "accounts?$apply=groupby((createdon))",
@@ -433,7 +395,7 @@ async fn apply_groupby_and_aggregate() {
         "accounts?$apply=topcount(2,revenue)",
         "accounts?$apply=groupby((nosuch))",
     ] {
-        assert_eq!(w.dv(&t, Method::GET, bad, None, &[]).await.0, 400, "{bad}");
+        assert_eq!(w.get(&t, bad).await.0, 400, "{bad}");
     }
 }
 
@@ -448,12 +410,11 @@ async fn fetchxml_queries_page_and_omit_nulls() {
         ("Fd", Some(20)),
         ("Other", Some(99)),
     ] {
-        w.dv(
+        w.send(
             &t,
             Method::POST,
             "accounts",
-            Some(json!({"name": name, "revenue": rev})),
-            &[],
+            json!({"name": name, "revenue": rev}),
         )
         .await;
     }
@@ -520,12 +481,11 @@ async fn ordered_queries_follow_writes() {
     let mut ids = Vec::new();
     for (name, rev) in [("x", 3), ("y", 1), ("z", 2)] {
         let (_, h, _) = w
-            .dv(
+            .send(
                 &t,
                 Method::POST,
                 "accounts",
-                Some(json!({"name": name, "revenue": rev})),
-                &[],
+                json!({"name": name, "revenue": rev}),
             )
             .await;
         ids.push(entity_id(&h));
@@ -539,43 +499,25 @@ async fn ordered_queries_follow_writes() {
             .collect::<Vec<_>>()
     };
     let q = "accounts?$select=name&$orderby=revenue desc";
-    assert_eq!(
-        names(&w.dv(&t, Method::GET, q, None, &[]).await.2),
-        ["x", "z", "y"]
-    );
+    assert_eq!(names(&w.get(&t, q).await.2), ["x", "z", "y"]);
     // A write changes the order the next query sees; so do creates and deletes.
-    w.dv(
+    w.send(
         &t,
         Method::PATCH,
         &format!("accounts({})", ids[1]),
-        Some(json!({"revenue": 10})),
-        &[],
+        json!({"revenue": 10}),
     )
     .await;
-    assert_eq!(
-        names(&w.dv(&t, Method::GET, q, None, &[]).await.2),
-        ["y", "x", "z"]
-    );
-    w.dv(
+    assert_eq!(names(&w.get(&t, q).await.2), ["y", "x", "z"]);
+    w.send(
         &t,
         Method::POST,
         "accounts",
-        Some(json!({"name": "w", "revenue": 5})),
-        &[],
+        json!({"name": "w", "revenue": 5}),
     )
     .await;
-    w.dv(
-        &t,
-        Method::DELETE,
-        &format!("accounts({})", ids[0]),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(
-        names(&w.dv(&t, Method::GET, q, None, &[]).await.2),
-        ["y", "w", "z"]
-    );
+    w.delete(&t, &format!("accounts({})", ids[0])).await;
+    assert_eq!(names(&w.get(&t, q).await.2), ["y", "w", "z"]);
     // $count counts every match even when the page stops early.
     let (_, _, b) = w
         .dv(

@@ -10,7 +10,7 @@ use crate::common::*;
 async fn create_retrieve_update_delete() {
     let w = World::start().await;
     let t = w.dv_token().await;
-    let (s, h, _) = w.dv(&t, Method::POST, "accounts", Some(json!({"name": "Fabrikam", "creditonhold": false, "revenue": 5000000, "accountcategorycode": 1})), &[]).await;
+    let (s, h, _) = w.send(&t, Method::POST, "accounts", json!({"name": "Fabrikam", "creditonhold": false, "revenue": 5000000, "accountcategorycode": 1})).await;
     assert_eq!(s, 204);
     let entity = h["odata-entityid"].to_str().unwrap().to_string();
     assert!(entity.starts_with(&w.api("accounts(")), "{entity}");
@@ -46,13 +46,7 @@ async fn create_retrieve_update_delete() {
     );
 
     let (s, h, b) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({id})?$select=name,revenue"),
-            None,
-            &[],
-        )
+        .get(&t, &format!("accounts({id})?$select=name,revenue"))
         .await;
     assert_eq!(s, 200);
     assert_eq!(b["name"], "Fabrikam");
@@ -64,9 +58,7 @@ async fn create_retrieve_update_delete() {
     );
     let etag1 = b["@odata.etag"].as_str().unwrap().to_string();
     // Full retrieve has nulls and system columns.
-    let (_, _, full) = w
-        .dv(&t, Method::GET, &format!("accounts({id})"), None, &[])
-        .await;
+    let (_, _, full) = w.get(&t, &format!("accounts({id})")).await;
     assert!(full.as_object().unwrap().contains_key("telephone1") && full["telephone1"].is_null());
     assert_eq!(full["statecode"], 0);
     assert_eq!(full["statuscode"], 1);
@@ -84,13 +76,7 @@ async fn create_retrieve_update_delete() {
         .await;
     assert_eq!(s, 204);
     let (_, _, b) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({id})?$select=telephone1"),
-            None,
-            &[],
-        )
+        .get(&t, &format!("accounts({id})?$select=telephone1"))
         .await;
     assert_eq!(b["telephone1"], "555");
     let etag2 = b["@odata.etag"].as_str().unwrap().to_string();
@@ -146,68 +132,37 @@ async fn create_retrieve_update_delete() {
 
     // Single-property PUT/DELETE/GET.
     assert_eq!(
-        w.dv(
+        w.send(
             &t,
             Method::PUT,
             &format!("accounts({id})/name"),
-            Some(json!({"value": "Renamed"})),
-            &[]
+            json!({"value": "Renamed"})
         )
         .await
         .0,
         204
     );
-    let (s, _, b) = w
-        .dv(&t, Method::GET, &format!("accounts({id})/name"), None, &[])
-        .await;
+    let (s, _, b) = w.get(&t, &format!("accounts({id})/name")).await;
     assert_eq!((s, b["value"].clone()), (200, json!("Renamed")));
     assert_eq!(
-        w.dv(
-            &t,
-            Method::DELETE,
-            &format!("accounts({id})/telephone1"),
-            None,
-            &[]
-        )
-        .await
-        .0,
+        w.delete(&t, &format!("accounts({id})/telephone1")).await.0,
         204
     );
     assert_eq!(
-        w.dv(
-            &t,
-            Method::GET,
-            &format!("accounts({id})/telephone1"),
-            None,
-            &[]
-        )
-        .await
-        .0,
+        w.get(&t, &format!("accounts({id})/telephone1")).await.0,
         204
     );
 
     // Delete, then 404 with Dataverse's code and message.
-    assert_eq!(
-        w.dv(&t, Method::DELETE, &format!("accounts({id})"), None, &[])
-            .await
-            .0,
-        204
-    );
-    let (s, _, e) = w
-        .dv(&t, Method::GET, &format!("accounts({id})"), None, &[])
-        .await;
+    assert_eq!(w.delete(&t, &format!("accounts({id})")).await.0, 204);
+    let (s, _, e) = w.get(&t, &format!("accounts({id})")).await;
     assert_eq!(s, 404);
     assert_eq!(e["error"]["code"], "0x80040217");
     assert_eq!(
         e["error"]["message"],
         format!("Entity 'account' With Id = {id} Does Not Exist")
     );
-    assert_eq!(
-        w.dv(&t, Method::DELETE, &format!("accounts({id})"), None, &[])
-            .await
-            .0,
-        404
-    );
+    assert_eq!(w.delete(&t, &format!("accounts({id})")).await.0, 404);
 }
 
 #[tokio::test]
@@ -260,7 +215,7 @@ async fn upsert_matrix() {
     );
     // No header: update when present, create when absent (201/200 with representation).
     assert_eq!(
-        w.dv(&t, Method::PATCH, &url, Some(json!({"name": "C"})), &[])
+        w.send(&t, Method::PATCH, &url, json!({"name": "C"}))
             .await
             .0,
         204
@@ -289,24 +244,22 @@ async fn upsert_matrix() {
     // A caller-supplied id on create; the same id again is a duplicate.
     let id3 = uuid::Uuid::new_v4();
     assert_eq!(
-        w.dv(
+        w.send(
             &t,
             Method::POST,
             "accounts",
-            Some(json!({"accountid": id3, "name": "F"})),
-            &[]
+            json!({"accountid": id3, "name": "F"})
         )
         .await
         .0,
         204
     );
     let (s, _, e) = w
-        .dv(
+        .send(
             &t,
             Method::POST,
             "accounts",
-            Some(json!({"accountid": id3, "name": "G"})),
-            &[],
+            json!({"accountid": id3, "name": "G"}),
         )
         .await;
     assert_eq!((s, e["error"]["code"].clone()), (412, json!("0x80040237")));
@@ -339,9 +292,7 @@ async fn validation_errors_lose_nothing() {
         ),
     ];
     for (body, status, code) in cases {
-        let (s, _, e) = w
-            .dv(&t, Method::POST, "accounts", Some(body.clone()), &[])
-            .await;
+        let (s, _, e) = w.send(&t, Method::POST, "accounts", body.clone()).await;
         assert_eq!(
             (s, e["error"]["code"].as_str().unwrap_or_default()),
             (status, code),
@@ -358,14 +309,12 @@ async fn validation_errors_lose_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let (_, _, list) = w
-        .dv(&t, Method::GET, "accounts?$count=true", None, &[])
-        .await;
+    let (_, _, list) = w.get(&t, "accounts?$count=true").await;
     assert_eq!(list["@odata.count"], 0, "nothing was written");
     // Unknown entity set and unknown segment.
-    let (s, _, e) = w.dv(&t, Method::GET, "account", None, &[]).await;
+    let (s, _, e) = w.get(&t, "account").await;
     assert_eq!((s, e["error"]["code"].clone()), (404, json!("0x80060888")));
-    let (s, _, _) = w.dv(&t, Method::GET, "accounts(not-a-key", None, &[]).await;
+    let (s, _, _) = w.get(&t, "accounts(not-a-key").await;
     assert_eq!(s, 400);
 }
 
@@ -381,7 +330,14 @@ async fn binds_lookups_and_associations() {
         )
         .await;
     // With and without the leading slash.
-    let (s, h, b) = w.dv(&t, Method::POST, "accounts", Some(json!({"name": "A", "primarycontactid@odata.bind": format!("/contacts({contact})")})), &[]).await;
+    let (s, h, b) = w
+        .send(
+            &t,
+            Method::POST,
+            "accounts",
+            json!({"name": "A", "primarycontactid@odata.bind": format!("/contacts({contact})")}),
+        )
+        .await;
     assert_eq!(s, 204, "{b}");
     let account = entity_id(&h);
     let (_, h, _) = w
@@ -398,12 +354,9 @@ async fn binds_lookups_and_associations() {
     let account_b = entity_id(&h);
 
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             &format!("accounts({account})?$select=_primarycontactid_value"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(b["_primarycontactid_value"], contact.as_str());
@@ -450,120 +403,81 @@ async fn binds_lookups_and_associations() {
     assert_eq!(names, ["A", "B"]);
     // Navigate to the related row, and the reverse collection.
     let (s, _, c) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({account})/primarycontactid"),
-            None,
-            &[],
-        )
+        .get(&t, &format!("accounts({account})/primarycontactid"))
         .await;
     assert_eq!((s, c["firstname"].clone()), (200, json!("Joe")));
 
     // Clear with null bind, set with PUT $ref, clear with DELETE $ref.
     assert_eq!(
-        w.dv(
+        w.send(
             &t,
             Method::PATCH,
             &format!("accounts({account})"),
-            Some(json!({"primarycontactid@odata.bind": null})),
-            &[]
+            json!({"primarycontactid@odata.bind": null})
         )
         .await
         .0,
         204
     );
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             &format!("accounts({account})?$select=_primarycontactid_value"),
-            None,
-            &[],
         )
         .await;
     assert!(b["_primarycontactid_value"].is_null());
     let (s, _, e) = w
-        .dv(
+        .send(
             &t,
             Method::PUT,
             &format!("accounts({account})/primarycontactid/$ref"),
-            Some(json!({"@odata.id": w.api(&format!("contacts({contact})"))})),
-            &[],
+            json!({"@odata.id": w.api(&format!("contacts({contact})"))}),
         )
         .await;
     assert_eq!(s, 204, "{e}");
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             &format!("accounts({account})?$select=_primarycontactid_value"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(b["_primarycontactid_value"], contact.as_str());
     assert_eq!(
-        w.dv(
-            &t,
-            Method::DELETE,
-            &format!("accounts({account})/primarycontactid/$ref"),
-            None,
-            &[]
-        )
-        .await
-        .0,
+        w.delete(&t, &format!("accounts({account})/primarycontactid/$ref"))
+            .await
+            .0,
         204
     );
     // One-to-many through the collection navigation property of the parent.
     let (s, _, e) = w
-        .dv(
+        .send(
             &t,
             Method::POST,
             &format!("accounts({account})/account_parent_account/$ref"),
-            Some(json!({"@odata.id": w.api(&format!("accounts({account_b})"))})),
-            &[],
+            json!({"@odata.id": w.api(&format!("accounts({account_b})"))}),
         )
         .await;
     assert_eq!(s, 204, "{e}");
     let (_, _, b) = w
-        .dv(
+        .get(
             &t,
-            Method::GET,
             &format!("accounts({account_b})?$select=_parentaccountid_value"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(b["_parentaccountid_value"], account.as_str());
     let (_, _, kids) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({account})/account_parent_account"),
-            None,
-            &[],
-        )
+        .get(&t, &format!("accounts({account})/account_parent_account"))
         .await;
     assert_eq!(kids["value"].as_array().unwrap().len(), 1);
     let (s, _, _) = w
-        .dv(
+        .delete(
             &t,
-            Method::DELETE,
             &format!("accounts({account})/account_parent_account({account_b})/$ref"),
-            None,
-            &[],
         )
         .await;
     assert_eq!(s, 204);
     let (_, _, kids) = w
-        .dv(
-            &t,
-            Method::GET,
-            &format!("accounts({account})/account_parent_account"),
-            None,
-            &[],
-        )
+        .get(&t, &format!("accounts({account})/account_parent_account"))
         .await;
     assert_eq!(kids["value"].as_array().unwrap().len(), 0);
 }
@@ -573,9 +487,7 @@ async fn error_details_only_with_annotations() {
     let w = World::start().await;
     let t = w.dv_token().await;
     let missing = uuid::Uuid::new_v4();
-    let (_, _, plain) = w
-        .dv(&t, Method::GET, &format!("accounts({missing})"), None, &[])
-        .await;
+    let (_, _, plain) = w.get(&t, &format!("accounts({missing})")).await;
     assert_eq!(
         plain["error"]
             .as_object()
