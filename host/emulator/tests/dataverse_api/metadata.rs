@@ -129,10 +129,21 @@ async fn service_document_and_csdl_agree() {
     assert_eq!(csdl_sets, sets.len() - 1);
 }
 
-#[tokio::test]
-async fn custom_tables_and_alternate_keys_from_the_seed() {
-    let w = World::start().await;
-    let seed: dvhost_emulator::Seed = toml::from_str(
+/// The environment `custom`, seeded with the custom table `new_project`
+/// (alternate key `new_code`) and an alternate key on `account`, an app
+/// token for it, and an account `A-1` with a project `R1`.
+struct Custom {
+    w: World,
+    base: String,
+    t: String,
+    /// The id of the account `A-1`.
+    account: String,
+}
+
+impl Custom {
+    async fn start() -> Custom {
+        let w = World::start().await;
+        let seed: dvhost_emulator::Seed = toml::from_str(
         r#"
         [[environments]]
         tenant = "contoso"
@@ -150,43 +161,65 @@ async fn custom_tables_and_alternate_keys_from_the_seed() {
           { logical_name = "new_accountid", type = "Lookup", targets = ["account"] },
         ]
         "#,
-    )
-    .unwrap();
-    w.emu.seed(seed).unwrap();
-    let base = format!("{}/custom", w.emu.base_url());
-    let (_, tok) = w
-        .client_credentials_as(
-            APP_ID,
-            &rs256(&w.cert, &claims(&w.token_url(), APP_ID)),
-            &format!("{base}/.default"),
         )
-        .await;
-    let t = tok["access_token"].as_str().unwrap().to_string();
-    let call = |m: Method, path: &str, body: Option<Value>| {
-        let mut req = w
+        .unwrap();
+        w.emu.seed(seed).unwrap();
+        let base = format!("{}/custom", w.emu.base_url());
+        let (_, tok) = w
+            .client_credentials_as(
+                APP_ID,
+                &rs256(&w.cert, &claims(&w.token_url(), APP_ID)),
+                &format!("{base}/.default"),
+            )
+            .await;
+        let t = tok["access_token"].as_str().unwrap().to_string();
+        let mut custom = Custom {
+            w,
+            base,
+            t,
+            account: String::new(),
+        };
+        let (s, h, _) = custom
+            .call(
+                Method::POST,
+                "accounts",
+                Some(json!({"name": "Acme", "accountnumber": "A-1"})),
+            )
+            .await;
+        assert_eq!(s, 204);
+        let account = entity_id(&h);
+        let (s, _, e) = custom.call(Method::POST, "new_projects", Some(json!({"new_name": "Rocket", "new_code": "R1", "new_budget": 10, "new_stage": 2, "new_accountid@odata.bind": format!("/accounts({account})")}))).await;
+        assert_eq!(s, 204, "{e}");
+        custom.account = account;
+        custom
+    }
+
+    /// A Web API request to the `custom` environment.
+    async fn call(
+        &self,
+        m: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .w
             .http
-            .request(m, format!("{base}/api/data/v9.2/{path}"))
-            .bearer_auth(&t);
+            .request(m, format!("{}/api/data/v9.2/{path}", self.base))
+            .bearer_auth(&self.t);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        async move {
-            let resp = req.send().await.unwrap();
-            let s = resp.status().as_u16();
-            let h = resp.headers().clone();
-            (s, h, resp.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (s, h, _) = call(
-        Method::POST,
-        "accounts",
-        Some(json!({"name": "Acme", "accountnumber": "A-1"})),
-    )
-    .await;
-    assert_eq!(s, 204);
-    let account = entity_id(&h);
-    let (s, _, e) = call(Method::POST, "new_projects", Some(json!({"new_name": "Rocket", "new_code": "R1", "new_budget": 10, "new_stage": 2, "new_accountid@odata.bind": format!("/accounts({account})")}))).await;
-    assert_eq!(s, 204, "{e}");
+        let resp = req.send().await.unwrap();
+        let s = resp.status().as_u16();
+        let h = resp.headers().clone();
+        (s, h, resp.json::<Value>().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn custom_tables_and_alternate_keys_from_the_seed() {
+    let c = Custom::start().await;
+    let (call, account) = (|m, path, body| c.call(m, path, body), &c.account);
     // Retrieve, update and upsert by alternate key.
     let (s, _, p) = call(
         Method::GET,
@@ -275,6 +308,12 @@ async fn custom_tables_and_alternate_keys_from_the_seed() {
             .0,
         200
     );
+}
+
+#[tokio::test]
+async fn custom_tables_validate_and_describe_themselves() {
+    let c = Custom::start().await;
+    let (call, account) = (|m, path, body| c.call(m, path, body), &c.account);
     // Alternate key added to a standard table; undeclared keys are refused.
     let (s, _, a) = call(
         Method::GET,
@@ -320,6 +359,11 @@ async fn custom_tables_and_alternate_keys_from_the_seed() {
     )
     .await;
     assert_eq!(kids["value"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_custom_tables_fail_the_seed() {
+    let w = World::start().await;
     // Bad table definitions fail the seed and change nothing.
     let bad: dvhost_emulator::Seed = toml::from_str(
         r#"
