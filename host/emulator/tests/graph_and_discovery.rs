@@ -55,77 +55,10 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
         .await;
     let token = admin["access_token"].as_str().unwrap();
     let cert = TestCert::generate("registered");
-
-    let (s, app) = graph(
-        &w,
-        Method::POST,
-        "applications",
-        Some(token),
-        Some(json!({
-            "displayName": "contoso-dataverse-sync",
-            "signInAudience": "AzureADMyOrg",
-            "keyCredentials": [key_credential(&cert)],
-            "requiredResourceAccess": [{"resourceAppId": "00000007-0000-0000-c000-000000000000", "resourceAccess": [{"id": "78ce3f0f-a1ce-49c2-8cde-64b5c0896db4", "type": "Scope"}]}]
-        })),
-    )
-    .await;
-    assert_eq!(s, 201, "{app}");
+    let app = register_app(&w, token, &cert).await;
     let object_id = app["id"].as_str().unwrap().to_string();
     let client = app["appId"].as_str().unwrap().to_string();
-    assert_ne!(object_id, client);
-    assert_eq!(app["keyCredentials"][0]["type"], "AsymmetricX509Cert");
-    assert_eq!(
-        app["keyCredentials"][0]["key"],
-        Value::Null,
-        "key bytes only with $select"
-    );
-    assert_eq!(
-        app["requiredResourceAccess"][0]["resourceAppId"],
-        "00000007-0000-0000-c000-000000000000"
-    );
-
-    let scope = format!("{}/.default", w.env_url);
-    // Without a service principal Entra refuses the client.
-    let (s, b) = w.cert_token(&client, &cert).await;
-    assert_entra_error(s, &b, 401, "invalid_client", 7000229);
-
-    let (s, sp) = graph(
-        &w,
-        Method::POST,
-        "servicePrincipals",
-        Some(token),
-        Some(json!({"appId": client})),
-    )
-    .await;
-    assert_eq!(s, 201, "{sp}");
-    assert_eq!(sp["appId"], client.as_str());
-    let (s, _) = graph(
-        &w,
-        Method::POST,
-        "servicePrincipals",
-        Some(token),
-        Some(json!({"appId": client})),
-    )
-    .await;
-    assert_eq!(s, 409);
-
-    // The certificate works at once, both ways.
-    let (s, b) = w.cert_token(&client, &cert).await;
-    assert_eq!(s, 200, "{b}");
-    let (s, b) = w
-        .client_credentials_as(
-            &client,
-            &ps256(&cert, &claims(&w.token_url(), &client)),
-            &scope,
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
-    let claims_out = w
-        .verify_with_jwks(b["access_token"].as_str().unwrap())
-        .await;
-    assert_eq!(claims_out["appid"], client.as_str());
-    assert_eq!(claims_out["oid"], sp["id"]);
-
+    add_service_principal_then_sign_in(&w, token, &client, &cert).await;
     // GET with $select returns the certificate bytes; $filter finds it by appId.
     let (s, got) = graph(
         &w,
@@ -147,46 +80,144 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     .await;
     assert_eq!(list["value"].as_array().unwrap().len(), 1);
 
+    let old_key_id = app["keyCredentials"][0]["keyId"].as_str().unwrap();
+    let next = rotate_key(&w, token, &object_id, &client, &cert, old_key_id).await;
+    patch_then_delete(&w, token, &object_id, &client, &next).await;
+}
+
+/// `POST applications` with `cert`: the new application.
+async fn register_app(w: &World, token: &str, cert: &TestCert) -> Value {
+    let (s, app) = graph(
+        w,
+        Method::POST,
+        "applications",
+        Some(token),
+        Some(json!({
+            "displayName": "contoso-dataverse-sync",
+            "signInAudience": "AzureADMyOrg",
+            "keyCredentials": [key_credential(cert)],
+            "requiredResourceAccess": [{"resourceAppId": "00000007-0000-0000-c000-000000000000", "resourceAccess": [{"id": "78ce3f0f-a1ce-49c2-8cde-64b5c0896db4", "type": "Scope"}]}]
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{app}");
+    let object_id = app["id"].as_str().unwrap().to_string();
+    let client = app["appId"].as_str().unwrap().to_string();
+    assert_ne!(object_id, client);
+    assert_eq!(app["keyCredentials"][0]["type"], "AsymmetricX509Cert");
+    assert_eq!(
+        app["keyCredentials"][0]["key"],
+        Value::Null,
+        "key bytes only with $select"
+    );
+    assert_eq!(
+        app["requiredResourceAccess"][0]["resourceAppId"],
+        "00000007-0000-0000-c000-000000000000"
+    );
+
+    app
+}
+
+/// Without a service principal the app cannot sign in; with one, its
+/// certificate works at once, with RS256 and PS256 assertions.
+async fn add_service_principal_then_sign_in(w: &World, token: &str, client: &str, cert: &TestCert) {
+    let scope = format!("{}/.default", w.env_url);
+    // Without a service principal Entra refuses the client.
+    let (s, b) = w.cert_token(client, cert).await;
+    assert_entra_error(s, &b, 401, "invalid_client", 7000229);
+
+    let (s, sp) = graph(
+        w,
+        Method::POST,
+        "servicePrincipals",
+        Some(token),
+        Some(json!({"appId": client})),
+    )
+    .await;
+    assert_eq!(s, 201, "{sp}");
+    assert_eq!(sp["appId"], client);
+    let (s, _) = graph(
+        w,
+        Method::POST,
+        "servicePrincipals",
+        Some(token),
+        Some(json!({"appId": client})),
+    )
+    .await;
+    assert_eq!(s, 409);
+
+    // The certificate works at once, both ways.
+    let (s, b) = w.cert_token(client, cert).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = w
+        .client_credentials_as(
+            client,
+            &ps256(cert, &claims(&w.token_url(), client)),
+            &scope,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let claims_out = w
+        .verify_with_jwks(b["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(claims_out["appid"], client);
+    assert_eq!(claims_out["oid"], sp["id"]);
+}
+
+/// addKey with a proof signed by the current key, then removeKey of the
+/// old one (a stranger's proof is refused): the new certificate.
+async fn rotate_key(
+    w: &World,
+    token: &str,
+    object_id: &str,
+    client: &str,
+    cert: &TestCert,
+    old_key_id: &str,
+) -> TestCert {
     // Rotation: addKey with a proof signed by the current key, then removeKey of the old one.
     let next = TestCert::generate("rotated");
     let (s, added) = graph(
-        &w,
+        w,
         Method::POST,
         &format!("applications/{object_id}/addKey"),
         Some(token),
-        Some(json!({"keyCredential": key_credential(&next), "passwordCredential": null, "proof": proof(&cert, &object_id)})),
+        Some(json!({"keyCredential": key_credential(&next), "passwordCredential": null, "proof": proof(cert, object_id)})),
     )
     .await;
     assert_eq!(s, 200, "{added}");
-    let (s, _) = w.cert_token(&client, &next).await;
+    let (s, _) = w.cert_token(client, &next).await;
     assert_eq!(s, 200, "new key works while the old one still does");
-    let old_key_id = app["keyCredentials"][0]["keyId"].as_str().unwrap();
     // A proof signed by an unregistered key is refused.
     let stranger = TestCert::generate("stranger");
     let (s, _) = graph(
-        &w,
+        w,
         Method::POST,
         &format!("applications/{object_id}/removeKey"),
         Some(token),
-        Some(json!({"keyId": old_key_id, "proof": proof(&stranger, &object_id)})),
+        Some(json!({"keyId": old_key_id, "proof": proof(&stranger, object_id)})),
     )
     .await;
     assert_eq!(s, 400);
     let (s, b) = graph(
-        &w,
+        w,
         Method::POST,
         &format!("applications/{object_id}/removeKey"),
         Some(token),
-        Some(json!({"keyId": old_key_id, "proof": proof(&next, &object_id)})),
+        Some(json!({"keyId": old_key_id, "proof": proof(&next, object_id)})),
     )
     .await;
     assert_eq!(s, 204, "{b}");
-    let (s, b) = w.cert_token(&client, &cert).await;
+    let (s, b) = w.cert_token(client, cert).await;
     assert_entra_error(s, &b, 401, "invalid_client", 700027);
 
+    next
+}
+
+/// PATCH renames the app; after DELETE it is gone and cannot sign in.
+async fn patch_then_delete(w: &World, token: &str, object_id: &str, client: &str, next: &TestCert) {
     // PATCH and DELETE.
     let (s, _) = graph(
-        &w,
+        w,
         Method::PATCH,
         &format!("applications/{object_id}"),
         Some(token),
@@ -195,7 +226,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     .await;
     assert_eq!(s, 204);
     let (_, got) = graph(
-        &w,
+        w,
         Method::GET,
         &format!("applications/{object_id}"),
         Some(token),
@@ -205,7 +236,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     assert_eq!(got["displayName"], "renamed");
     assert_eq!(got["keyCredentials"].as_array().unwrap().len(), 1);
     let (s, _) = graph(
-        &w,
+        w,
         Method::DELETE,
         &format!("applications/{object_id}"),
         Some(token),
@@ -214,7 +245,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     .await;
     assert_eq!(s, 204);
     let (s, b) = graph(
-        &w,
+        w,
         Method::GET,
         &format!("applications/{object_id}"),
         Some(token),
@@ -223,7 +254,7 @@ async fn register_an_app_with_a_fresh_certificate_then_use_it() {
     .await;
     assert_eq!(s, 404);
     assert_eq!(b["error"]["code"], "Request_ResourceNotFound");
-    let (s, b) = w.cert_token(&client, &next).await;
+    let (s, b) = w.cert_token(client, next).await;
     assert_entra_error(s, &b, 400, "unauthorized_client", 700016);
 }
 
