@@ -6,20 +6,20 @@ use serde_json::json;
 
 use crate::common::*;
 
-#[tokio::test]
-async fn create_retrieve_update_delete() {
-    let w = World::start().await;
-    let t = w.dv_token().await;
-    let (s, h, _) = w.send(&t, Method::POST, "accounts", json!({"name": "Fabrikam", "creditonhold": false, "revenue": 5000000, "accountcategorycode": 1})).await;
+/// Creates the account Fabrikam; its id.
+async fn fabrikam(w: &World, t: &str) -> String {
+    let (s, h, _) = w.send(t, Method::POST, "accounts", json!({"name": "Fabrikam", "creditonhold": false, "revenue": 5000000, "accountcategorycode": 1})).await;
     assert_eq!(s, 204);
     let entity = h["odata-entityid"].to_str().unwrap().to_string();
     assert!(entity.starts_with(&w.api("accounts(")), "{entity}");
-    let id = entity
-        .rsplit('(')
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .to_string();
+    entity_id(&h)
+}
+
+#[tokio::test]
+async fn create_and_retrieve() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let id = fabrikam(&w, &t).await;
 
     // return=representation: 201, $select-shaped, etag, no OData-EntityId, Preference-Applied.
     let (s, h, b) = w
@@ -56,13 +56,21 @@ async fn create_retrieve_update_delete() {
         h["etag"].to_str().unwrap(),
         b["@odata.etag"].as_str().unwrap()
     );
-    let etag1 = b["@odata.etag"].as_str().unwrap().to_string();
     // Full retrieve has nulls and system columns.
     let (_, _, full) = w.get(&t, &format!("accounts({id})")).await;
     assert!(full.as_object().unwrap().contains_key("telephone1") && full["telephone1"].is_null());
     assert_eq!(full["statecode"], 0);
     assert_eq!(full["statuscode"], 1);
     assert!(full["_ownerid_value"].is_string() && full["createdon"].is_string());
+}
+
+#[tokio::test]
+async fn updates_follow_etags() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let id = fabrikam(&w, &t).await;
+    let (_, _, b) = w.get(&t, &format!("accounts({id})?$select=name")).await;
+    let etag1 = b["@odata.etag"].as_str().unwrap().to_string();
 
     // Update bumps the ETag; stale If-Match -> 412; current If-None-Match -> 304.
     let (s, _, _) = w
@@ -129,7 +137,13 @@ async fn create_retrieve_update_delete() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(b["name"], "Fabrikam 2");
+}
 
+#[tokio::test]
+async fn single_properties_and_delete() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let id = fabrikam(&w, &t).await;
     // Single-property PUT/DELETE/GET.
     assert_eq!(
         w.send(
@@ -318,13 +332,12 @@ async fn validation_errors_lose_nothing() {
     assert_eq!(s, 400);
 }
 
-#[tokio::test]
-async fn binds_lookups_and_associations() {
-    let w = World::start().await;
-    let t = w.dv_token().await;
+/// A contact and two accounts whose primary contact it is, bound with and
+/// without the leading slash: (contact, account A, account B).
+async fn accounts_bound_to_a_contact(w: &World, t: &str) -> (String, String, String) {
     let contact = w
         .create(
-            &t,
+            t,
             "contacts",
             json!({"firstname": "Joe", "lastname": "Smith"}),
         )
@@ -332,7 +345,7 @@ async fn binds_lookups_and_associations() {
     // With and without the leading slash.
     let (s, h, b) = w
         .send(
-            &t,
+            t,
             Method::POST,
             "accounts",
             json!({"name": "A", "primarycontactid@odata.bind": format!("/contacts({contact})")}),
@@ -342,7 +355,7 @@ async fn binds_lookups_and_associations() {
     let account = entity_id(&h);
     let (_, h, _) = w
         .dv(
-            &t,
+            t,
             Method::POST,
             "accounts",
             Some(
@@ -353,6 +366,14 @@ async fn binds_lookups_and_associations() {
         .await;
     let account_b = entity_id(&h);
 
+    (contact, account, account_b)
+}
+
+#[tokio::test]
+async fn binds_set_lookups_that_queries_read() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let (contact, account, _) = accounts_bound_to_a_contact(&w, &t).await;
     let (_, _, b) = w
         .get(
             &t,
@@ -406,7 +427,13 @@ async fn binds_lookups_and_associations() {
         .get(&t, &format!("accounts({account})/primarycontactid"))
         .await;
     assert_eq!((s, c["firstname"].clone()), (200, json!("Joe")));
+}
 
+#[tokio::test]
+async fn refs_set_and_clear_lookups_and_associations() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let (contact, account, account_b) = accounts_bound_to_a_contact(&w, &t).await;
     // Clear with null bind, set with PUT $ref, clear with DELETE $ref.
     assert_eq!(
         w.send(
