@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test]
-async fn device_code_round_trip_with_refresh() {
+async fn device_code_round_trip() {
     let w = World::start().await;
     let scope = format!(
         "{}/user_impersonation offline_access openid profile",
@@ -66,46 +66,7 @@ async fn device_code_round_trip_with_refresh() {
     let (s, b) = w.poll(TENANT_ID, PUBLIC_APP_ID, device_code).await;
     assert_entra_error(s, &b, 400, "invalid_grant", 54005);
 
-    // Refresh, also for another resource (Graph) with the same refresh token.
     let rt = tokens["refresh_token"].as_str().unwrap();
-    let (s, refreshed) = w
-        .post_form(
-            &format!("/{TENANT_ID}/oauth2/v2.0/token"),
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", PUBLIC_APP_ID),
-                ("refresh_token", rt),
-            ],
-        )
-        .await;
-    assert_eq!(s, 200, "{refreshed}");
-    assert!(refreshed["refresh_token"].is_string());
-    assert_eq!(
-        w.verify_with_jwks(refreshed["access_token"].as_str().unwrap())
-            .await["aud"],
-        w.env_url
-    );
-    let (s, graph) = w
-        .post_form(
-            &format!("/{TENANT_ID}/oauth2/v2.0/token"),
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", PUBLIC_APP_ID),
-                ("refresh_token", rt),
-                (
-                    "scope",
-                    "https://graph.microsoft.com/.default offline_access",
-                ),
-            ],
-        )
-        .await;
-    assert_eq!(s, 200, "{graph}");
-    assert_eq!(
-        w.verify_with_jwks(graph["access_token"].as_str().unwrap())
-            .await["aud"],
-        "https://graph.microsoft.com"
-    );
-
     // The control API never shows refresh or access tokens.
     let (_, state) = w.control(Method::GET, "state", None).await;
     let (_, codes) = w.control(Method::GET, "device-codes", None).await;
@@ -116,29 +77,60 @@ async fn device_code_round_trip_with_refresh() {
                 && !doc.contains(device_code)
         );
     }
+}
 
+/// A refresh-token request for `client_id`, optionally for `scope`.
+async fn refresh(
+    w: &World,
+    client_id: &str,
+    rt: &str,
+    scope: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", client_id),
+        ("refresh_token", rt),
+    ];
+    form.extend(scope.map(|s| ("scope", s)));
+    w.post_form(&format!("/{TENANT_ID}/oauth2/v2.0/token"), &form)
+        .await
+}
+
+#[tokio::test]
+async fn refresh_tokens_renew_reach_other_resources_and_expire() {
+    let w = World::start().await;
+    let scope = format!(
+        "{}/user_impersonation offline_access openid profile",
+        w.env_url
+    );
+    let tokens = w.sign_in(USER, &scope).await;
+    // Refresh, also for another resource (Graph) with the same refresh token.
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let (s, refreshed) = refresh(&w, PUBLIC_APP_ID, rt, None).await;
+    assert_eq!(s, 200, "{refreshed}");
+    assert!(refreshed["refresh_token"].is_string());
+    assert_eq!(
+        w.verify_with_jwks(refreshed["access_token"].as_str().unwrap())
+            .await["aud"],
+        w.env_url
+    );
+    let (s, graph) = refresh(
+        &w,
+        PUBLIC_APP_ID,
+        rt,
+        Some("https://graph.microsoft.com/.default offline_access"),
+    )
+    .await;
+    assert_eq!(s, 200, "{graph}");
+    assert_eq!(
+        w.verify_with_jwks(graph["access_token"].as_str().unwrap())
+            .await["aud"],
+        "https://graph.microsoft.com"
+    );
     // Bad refresh tokens.
-    let (s, b) = w
-        .post_form(
-            &format!("/{TENANT_ID}/oauth2/v2.0/token"),
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", PUBLIC_APP_ID),
-                ("refresh_token", "nope"),
-            ],
-        )
-        .await;
+    let (s, b) = refresh(&w, PUBLIC_APP_ID, "nope", None).await;
     assert_entra_error(s, &b, 400, "invalid_grant", 9002313);
-    let (s, b) = w
-        .post_form(
-            &format!("/{TENANT_ID}/oauth2/v2.0/token"),
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP_ID),
-                ("refresh_token", rt),
-            ],
-        )
-        .await;
+    let (s, b) = refresh(&w, APP_ID, rt, None).await;
     assert_entra_error(s, &b, 400, "invalid_grant", 70000);
     // Expired: move the clock past the refresh token lifetime.
     w.control(
@@ -147,16 +139,7 @@ async fn device_code_round_trip_with_refresh() {
         Some(json!({"clock_offset_secs": 91 * 86400})),
     )
     .await;
-    let (s, b) = w
-        .post_form(
-            &format!("/{TENANT_ID}/oauth2/v2.0/token"),
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", PUBLIC_APP_ID),
-                ("refresh_token", rt),
-            ],
-        )
-        .await;
+    let (s, b) = refresh(&w, PUBLIC_APP_ID, rt, None).await;
     assert_entra_error(s, &b, 400, "invalid_grant", 700082);
 }
 
