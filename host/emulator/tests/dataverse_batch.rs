@@ -264,19 +264,36 @@ async fn batch_rejections() {
     assert_eq!(resp.status(), 414);
 }
 
-#[tokio::test]
-async fn bulk_messages_are_all_or_nothing() {
-    let w = World::start().await;
-    let t = w.dv_token().await;
+/// `POST accounts/Microsoft.Dynamics.CRM.<message>` with this body.
+async fn bulk_body(
+    w: &World,
+    t: &str,
+    message: &str,
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    w.send(
+        t,
+        Method::POST,
+        &format!("accounts/Microsoft.Dynamics.CRM.{message}"),
+        body,
+    )
+    .await
+}
+
+/// A bulk message on accounts with these `Targets`.
+async fn bulk(
+    w: &World,
+    t: &str,
+    message: &str,
+    targets: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    bulk_body(w, t, message, json!({ "Targets": targets })).await
+}
+
+/// CreateMultiple of the accounts `Bulk 0` to `Bulk 49`: their ids.
+async fn fifty_accounts(w: &World, t: &str) -> Vec<String> {
     let targets: Vec<Value> = (0..50).map(|i| json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": format!("Bulk {i}")})).collect();
-    let (s, _, b) = w
-        .send(
-            &t,
-            Method::POST,
-            "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
-            json!({"Targets": targets}),
-        )
-        .await;
+    let (s, _, b) = bulk(w, t, "CreateMultiple", json!(targets)).await;
     assert_eq!(s, 200, "{b}");
     assert!(
         b["@odata.context"]
@@ -291,30 +308,24 @@ async fn bulk_messages_are_all_or_nothing() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 50);
-    assert_eq!(w.count(&t, "accounts").await, 50);
+    assert_eq!(w.count(t, "accounts").await, 50);
 
+    ids
+}
+
+#[tokio::test]
+async fn create_multiple_is_all_or_nothing() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    fifty_accounts(&w, &t).await;
     // One bad target: nothing is created.
     let mut bad: Vec<Value> = (0..5).map(|i| json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": format!("More {i}")})).collect();
     bad.push(json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": 42}));
-    let (s, _, _) = w
-        .send(
-            &t,
-            Method::POST,
-            "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
-            json!({"Targets": bad}),
-        )
-        .await;
+    let (s, _, _) = bulk(&w, &t, "CreateMultiple", json!(bad)).await;
     assert_eq!(s, 400);
     assert_eq!(w.count(&t, "accounts").await, 50);
     // Missing @odata.type.
-    let (s, _, e) = w
-        .send(
-            &t,
-            Method::POST,
-            "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
-            json!({"Targets": [{"name": "x"}]}),
-        )
-        .await;
+    let (s, _, e) = bulk(&w, &t, "CreateMultiple", json!([{"name": "x"}])).await;
     assert_eq!(s, 400);
     assert!(
         e["error"]["message"]
@@ -322,20 +333,16 @@ async fn bulk_messages_are_all_or_nothing() {
             .unwrap()
             .contains("@odata.type")
     );
+}
 
+#[tokio::test]
+async fn update_and_upsert_multiple_are_all_or_nothing() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let ids = fifty_accounts(&w, &t).await;
     // UpdateMultiple, then UpsertMultiple (one update, one create).
     let updates: Vec<Value> = ids.iter().take(3).map(|id| json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": id, "telephone1": "1"})).collect();
-    assert_eq!(
-        w.send(
-            &t,
-            Method::POST,
-            "accounts/Microsoft.Dynamics.CRM.UpdateMultiple",
-            json!({"Targets": updates})
-        )
-        .await
-        .0,
-        204
-    );
+    assert_eq!(bulk(&w, &t, "UpdateMultiple", json!(updates)).await.0, 204);
     let (_, _, b) = w
         .get(
             &t,
@@ -348,17 +355,7 @@ async fn bulk_messages_are_all_or_nothing() {
         {"@odata.type": "Microsoft.Dynamics.CRM.account", "@odata.id": format!("accounts({})", ids[0]), "name": "Upserted"},
         {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": fresh, "name": "New"},
     ]});
-    assert_eq!(
-        w.send(
-            &t,
-            Method::POST,
-            "accounts/Microsoft.Dynamics.CRM.UpsertMultiple",
-            upserts
-        )
-        .await
-        .0,
-        204
-    );
+    assert_eq!(bulk_body(&w, &t, "UpsertMultiple", upserts).await.0, 204);
     assert_eq!(w.count(&t, "accounts").await, 51);
     let (_, _, b) = w
         .get(&t, &format!("accounts({})?$select=name", ids[0]))
@@ -369,30 +366,13 @@ async fn bulk_messages_are_all_or_nothing() {
         {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": ids[1], "name": "changed"},
         {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": uuid::Uuid::new_v4(), "name": "ghost"},
     ]});
-    assert_eq!(
-        w.send(
-            &t,
-            Method::POST,
-            "accounts/Microsoft.Dynamics.CRM.UpdateMultiple",
-            missing
-        )
-        .await
-        .0,
-        404
-    );
+    assert_eq!(bulk_body(&w, &t, "UpdateMultiple", missing).await.0, 404);
     let (_, _, b) = w
         .get(&t, &format!("accounts({})?$select=name", ids[1]))
         .await;
     assert_eq!(b["name"], "Bulk 1");
     // DeleteMultiple is not available on standard tables.
-    let (s, _, e) = w
-        .send(
-            &t,
-            Method::POST,
-            "accounts/Microsoft.Dynamics.CRM.DeleteMultiple",
-            json!({"Targets": []}),
-        )
-        .await;
+    let (s, _, e) = bulk(&w, &t, "DeleteMultiple", json!([])).await;
     assert_eq!(s, 400);
     assert_eq!(
         e["error"]["message"],
