@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::common::*;
 
 #[tokio::test]
-async fn authentication_and_application_users() {
+async fn tokens_must_be_for_the_environment_and_current() {
     let w = World::start().await;
     // No token: 401 with the authority in the challenge.
     let resp = w.http.get(w.api("WhoAmI")).send().await.unwrap();
@@ -51,13 +51,12 @@ async fn authentication_and_application_users() {
     )
     .await;
     assert_eq!(w.get(&token, "WhoAmI").await.0, 401);
-    w.control(
-        Method::PATCH,
-        "settings",
-        Some(json!({"clock_offset_secs": 0})),
-    )
-    .await;
+}
 
+#[tokio::test]
+async fn the_seeded_application_user_answers_who_am_i() {
+    let w = World::start().await;
+    let token = w.dv_token().await;
     // The seeded application user answers WhoAmI.
     let (s, h, who) = w.get(&token, "WhoAmI").await;
     assert_eq!(s, 200, "{who}");
@@ -83,7 +82,11 @@ async fn authentication_and_application_users() {
         h.contains_key("x-ms-dop-hint")
             && h.contains_key("x-ms-ratelimit-burst-remaining-xrm-requests")
     );
+}
 
+#[tokio::test]
+async fn application_users_need_a_systemuser_and_a_role() {
+    let w = World::start().await;
     // An app without an application user: 403 0x80040220.
     let cert = TestCert::generate("no-app-user");
     let (_, app) = w.control(Method::POST, "apps", Some(json!({"tenant": "contoso", "display_name": "later", "certificates": [cert.cert_pem]}))).await;
