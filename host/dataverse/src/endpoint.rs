@@ -14,12 +14,25 @@ pub enum EndpointError {
     /// would cross the network in clear text.
     #[error("'{0}' must use https (plain http is allowed for loopback addresses only)")]
     Insecure(String),
-    /// User name, password, query or fragment, which no endpoint has.
-    #[error("'{0}' must not carry a user name, password, query or fragment")]
-    Extra(String),
+    /// User name, password, query or fragment, which no endpoint has (the
+    /// URL is not repeated: it may hold a password).
+    #[error("an endpoint URL must not carry a user name, password, query or fragment")]
+    Extra,
     /// A tenant that is not a GUID or a domain name.
     #[error("'{0}' is not a tenant id or domain name")]
     Tenant(String),
+    /// Credentials offered to an endpoint other than the one they belong to.
+    #[error("refused: {0}")]
+    Mismatch(&'static str),
+}
+
+/// The text of a refused URL without anything before an `@` (a user name
+/// and password would be there).
+fn redact(s: &str) -> String {
+    match s.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => s.to_string(),
+    }
 }
 
 /// A checked base URL: `https`, or `http` on loopback (the emulator), no
@@ -29,24 +42,24 @@ struct Base(Url);
 
 impl Base {
     fn parse(s: &str) -> Result<Base, EndpointError> {
-        let mut url = Url::parse(s.trim()).map_err(|_| EndpointError::NotAUrl(s.into()))?;
+        let mut url = Url::parse(s.trim()).map_err(|_| EndpointError::NotAUrl(redact(s)))?;
         let loopback = match url.host() {
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => return Err(EndpointError::NotAUrl(s.into())),
+            None => return Err(EndpointError::NotAUrl(redact(s))),
         };
         match url.scheme() {
             "https" => {}
             "http" if loopback => {}
-            _ => return Err(EndpointError::Insecure(s.into())),
+            _ => return Err(EndpointError::Insecure(redact(s))),
         }
         if !url.username().is_empty()
             || url.password().is_some()
             || url.query().is_some()
             || url.fragment().is_some()
         {
-            return Err(EndpointError::Extra(s.into()));
+            return Err(EndpointError::Extra);
         }
         if !url.path().ends_with('/') {
             let path = format!("{}/", url.path());
@@ -120,6 +133,11 @@ impl Authority {
         self.0.display()
     }
 
+    /// Scheme, host and port.
+    pub(crate) fn origin(&self) -> url::Origin {
+        self.0.0.origin()
+    }
+
     /// `<authority>/<tenant>/oauth2/v2.0/<leaf>`; `tenant` must be a GUID or
     /// a domain name (or `organizations`/`common`), so it cannot add a path.
     pub(crate) fn oauth2(&self, tenant: &str, leaf: &str) -> Result<Url, EndpointError> {
@@ -151,6 +169,17 @@ impl DiscoveryService {
     /// `https://globaldisco.crm.dynamics.com`.
     pub fn public_cloud() -> DiscoveryService {
         DiscoveryService::parse("https://globaldisco.crm.dynamics.com").expect("a valid constant")
+    }
+
+    /// Whether tokens issued by `authority` may be shown to this service:
+    /// Microsoft's service for Microsoft's public cloud, or a service on the
+    /// authority's own origin (the emulator serves both).
+    pub(crate) fn trusts(&self, authority: &Authority) -> bool {
+        if *authority == Authority::public_cloud() {
+            *self == DiscoveryService::public_cloud()
+        } else {
+            self.0.0.origin() == authority.origin()
+        }
     }
 
     /// `<service>/api/discovery/v2.0/Instances`.
@@ -205,13 +234,17 @@ mod tests {
         for bad in [
             "http://contoso.crm.dynamics.com",
             "ftp://contoso",
-            "https://user@contoso.crm.dynamics.com",
+            "https://user:password@contoso.crm.dynamics.com",
+            "http://user:password@contoso.crm.dynamics.com",
+            "https://user:password@conto so",
             "https://contoso.crm.dynamics.com/?x=1",
             "https://contoso.crm.dynamics.com/#f",
             "contoso.crm.dynamics.com",
             "//contoso.crm.dynamics.com",
             "",
         ] {
+            let e = Environment::parse(bad).unwrap_err().to_string();
+            assert!(!e.contains("password@") && !e.contains("user:"), "{e}");
             assert!(Environment::parse(bad).is_err(), "{bad}");
             assert!(Authority::parse(bad).is_err(), "{bad}");
         }

@@ -50,11 +50,23 @@
 //! }
 //! ```
 //!
-//! What the same code may do instead compiles:
+//! The same code doing what is allowed compiles, so the examples above fail
+//! for the call they make, not for a typo in a path (doc tests check no
+//! error codes on stable Rust):
 //!
 //! ```
-//! fn fine(cert: &dvhost_dataverse::Certificate, user: &dvhost_dataverse::UserTokens) -> String {
-//!     format!("{} {}", cert.sha1_thumbprint_hex(), user.scope)
+//! fn fine(cert: &dvhost_dataverse::Certificate) -> String {
+//!     cert.sha1_thumbprint_hex()
+//! }
+//! async fn fine_too(tokens: &dvhost_dataverse::TokenSource) {
+//!     let _info = tokens.warm(std::time::Instant::now()).await;
+//! }
+//! fn fine_three(user: &dvhost_dataverse::UserTokens) -> String {
+//!     user.scope.to_string()
+//! }
+//! async fn fine_four(c: &dvhost_dataverse::Client, url: url::Url) {
+//!     let _now = (reqwest::Method::GET, url, std::time::Instant::now());
+//!     let _ = c.who_am_i(std::time::Instant::now()).await;
 //! }
 //! ```
 

@@ -273,3 +273,68 @@ async fn debug_shows_no_secret() {
         assert!(debug.contains("has_refresh_token: true"), "{debug}");
     }
 }
+
+#[tokio::test]
+async fn codes_and_tokens_go_back_only_to_their_issuer() {
+    let s = setup().await;
+    let (foreign, hits) = common::fake::counting_listener("127.0.0.2:0").await;
+    let elsewhere = format!("http://{foreign}");
+    let rogue = DeviceSignIn::new(
+        Authority::parse(&elsewhere).unwrap(),
+        TENANT,
+        PUBLIC_CLIENT,
+        common::http(&s.emu),
+    )
+    .unwrap();
+    let mismatch = |e: IdentityError| {
+        assert!(
+            matches!(
+                e,
+                IdentityError::Endpoint(dvhost_dataverse::EndpointError::Mismatch(_))
+            ),
+            "{e:?}"
+        )
+    };
+    // A pending device code cannot be polled elsewhere.
+    let pending = s
+        .sign_in
+        .start(&[DISCOVERY, "offline_access"])
+        .await
+        .unwrap();
+    let user_code = pending.prompt().user_code.clone();
+    mismatch(rogue.complete(pending, soon()).await.unwrap_err());
+    // Tokens cannot be refreshed elsewhere, nor shown to another Discovery.
+    s.act(&user_code, "approve", json!({ "user": ADMIN })).await;
+    let tokens = s.signed_in(&[DISCOVERY, "offline_access"]).await;
+    mismatch(rogue.refresh(&tokens, &[GRAPH], soon()).await.unwrap_err());
+    let rogue_discovery = Discovery::new(
+        DiscoveryService::parse(&elsewhere).unwrap(),
+        common::http(&s.emu),
+    );
+    mismatch(
+        rogue_discovery
+            .instances(&tokens, soon())
+            .await
+            .unwrap_err(),
+    );
+    // Nor to Microsoft's own service: these came from the emulator.
+    let public = Discovery::new(DiscoveryService::public_cloud(), common::http(&s.emu));
+    mismatch(public.instances(&tokens, soon()).await.unwrap_err());
+    // Another client id at the same authority is another issuer too.
+    let other_client = DeviceSignIn::new(
+        Authority::parse(s.emu.base_url()).unwrap(),
+        TENANT,
+        "aaaaaaaa-0000-0000-0000-00000000ffff",
+        common::http(&s.emu),
+    )
+    .unwrap();
+    mismatch(
+        other_client
+            .refresh(&tokens, &[GRAPH], soon())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The issuer itself still works.
+    s.sign_in.refresh(&tokens, &[GRAPH], soon()).await.unwrap();
+}

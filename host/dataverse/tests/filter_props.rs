@@ -86,6 +86,9 @@ fn literal(v: &FilterValue) -> Literal {
     match v {
         FilterValue::String(s) => Literal::String(s.clone()),
         FilterValue::Number(n) => Literal::Number(*n),
+        // The emulator reads numbers as f64; the builder writes them exactly
+        // (a unit test checks the text).
+        FilterValue::Int(n) => Literal::Number(*n as f64),
         FilterValue::Bool(b) => Literal::Bool(*b),
         FilterValue::Guid(g) => Literal::Guid(*g),
         FilterValue::Null => Literal::Null,

@@ -228,3 +228,29 @@ async fn an_absurd_expires_in_is_clamped() {
         .unwrap_err();
     assert!(e.to_string().contains("expires_in"), "{e}");
 }
+
+#[tokio::test]
+async fn a_callers_id_taken_by_another_row_is_a_duplicate_even_after_a_503() {
+    let (emu, c) = emulator_client().await;
+    let id = create(&c, "someone else's", None).await.unwrap();
+    // A 503 before anything is processed, then the repeat meets the other row.
+    let action = json!({"kind": "status", "status": 503});
+    fault_once(&emu, "POST", "accounts", action).await;
+    let e = create(&c, "mine", Some(id)).await.unwrap_err();
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(412), Some("0x80040237")),
+        "{e}"
+    );
+    assert_eq!(count_named(&c, "mine").await, 0);
+}
+
+#[tokio::test]
+async fn a_callers_id_whose_create_answer_was_lost_is_done_once() {
+    let (emu, c) = emulator_client().await;
+    fault_once(&emu, "POST", "accounts", json!({"kind": "drop_after"})).await;
+    let id = Uuid::new_v4();
+    assert_eq!(create(&c, "mine", Some(id)).await.unwrap(), id);
+    assert_eq!(retries(&c), 1);
+    assert_eq!(count_named(&c, "mine").await, 1);
+}

@@ -12,7 +12,9 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use common::fake::{World, secrets};
 use dvhost_dataverse::{
@@ -336,4 +338,62 @@ async fn no_secret_in_logs_errors_or_debug_output() {
             "an assertion form leaked"
         );
     }
+}
+
+#[tokio::test]
+async fn next_links_in_a_circle_end_in_an_error() {
+    let w = world().await;
+    w.fake.cycle.store(true, Ordering::SeqCst);
+    let e = w
+        .client()
+        .query_all(&w.accounts(), common::soon())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, DataverseError::Unexpected(ref m) if m.contains("loop")),
+        "{e:?}"
+    );
+    assert!(w.requests() <= 4, "{}", w.requests());
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused_not_buffered() {
+    let w = world().await;
+    w.fake.huge.store(65 * 1024 * 1024, Ordering::SeqCst);
+    let e = w
+        .client()
+        .query(&w.accounts(), common::soon())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, DataverseError::Unexpected(ref m) if m.contains("larger than 64 MiB")),
+        "{e:?}"
+    );
+    assert_eq!(w.requests(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_caller_waiting_for_metadata_keeps_its_own_deadline() {
+    let w = world().await;
+    w.fake.definitions_delay_ms.store(3000, Ordering::SeqCst);
+    let patient = {
+        let c = w.client().clone();
+        tokio::spawn(async move { c.list_tables(common::soon()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let e = w
+        .client()
+        .list_tables(Instant::now() + Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DataverseError::Deadline(_)), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The first caller's load carries on and serves it.
+    assert_eq!(patient.await.unwrap().unwrap().len(), 1);
+    assert_eq!(w.requests(), 1, "one load for both callers");
 }

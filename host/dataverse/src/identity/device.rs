@@ -25,29 +25,38 @@ const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Code lifetime when Entra names none (Entra's documented default, 15 min).
 const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(900);
+/// Shortest poll interval honoured.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// What RFC 8628 §3.5 says to add to the interval on `slow_down`.
 const SLOW_DOWN: Duration = Duration::from_secs(5);
 /// `start` has no caller deadline; this bounds the one request it makes,
 /// since the shared client has a connect timeout only.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A public client that signs users in with device codes.
-pub struct DeviceSignIn {
+/// Who issued a device code or user tokens: they are only ever sent back
+/// there, whichever [`DeviceSignIn`] or [`super::Discovery`] is asked to use them.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Issuer {
     /// `https://login.microsoftonline.com` (or the emulator).
-    authority: Authority,
+    pub(crate) authority: Authority,
     /// Tenant id, verified domain, or `organizations` for any work account.
     tenant: String,
     /// Application (client) id of a registration that allows public-client flows.
     client_id: String,
+}
+
+/// A public client that signs users in with device codes.
+pub struct DeviceSignIn {
+    issuer: Issuer,
     http: HttpClient,
 }
 
 impl std::fmt::Debug for DeviceSignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceSignIn")
-            .field("authority", &self.authority.as_str())
-            .field("tenant", &self.tenant)
-            .field("client_id", &self.client_id)
+            .field("authority", &self.issuer.authority.as_str())
+            .field("tenant", &self.issuer.tenant)
+            .field("client_id", &self.issuer.client_id)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +87,8 @@ pub struct PendingSignIn {
     expires_at: Instant,
     /// The scopes asked for, in case the token response names none.
     scope: String,
+    /// Where the device code may be redeemed.
+    issuer: Issuer,
 }
 
 impl std::fmt::Debug for PendingSignIn {
@@ -109,6 +120,9 @@ pub struct UserTokens {
     pub upn: Option<String>,
     /// The user's object id, when an id token came back.
     pub oid: Option<String>,
+    /// Where the refresh token may be redeemed (and whose Discovery service
+    /// may see the access token).
+    pub(crate) issuer: Issuer,
 }
 
 impl std::fmt::Debug for UserTokens {
@@ -141,7 +155,7 @@ impl UserTokens {
 
 /// How one poll of the token endpoint ended, short of a fatal error.
 enum Poll {
-    Done(UserTokens),
+    Done(Box<UserTokens>),
     Pending,
     SlowDown,
 }
@@ -157,11 +171,25 @@ impl DeviceSignIn {
     ) -> Result<Self, IdentityError> {
         check_tenant(tenant)?;
         Ok(DeviceSignIn {
-            authority,
-            tenant: tenant.into(),
-            client_id: client_id.into(),
+            issuer: Issuer {
+                authority,
+                tenant: tenant.into(),
+                client_id: client_id.into(),
+            },
             http,
         })
+    }
+
+    /// Refuses a device code or tokens another sign-in client issued: they
+    /// go back to their own authority, tenant and client only.
+    fn check_issuer(&self, issuer: &Issuer) -> Result<(), IdentityError> {
+        if *issuer == self.issuer {
+            Ok(())
+        } else {
+            Err(IdentityError::Endpoint(crate::EndpointError::Mismatch(
+                "these credentials were issued to another authority, tenant or client",
+            )))
+        }
     }
 
     /// Posts `form` to one of the tenant's OAuth endpoints through the
@@ -172,7 +200,7 @@ impl DeviceSignIn {
         form: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<FormReply, IdentityError> {
-        let url = self.authority.oauth2(&self.tenant, leaf)?;
+        let url = self.issuer.authority.oauth2(&self.issuer.tenant, leaf)?;
         retry::run(&retry::TOKEN, Repeat::Safe, deadline, "Entra form", |_| {
             let url = url.clone();
             async move {
@@ -193,7 +221,7 @@ impl DeviceSignIn {
     pub async fn start(&self, scopes: &[&str]) -> Result<PendingSignIn, IdentityError> {
         let scope = scopes.join(" ");
         let form = [
-            ("client_id", self.client_id.as_str()),
+            ("client_id", self.issuer.client_id.as_str()),
             ("scope", scope.as_str()),
         ];
         let sent = Instant::now();
@@ -215,8 +243,11 @@ impl DeviceSignIn {
         // Older endpoints spell it `verification_url`.
         let verification_uri = text("verification_uri").or_else(|_| text("verification_url"))?;
         let expires_in = seconds::from_json(body.get("expires_in")).unwrap_or(DEFAULT_EXPIRES_IN);
-        // 0 is honoured (no wait): test servers use it.
-        let interval = seconds::from_json(body.get("interval")).unwrap_or(DEFAULT_INTERVAL);
+        // At least a second between polls, whatever the server says, so a
+        // server answering 0 cannot make this a busy loop.
+        let interval = seconds::from_json(body.get("interval"))
+            .unwrap_or(DEFAULT_INTERVAL)
+            .max(MIN_INTERVAL);
         let message = body
             .get("message")
             .and_then(Value::as_str)
@@ -237,6 +268,7 @@ impl DeviceSignIn {
             device_code,
             expires_at: sent + expires_in,
             scope,
+            issuer: self.issuer.clone(),
         })
     }
 
@@ -251,6 +283,7 @@ impl DeviceSignIn {
         pending: PendingSignIn,
         deadline: Instant,
     ) -> Result<UserTokens, IdentityError> {
+        self.check_issuer(&pending.issuer)?;
         let expired =
             || IdentityError::Deadline(" (the sign-in code expired before it was approved)".into());
         let mut interval = Duration::from_secs(pending.prompt.interval);
@@ -275,7 +308,7 @@ impl DeviceSignIn {
                 other => other?,
             };
             match polled {
-                Poll::Done(tokens) => return Ok(tokens),
+                Poll::Done(tokens) => return Ok(*tokens),
                 Poll::Pending => {}
                 Poll::SlowDown => {
                     interval += SLOW_DOWN;
@@ -291,13 +324,14 @@ impl DeviceSignIn {
     async fn poll(&self, pending: &PendingSignIn, limit: Instant) -> Result<Poll, IdentityError> {
         let form = [
             ("grant_type", DEVICE_CODE_GRANT),
-            ("client_id", self.client_id.as_str()),
+            ("client_id", self.issuer.client_id.as_str()),
             ("device_code", pending.device_code.as_str()),
         ];
         let sent = Instant::now();
         let reply = self.post("token", &form, limit).await?;
         if reply.status == 200 {
-            return tokens_from(&reply.body, sent, &pending.scope, None).map(Poll::Done);
+            return tokens_from(&reply.body, sent, &pending.scope, &self.issuer, None)
+                .map(|t| Poll::Done(Box::new(t)));
         }
         match reply.body.get("error").and_then(Value::as_str) {
             Some("authorization_pending") => Ok(Poll::Pending),
@@ -317,6 +351,7 @@ impl DeviceSignIn {
         scopes: &[&str],
         deadline: Instant,
     ) -> Result<UserTokens, IdentityError> {
+        self.check_issuer(&tokens.issuer)?;
         let Some(refresh_token) = &tokens.refresh_token else {
             return Err(IdentityError::Entra {
                 status: 400,
@@ -335,7 +370,7 @@ impl DeviceSignIn {
         };
         let form = [
             ("grant_type", "refresh_token"),
-            ("client_id", self.client_id.as_str()),
+            ("client_id", self.issuer.client_id.as_str()),
             ("refresh_token", refresh_token.as_str()),
             ("scope", scope.as_str()),
         ];
@@ -344,7 +379,7 @@ impl DeviceSignIn {
         if reply.status != 200 {
             return Err(device_error(&reply));
         }
-        tokens_from(&reply.body, sent, &scope, Some(tokens))
+        tokens_from(&reply.body, sent, &scope, &self.issuer, Some(tokens))
     }
 }
 
@@ -374,6 +409,7 @@ fn tokens_from(
     body: &Value,
     sent: Instant,
     requested_scope: &str,
+    issuer: &Issuer,
     previous: Option<&UserTokens>,
 ) -> Result<UserTokens, IdentityError> {
     let access_token = body
@@ -407,6 +443,7 @@ fn tokens_from(
         scope,
         upn,
         oid,
+        issuer: issuer.clone(),
     })
 }
 

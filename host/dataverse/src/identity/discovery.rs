@@ -59,6 +59,13 @@ impl Discovery {
         tokens: &UserTokens,
         deadline: Instant,
     ) -> Result<Vec<Instance>, IdentityError> {
+        // The access token goes only to the Discovery service of the
+        // authority that issued it.
+        if !self.base.trusts(&tokens.issuer.authority) {
+            return Err(IdentityError::Endpoint(crate::EndpointError::Mismatch(
+                "these tokens were not issued for this Global Discovery service",
+            )));
+        }
         let url = self.base.instances();
         let body: serde_json::Value =
             retry::run(&retry::TOKEN, Repeat::Safe, deadline, "discovery", |_| {
@@ -75,7 +82,7 @@ impl Discovery {
                         .map_err(|e| IdentityError::Transport(e.without_url().to_string()))?;
                     let status = resp.status().as_u16();
                     let retry_after = crate::seconds::retry_after(resp.headers());
-                    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                    let body = super::read_json(resp).await.unwrap_or_default();
                     if status == 200 {
                         Ok(body)
                     } else {

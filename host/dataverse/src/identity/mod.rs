@@ -171,6 +171,41 @@ impl HttpClient {
     }
 }
 
+/// Reads a response body of at most `limit` bytes. `Ok(None)` when the
+/// answer is larger: the server is not what it should be.
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out.freeze()))
+}
+
+/// Largest Entra or Discovery answer read.
+const MAX_ENTRA_BODY: usize = 1024 * 1024;
+
+/// Reads an Entra or Discovery JSON answer (at most 1 MiB).
+pub(crate) async fn read_json(resp: reqwest::Response) -> Result<Value, IdentityError> {
+    let status = resp.status().as_u16();
+    let unreadable = |why: String| {
+        IdentityError::Transport(format!("unreadable response (HTTP {status}): {why}"))
+    };
+    let bytes = read_limited(resp, MAX_ENTRA_BODY)
+        .await
+        .map_err(|e| unreadable(e.without_url().to_string()))?
+        .ok_or_else(|| unreadable("larger than 1 MiB".into()))?;
+    serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))
+}
+
 /// An answer of the token or device-code endpoint, whatever its status.
 pub(crate) struct FormReply {
     pub status: u16,
@@ -210,12 +245,7 @@ pub(crate) async fn post_form(
         .map_err(|e| IdentityError::Transport(e.without_url().to_string()))?;
     let status = resp.status().as_u16();
     let retry_after = crate::seconds::retry_after(resp.headers());
-    let body = resp.json().await.map_err(|e| {
-        IdentityError::Transport(format!(
-            "unreadable response (HTTP {status}): {}",
-            e.without_url()
-        ))
-    })?;
+    let body = read_json(resp).await?;
     Ok(FormReply {
         status,
         retry_after,

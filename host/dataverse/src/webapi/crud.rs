@@ -18,6 +18,9 @@ pub enum BulkWrite {
     Upsert,
 }
 
+/// Most rows [`Client::query_all`] collects.
+const MAX_QUERY_ALL_ROWS: usize = 1_000_000;
+
 fn prefer_page_size(page_size: Option<u32>) -> Option<String> {
     page_size.map(|n| format!("odata.maxpagesize={n}"))
 }
@@ -25,6 +28,12 @@ fn prefer_page_size(page_size: Option<u32>) -> Option<String> {
 impl Client {
     /// Creates a row and returns its id. The id is generated here (or taken
     /// from `id`) and sent in the body, so a retry cannot create a duplicate.
+    ///
+    /// When an attempt's answer is lost and the repeat finds the id taken,
+    /// the row is read back: with a generated id, its existence proves the
+    /// lost attempt created it; with the caller's id, the row counts as this
+    /// create's only if it holds the values sent. Otherwise the duplicate
+    /// error is returned.
     pub async fn create(
         &self,
         entity_set: &EntitySet,
@@ -33,19 +42,44 @@ impl Client {
         id: Option<Uuid>,
         deadline: Instant,
     ) -> Result<Uuid, DataverseError> {
+        let generated = id.is_none();
         let id = id.unwrap_or_else(Uuid::new_v4);
         let mut body = record.clone();
         body.insert(primary_id.to_string(), json!(id));
-        self.send(
-            reqwest::Method::POST,
-            &Target::set(entity_set),
-            Some(&Value::Object(body)),
-            &[],
-            Repeat::CreateWithId,
-            deadline,
-        )
-        .await?;
-        Ok(id)
+        let reply = self
+            .send(
+                reqwest::Method::POST,
+                &Target::set(entity_set),
+                Some(&Value::Object(body)),
+                &[],
+                Repeat::CreateWithId,
+                deadline,
+            )
+            .await?;
+        let Some(duplicate) = reply.duplicate_after_ambiguity else {
+            return Ok(id);
+        };
+        let (columns, expected) = if generated {
+            (vec![primary_id.clone()], Map::new())
+        } else {
+            let scalars: Map<String, Value> = record
+                .iter()
+                .filter(|(k, v)| !k.contains('@') && !v.is_object() && !v.is_array())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let columns = scalars.keys().map(|k| ColumnName::new(k)).collect();
+            match columns {
+                Ok(c) => (c, scalars),
+                Err(_) => return Err(duplicate),
+            }
+        };
+        match self
+            .retrieve(entity_set, &id.into(), &columns, deadline)
+            .await
+        {
+            Ok(row) if expected.iter().all(|(k, v)| same_value(row.get(k), v)) => Ok(id),
+            _ => Err(duplicate),
+        }
     }
 
     /// Retrieves a row by id or alternate key, with only `select`ed columns
@@ -252,7 +286,9 @@ impl Client {
         Ok(Some(next))
     }
 
-    /// Runs a query and follows next links to the end.
+    /// Runs a query and follows next links to the end, up to 1,000,000 rows
+    /// (page with [`Client::query`] and [`Client::next_page`] beyond that).
+    /// A next link seen before is a loop, and an error.
     pub async fn query_all(
         &self,
         q: &Query,
@@ -260,8 +296,21 @@ impl Client {
     ) -> Result<Vec<Map<String, Value>>, DataverseError> {
         let mut page = self.query(q, deadline).await?;
         let mut rows = std::mem::take(&mut page.rows);
+        let mut seen = std::collections::HashSet::new();
         while let Some(mut next) = self.next_page(&page, deadline).await? {
+            if let Some(link) = &page.next
+                && !seen.insert(link.clone())
+            {
+                return Err(DataverseError::Unexpected(
+                    "the next links go round in a loop".into(),
+                ));
+            }
             rows.append(&mut next.rows);
+            if rows.len() > MAX_QUERY_ALL_ROWS {
+                return Err(DataverseError::Unexpected(format!(
+                    "more than {MAX_QUERY_ALL_ROWS} rows; page through them instead"
+                )));
+            }
             page = next;
         }
         Ok(rows)
@@ -349,6 +398,16 @@ impl Client {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// Whether a stored value is the one sent (numbers compared as numbers).
+fn same_value(stored: Option<&Value>, sent: &Value) -> bool {
+    match (stored, sent) {
+        (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Some(a), b) => a == b,
+        (None, Value::Null) => true,
+        (None, _) => false,
     }
 }
 

@@ -176,9 +176,21 @@ fn options(v: &Value) -> Vec<OptionValue> {
         .unwrap_or_default()
 }
 
-/// A cache loader's error, shared by every caller that waited on it.
-fn shared(e: Arc<DataverseError>) -> DataverseError {
-    Arc::unwrap_or_clone(e)
+/// How long a metadata load may take. It belongs to no caller: many may
+/// wait on one load, each until its own deadline.
+const LOAD_TIME: Duration = Duration::from_secs(60);
+
+/// Waits for a cache entry until `deadline`; the load's error is shared by
+/// every caller that waited on it.
+async fn within<T>(
+    deadline: Instant,
+    load: impl std::future::Future<Output = Result<T, Arc<DataverseError>>>,
+) -> Result<T, DataverseError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(remaining, load)
+        .await
+        .map_err(|_| DataverseError::Deadline(" (waiting for table metadata)".into()))?
+        .map_err(Arc::unwrap_or_clone)
 }
 
 impl Client {
@@ -187,11 +199,8 @@ impl Client {
         &self,
         deadline: Instant,
     ) -> Result<Arc<Vec<TableInfo>>, DataverseError> {
-        self.metadata
-            .tables
-            .try_get_with((), self.fetch_tables(deadline))
-            .await
-            .map_err(shared)
+        let load = self.fetch_tables(Instant::now() + LOAD_TIME);
+        within(deadline, self.metadata.tables.try_get_with((), load)).await
     }
 
     async fn fetch_tables(&self, deadline: Instant) -> Result<Arc<Vec<TableInfo>>, DataverseError> {
@@ -242,11 +251,12 @@ impl Client {
         table: &TableName,
         deadline: Instant,
     ) -> Result<Arc<TableDescription>, DataverseError> {
-        self.metadata
-            .described
-            .try_get_with(table.clone(), self.fetch_description(table, deadline))
-            .await
-            .map_err(shared)
+        let load = self.fetch_description(table, Instant::now() + LOAD_TIME);
+        within(
+            deadline,
+            self.metadata.described.try_get_with(table.clone(), load),
+        )
+        .await
     }
 
     async fn fetch_description(

@@ -73,6 +73,10 @@ pub enum DataverseError {
     /// The caller's deadline passed.
     #[error("the deadline passed before Dataverse answered{0}")]
     Deadline(String),
+    /// Dataverse answered something that cannot be used (too large, a loop
+    /// of next links, not the expected shape). Not retried.
+    #[error("unusable answer from Dataverse: {0}")]
+    Unexpected(String),
 }
 
 impl DataverseError {
@@ -138,11 +142,17 @@ pub struct WhoAmI {
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
     pub body: Value,
+    /// For a create with its own id: "already exists" after an attempt whose
+    /// outcome is unknown. The create checks whether the row is its own.
+    pub duplicate_after_ambiguity: Option<DataverseError>,
 }
 
 impl Reply {
     fn empty() -> Reply {
-        Reply { body: Value::Null }
+        Reply {
+            body: Value::Null,
+            duplicate_after_ambiguity: None,
+        }
     }
 }
 
@@ -173,6 +183,9 @@ pub struct Client {
     stats: Arc<Stats>,
     metadata: Arc<metadata::Cache>,
 }
+
+/// Largest Web API answer read (a page of 5000 wide rows fits many times).
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 fn transport(e: reqwest::Error) -> DataverseError {
     if e.is_connect() {
@@ -258,7 +271,8 @@ impl Client {
     }
 
     /// After an attempt whose outcome was unknown, a DELETE that finds
-    /// nothing or a create whose id is taken means that attempt landed.
+    /// nothing means that attempt landed; a create whose id is taken may
+    /// have landed, which the create checks.
     fn landed_earlier(
         &self,
         outcome: Result<Reply, DataverseError>,
@@ -272,13 +286,15 @@ impl Client {
             {
                 Ok(Reply::empty())
             }
-            Err(DataverseError::Api {
-                status: 412, code, ..
-            }) if attempt.after_unknown
-                && repeat == Repeat::CreateWithId
-                && code == "0x80040237" =>
+            Err(e @ DataverseError::Api { status: 412, .. })
+                if attempt.after_unknown
+                    && repeat == Repeat::CreateWithId
+                    && e.code() == Some("0x80040237") =>
             {
-                Ok(Reply::empty())
+                Ok(Reply {
+                    duplicate_after_ambiguity: Some(e),
+                    ..Reply::empty()
+                })
             }
             other => other,
         }
@@ -365,7 +381,22 @@ impl Client {
                 retry_after: None,
             });
         }
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let bytes = match crate::identity::read_limited(resp, MAX_BODY).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Err(DataverseError::Unexpected(format!(
+                    "an answer larger than {} MiB",
+                    MAX_BODY >> 20
+                )));
+            }
+            // The status line came: an error status is the outcome even if
+            // its body was cut off (only a success or a gateway error leaves
+            // the outcome unknown).
+            Err(_) if status >= 400 && !(502..=504).contains(&status) => {
+                return Err(api_error(status, &headers, &Value::Null));
+            }
+            Err(e) => return Err(transport(e)),
+        };
         Ok((status, headers, bytes))
     }
 
@@ -400,7 +431,10 @@ fn json_reply(
     if status >= 400 {
         return Err(api_error(status, &headers, &body));
     }
-    Ok(Reply { body })
+    Ok(Reply {
+        body,
+        duplicate_after_ambiguity: None,
+    })
 }
 
 /// A Dataverse error body as a typed error.

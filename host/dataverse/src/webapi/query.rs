@@ -129,6 +129,8 @@ impl std::str::FromStr for TextMatch {
 pub enum FilterValue {
     /// A string, quoted and escaped.
     String(String),
+    /// A whole number, written exactly.
+    Int(i64),
     /// A number; must be finite.
     Number(f64),
     /// `true` or `false`.
@@ -145,6 +147,7 @@ impl FilterValue {
     fn render(&self) -> Result<String, TargetError> {
         Ok(match self {
             FilterValue::String(s) => escape_string(s),
+            FilterValue::Int(n) => n.to_string(),
             FilterValue::Number(n) if n.is_finite() => n.to_string(),
             FilterValue::Number(_) => {
                 return Err(TargetError::InvalidName {
@@ -184,7 +187,7 @@ impl From<f64> for FilterValue {
 }
 impl From<i64> for FilterValue {
     fn from(n: i64) -> Self {
-        FilterValue::Number(n as f64)
+        FilterValue::Int(n)
     }
 }
 impl From<bool> for FilterValue {
@@ -389,6 +392,17 @@ mod tests {
             q.target()
                 .relative()
                 .contains("00000000-0000-0000-0000-000000000000")
+        );
+    }
+
+    #[test]
+    fn whole_numbers_are_written_exactly() {
+        let q = Query::new(&accounts())
+            .filter("versionnumber", Op::Eq, 9_007_199_254_740_993i64)
+            .unwrap();
+        assert_eq!(
+            q.rendered_filter().unwrap(),
+            "versionnumber eq 9007199254740993"
         );
     }
 

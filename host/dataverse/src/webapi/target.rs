@@ -59,8 +59,22 @@ fn check_identifier(what: &'static str, name: &str, lower_only: bool) -> Result<
     if lower_only && name.chars().any(|c| c.is_ascii_uppercase()) {
         return fail("logical names are lower case");
     }
+    if what == "column" && ODATA_WORDS.iter().any(|w| name.eq_ignore_ascii_case(w)) {
+        // `true eq true` would turn a condition into a constant.
+        return fail("it is an OData keyword or literal");
+    }
+    if what == "entity set" && name.ends_with("Definitions") {
+        // Metadata is read through the metadata API, never written as records.
+        return fail("it is a metadata collection, not a table");
+    }
     Ok(())
 }
+
+/// Words a `$filter` reads as literals or operators, never as properties.
+const ODATA_WORDS: &[&str] = &[
+    "true", "false", "null", "and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le", "has", "in",
+    "add", "sub", "mul", "div", "mod", "inf", "nan", "any", "all", "it",
+];
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident, $what:literal, $lower:literal) => {
@@ -371,6 +385,10 @@ mod tests {
             ColumnName::new(ok).unwrap();
         }
         assert!(TableName::new("Account").is_err());
+        for word in ["true", "NULL", "and", "INF", "NaN", "not"] {
+            assert!(ColumnName::new(word).is_err(), "{word}");
+        }
+        assert!(EntitySet::new("EntityDefinitions").is_err());
         TableName::new("new_widget").unwrap();
         for bad in [
             "",

@@ -50,6 +50,12 @@ pub struct Fake {
     /// When set, the next `accounts` request is answered 429 with this
     /// `Retry-After`.
     pub throttle: Mutex<Option<String>>,
+    /// When set, `accounts` pages link to each other in a circle of two.
+    pub cycle: std::sync::atomic::AtomicBool,
+    /// When set, `accounts` answers a body of this many bytes.
+    pub huge: AtomicU64,
+    /// Milliseconds `EntityDefinitions` takes to answer.
+    pub definitions_delay_ms: AtomicU64,
 }
 
 async fn token(State(fake): State<Arc<Fake>>) -> Response {
@@ -93,15 +99,26 @@ async fn accounts(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response
     if let Some(to) = fake.redirect_to.lock().unwrap().clone() {
         return (StatusCode::TEMPORARY_REDIRECT, [("location", to)]).into_response();
     }
+    let huge = fake.huge.load(Ordering::SeqCst);
+    if huge > 0 {
+        let filler = "x".repeat(huge as usize);
+        return axum::Json(json!({"value": [{"name": filler}]})).into_response();
+    }
     let mut body = json!({"value": [{"name": "A"}]});
     if let Some(link) = fake.next_link.lock().unwrap().clone() {
         body["@odata.nextLink"] = json!(link);
+    }
+    if fake.cycle.load(Ordering::SeqCst) {
+        let n = fake.api_requests.load(Ordering::SeqCst) % 2;
+        body["@odata.nextLink"] = json!(format!("accounts?$skiptoken={n}"));
     }
     axum::Json(body).into_response()
 }
 
 async fn definitions(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     count(&fake, &headers);
+    let delay = fake.definitions_delay_ms.load(Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     let set = fake.entity_set_name.lock().unwrap().clone();
     axum::Json(json!({"value": [{
         "LogicalName": "account", "EntitySetName": set,
@@ -135,7 +152,7 @@ pub struct World {
 }
 
 /// A TCP listener that only counts connections (and closes them).
-async fn counting_listener(addr: &str) -> (SocketAddr, Arc<AtomicU64>) {
+pub async fn counting_listener(addr: &str) -> (SocketAddr, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let local = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicU64::new(0));
