@@ -240,11 +240,10 @@ async fn assertion_rejections_carry_the_entra_codes() {
 }
 
 #[tokio::test]
-async fn request_level_rejections() {
+async fn client_credentials_need_one_default_scope_of_a_known_resource() {
     let w = World::start().await;
     let good = rs256(&w.cert, &claims(&w.token_url(), APP_ID));
     let env_scope = format!("{}/.default", w.env_url);
-
     // Two resources, two scopes of one resource, a non-.default scope, an unknown resource.
     let (s, b) = w
         .client_credentials_as(
@@ -275,7 +274,13 @@ async fn request_level_rejections() {
         .client_credentials_as(APP_ID, &good, &w.url("/fabrikam-dev/.default"))
         .await;
     assert_entra_error(s, &b, 400, "invalid_resource", 500011);
+}
 
+#[tokio::test]
+async fn unknown_clients_tenants_and_common_are_refused() {
+    let w = World::start().await;
+    let good = rs256(&w.cert, &claims(&w.token_url(), APP_ID));
+    let env_scope = format!("{}/.default", w.env_url);
     // Unknown client, unknown tenant, /common.
     let (s, b) = w
         .client_credentials_as("aaaaaaaa-0000-0000-0000-00000000dead", &good, &env_scope)
@@ -297,7 +302,12 @@ async fn request_level_rejections() {
     assert_entra_error(s, &b, 400, "invalid_request", 90002);
     let (s, b) = w.post_form("/common/oauth2/v2.0/token", &form).await;
     assert_entra_error(s, &b, 400, "invalid_request", 9001023);
+}
 
+#[tokio::test]
+async fn missing_credentials_fields_and_grants_are_refused() {
+    let w = World::start().await;
+    let env_scope = format!("{}/.default", w.env_url);
     // Missing credentials, a secret, missing fields, unsupported grant.
     let (s, b) = w
         .post_form(
