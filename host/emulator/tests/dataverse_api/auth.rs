@@ -145,10 +145,9 @@ async fn application_users_need_a_systemuser_and_a_role() {
     assert_eq!(lookup["value"][0]["systemuserid"], uid);
 }
 
-#[tokio::test]
-async fn impersonation_and_plugin_bypass_need_privileges() {
-    let w = World::start().await;
-    let t = w.dv_token().await;
+/// Alice, a Basic User of `contoso-dev`: her token, object id and
+/// systemuser id.
+async fn alice(w: &World) -> (String, String, String) {
     let alice = w
         .sign_in(USER, &format!("{}/user_impersonation", w.env_url))
         .await;
@@ -157,10 +156,17 @@ async fn impersonation_and_plugin_bypass_need_privileges() {
         .as_str()
         .unwrap()
         .to_string();
-    // A Basic User works with records but may not impersonate or bypass plug-ins.
     let (s, _, who) = w.get(&at, "WhoAmI").await;
     assert_eq!(s, 200, "{who}");
     let alice_id = who["UserId"].as_str().unwrap().to_string();
+    (at, alice_oid, alice_id)
+}
+
+#[tokio::test]
+async fn basic_users_may_not_impersonate_or_bypass_plugins() {
+    let w = World::start().await;
+    let (at, alice_oid, _) = alice(&w).await;
+    // A Basic User works with records but may not impersonate or bypass plug-ins.
     assert_eq!(
         w.send(&at, Method::POST, "accounts", json!({"name": "by alice"}))
             .await
@@ -199,7 +205,13 @@ async fn impersonation_and_plugin_bypass_need_privileges() {
             .unwrap()
             .contains("prvBypassCustomPlugins")
     );
+}
 
+#[tokio::test]
+async fn administrators_impersonate_and_bypass_plugins() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let (_, alice_oid, alice_id) = alice(&w).await;
     // The application user (System Administrator) impersonates Alice both ways.
     let (s, _, who) = w
         .dv(
