@@ -124,9 +124,8 @@ async fn configured_lifetime_and_refresh_in() {
 }
 
 /// Each rejection rule: (case, assertion builder, status, error, AADSTS code).
-#[tokio::test]
-async fn assertion_rejections_carry_the_entra_codes() {
-    let w = World::start().await;
+/// Client assertions Entra rejects, each with a name and its AADSTS code.
+fn rejected_assertions(w: &World) -> Vec<(&'static str, String, u32)> {
     let aud = w.token_url();
     let other = TestCert::generate("not registered");
     let t = now();
@@ -162,7 +161,7 @@ async fn assertion_rejections_carry_the_entra_codes() {
         ),
         URL_SAFE_NO_PAD.encode(claims(&aud, APP_ID).to_string())
     );
-    let cases: Vec<(&str, String, u32)> = vec![
+    vec![
         (
             "wrong aud",
             with(&[(
@@ -228,7 +227,13 @@ async fn assertion_rejections_carry_the_entra_codes() {
             ),
             50027,
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn assertion_rejections_carry_the_entra_codes() {
+    let w = World::start().await;
+    let cases = rejected_assertions(&w);
     for (case, assertion, code) in cases {
         let (status, body) = w.client_credentials(&assertion).await;
         assert_eq!(status, 401, "{case}: {body}");
