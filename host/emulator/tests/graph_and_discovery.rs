@@ -259,7 +259,7 @@ async fn patch_then_delete(w: &World, token: &str, object_id: &str, client: &str
 }
 
 #[tokio::test]
-async fn graph_refuses_non_admins_bad_tokens_and_bad_bodies() {
+async fn graph_refuses_missing_and_foreign_tokens() {
     let w = World::start().await;
     let body = json!({"displayName": "x"});
     let (s, b) = graph(&w, Method::POST, "applications", None, Some(body.clone())).await;
@@ -288,7 +288,12 @@ async fn graph_refuses_non_admins_bad_tokens_and_bad_bodies() {
     )
     .await;
     assert_eq!(s, 401);
+}
 
+#[tokio::test]
+async fn graph_refuses_non_admins_and_app_only_tokens() {
+    let w = World::start().await;
+    let body = json!({"displayName": "x"});
     let alice = w
         .sign_in(
             USER,
@@ -323,7 +328,11 @@ async fn graph_refuses_non_admins_bad_tokens_and_bad_bodies() {
     )
     .await;
     assert_eq!(s, 403);
+}
 
+#[tokio::test]
+async fn graph_refuses_bad_bodies() {
+    let w = World::start().await;
     let admin = w
         .sign_in(ADMIN, "https://graph.microsoft.com/.default")
         .await;
