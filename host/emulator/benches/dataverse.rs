@@ -456,7 +456,17 @@ async fn query_phase(
     let per = |ns: u64| ns as f64 / 1e6 / cfg.iters as f64;
     let cpu = emu_stat.is_some().then(|| (per(first_cpu), per(pair_cpu)));
 
-    // Which clause costs what.
+    let breakdown = clause_breakdown(http, api).await;
+    QueryResult {
+        first: summary(&mut firsts),
+        next: summary(&mut nexts),
+        cpu,
+        breakdown,
+    }
+}
+
+/// Which clause costs what: the median of 20 first pages per variant.
+async fn clause_breakdown(http: &reqwest::Client, api: &str) -> Vec<(&'static str, f64)> {
     let select = ("$select", "name,revenue");
     let variants: [(&'static str, Vec<(&str, &str)>); 5] = [
         (
@@ -480,12 +490,7 @@ async fn query_phase(
         }
         breakdown.push((label, summary(&mut s).0));
     }
-    QueryResult {
-        first: summary(&mut firsts),
-        next: summary(&mut nexts),
-        cpu,
-        breakdown,
-    }
+    breakdown
 }
 
 struct Config {
@@ -515,14 +520,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
-    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-        .unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "bench");
-    let cert = params.self_signed(&key).unwrap();
-    let signing_key = EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes()).unwrap();
+    let (cert, signing_key) = client_certificate();
 
     // With two or more cores and DVBENCH_PIN unset or 1: emulator on CPU 0,
     // load generator on CPU 1.
@@ -580,6 +578,19 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
+}
+
+/// The benchmark app's certificate and the key that signs its assertions.
+fn client_certificate() -> (rcgen::Certificate, EncodingKey) {
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "bench");
+    let cert = params.self_signed(&key).unwrap();
+    let signing_key = EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes()).unwrap();
+    (cert, signing_key)
 }
 
 fn report(
