@@ -180,7 +180,7 @@ async fn single_properties_and_delete() {
 }
 
 #[tokio::test]
-async fn upsert_matrix() {
+async fn conditional_upserts() {
     let w = World::start().await;
     let t = w.dv_token().await;
     let id = uuid::Uuid::new_v4();
@@ -226,6 +226,16 @@ async fn upsert_matrix() {
     assert_eq!(
         e["error"]["message"],
         "A record with matching key values already exists."
+    );
+}
+
+#[tokio::test]
+async fn unconditional_upserts_and_caller_ids() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let url = format!(
+        "accounts({})",
+        w.create(&t, "accounts", json!({"name": "B"})).await
     );
     // No header: update when present, create when absent (201/200 with representation).
     assert_eq!(
