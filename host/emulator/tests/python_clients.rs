@@ -28,51 +28,11 @@ async fn msal_and_azure_identity_get_tokens_that_verify() {
     std::fs::write(dir.path().join("key.pem"), &cert.key_pem).unwrap();
     let env_url = format!("{}/contoso-dev", emu.base_url());
 
-    let script = workspace().join("tests/python/get_tokens.py");
     let base = emu.base_url().to_string();
     let scope = format!("{env_url}/.default");
     let mut outputs = Vec::new();
     for via in ["pem", "pfx"] {
-        let (python, script, ca, dir, base, scope) = (
-            python.clone(),
-            script.clone(),
-            ca.clone(),
-            dir.path().to_path_buf(),
-            base.clone(),
-            scope.clone(),
-        );
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(python)
-                .arg(&script)
-                .args([
-                    "--authority-host",
-                    &base,
-                    "--tenant",
-                    TENANT_ID,
-                    "--client-id",
-                    APP_ID,
-                    "--scope",
-                    &scope,
-                    "--ps256-via",
-                    via,
-                ])
-                .arg("--cert-pem")
-                .arg(dir.join("cert.pem"))
-                .arg("--key-pem")
-                .arg(dir.join("key.pem"))
-                .env("REQUESTS_CA_BUNDLE", &ca)
-                .env("SSL_CERT_FILE", &ca)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "get_tokens.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        outputs.push(serde_json::from_slice::<Value>(&out.stdout).unwrap());
+        outputs.push(get_tokens(&python, via, &base, &scope, dir.path()).await);
     }
 
     let client = https_client(emu.ca_certificate_pem().unwrap());
@@ -104,4 +64,56 @@ async fn msal_and_azure_identity_get_tokens_that_verify() {
     assert_eq!(stats.by_client.get(APP_ID), Some(&6), "{stats:?}");
     assert_eq!(stats.issued, 6);
     emu.shutdown().await;
+}
+
+/// Runs tests/python/get_tokens.py (MSAL with PS256 via `via`, MSAL with
+/// RS256, azure-identity) with the certificate and CA in `dir`: its JSON
+/// output, the three tokens.
+async fn get_tokens(
+    python: &std::path::Path,
+    via: &'static str,
+    base: &str,
+    scope: &str,
+    dir: &std::path::Path,
+) -> Value {
+    let script = workspace().join("tests/python/get_tokens.py");
+    let ca = dir.join("ca.pem");
+    let (python, base, scope, dir) = (
+        python.to_path_buf(),
+        base.to_string(),
+        scope.to_string(),
+        dir.to_path_buf(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(&script)
+            .args([
+                "--authority-host",
+                &base,
+                "--tenant",
+                TENANT_ID,
+                "--client-id",
+                APP_ID,
+                "--scope",
+                &scope,
+                "--ps256-via",
+                via,
+            ])
+            .arg("--cert-pem")
+            .arg(dir.join("cert.pem"))
+            .arg("--key-pem")
+            .arg(dir.join("key.pem"))
+            .env("REQUESTS_CA_BUNDLE", &ca)
+            .env("SSL_CERT_FILE", &ca)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "get_tokens.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()
 }
