@@ -369,9 +369,26 @@ async fn graph_refuses_bad_bodies() {
     assert_eq!(s, 400);
 }
 
-#[tokio::test]
-async fn global_discovery_lists_reachable_environments() {
-    let w = World::start().await;
+/// `GET /api/discovery/v2.0/<path>`, with the token of a sign-in response.
+async fn discovery(
+    w: &World,
+    signed_in: Option<&Value>,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = w.http.get(w.url(&format!("/api/discovery/v2.0/{path}")));
+    if let Some(t) = signed_in {
+        req = req.bearer_auth(t["access_token"].as_str().unwrap());
+    }
+    let resp = req.send().await.unwrap();
+    (
+        resp.status().as_u16(),
+        resp.headers().clone(),
+        resp.json::<Value>().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Sign-ins of the admin and of Alice for Global Discovery.
+async fn discovery_users(w: &World) -> (Value, Value) {
     let admin = w
         .sign_in(
             ADMIN,
@@ -381,23 +398,14 @@ async fn global_discovery_lists_reachable_environments() {
     let alice = w
         .sign_in(USER, "https://globaldisco.crm.dynamics.com/.default")
         .await;
-    let get = |token: Option<String>, path: String| {
-        let mut req = w.http.get(w.url(&format!("/api/discovery/v2.0/{path}")));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            (
-                resp.status().as_u16(),
-                resp.headers().clone(),
-                resp.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }
-    };
-    let at = |v: &Value| Some(v["access_token"].as_str().unwrap().to_string());
+    (admin, alice)
+}
 
-    let (s, h, b) = get(at(&admin), "Instances".into()).await;
+#[tokio::test]
+async fn global_discovery_lists_reachable_environments() {
+    let w = World::start().await;
+    let (admin, alice) = discovery_users(&w).await;
+    let (s, h, b) = discovery(&w, Some(&admin), "Instances").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(h["odata-version"], "4.0");
     let names: Vec<&str> = b["value"]
@@ -431,33 +439,39 @@ async fn global_discovery_lists_reachable_environments() {
     assert_eq!(first["TenantId"], TENANT_ID);
 
     // Alice is not listed on contoso-prod.
-    let (_, _, b) = get(at(&alice), "Instances".into()).await;
+    let (_, _, b) = discovery(&w, Some(&alice), "Instances").await;
     assert_eq!(b["value"].as_array().unwrap().len(), 1);
+}
 
-    let (_, _, b) = get(
-        at(&admin),
-        "Instances?$select=UniqueName,Url&$filter=UniqueName eq 'CONTOSO-PROD'".into(),
+#[tokio::test]
+async fn global_discovery_filters_selects_and_finds_by_key() {
+    let w = World::start().await;
+    let (admin, alice) = discovery_users(&w).await;
+    let (_, _, b) = discovery(
+        &w,
+        Some(&admin),
+        "Instances?$select=UniqueName,Url&$filter=UniqueName eq 'CONTOSO-PROD'",
     )
     .await;
     assert_eq!(
         b["value"],
         json!([{"UniqueName": "contoso-prod", "Url": w.env2_url}])
     );
-    let (_, _, b) = get(at(&admin), "Instances(UniqueName='contoso-dev')".into()).await;
+    let (_, _, b) = discovery(&w, Some(&admin), "Instances(UniqueName='contoso-dev')").await;
     assert_eq!(b["UniqueName"], "contoso-dev");
     let id = b["Id"].as_str().unwrap().to_string();
-    let (s, _, b) = get(at(&admin), format!("Instances({id})")).await;
+    let (s, _, b) = discovery(&w, Some(&admin), &format!("Instances({id})")).await;
     assert_eq!(s, 200);
     assert_eq!(b["Id"], id.as_str());
-    let (s, _, _) = get(at(&alice), "Instances(UniqueName='contoso-prod')".into()).await;
+    let (s, _, _) = discovery(&w, Some(&alice), "Instances(UniqueName='contoso-prod')").await;
     assert_eq!(s, 404);
-    let (s, _, b) = get(at(&admin), "Instances?$filter=UniqueName eq".into()).await;
+    let (s, _, b) = discovery(&w, Some(&admin), "Instances?$filter=UniqueName eq").await;
     assert_eq!(s, 400);
     assert!(b["error"]["message"].is_string());
-    let (s, _, _) = get(at(&admin), "Instances?$select=Nope".into()).await;
+    let (s, _, _) = discovery(&w, Some(&admin), "Instances?$select=Nope").await;
     assert_eq!(s, 400);
 
-    let (s, h, _) = get(None, "Instances".into()).await;
+    let (s, h, _) = discovery(&w, None, "Instances").await;
     assert_eq!(s, 401);
     assert!(
         h["www-authenticate"]
