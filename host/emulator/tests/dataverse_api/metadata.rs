@@ -270,6 +270,18 @@ async fn custom_tables_and_alternate_keys_from_the_seed() {
     )
     .await;
     assert_eq!((s, e["error"]["code"].clone()), (412, json!("0x80060892")));
+}
+
+#[tokio::test]
+async fn alternate_key_filters_and_key_changes() {
+    let c = Custom::start().await;
+    let call = |m, path, body| c.call(m, path, body);
+    let upsert = call(
+        Method::PATCH,
+        "new_projects(new_code='R2')",
+        Some(json!({"new_name": "Second"})),
+    );
+    assert_eq!(upsert.await.0, 204);
     // Filters on the key use the index and still honour the other conditions.
     let (_, _, l) = call(
         Method::GET,
@@ -277,7 +289,7 @@ async fn custom_tables_and_alternate_keys_from_the_seed() {
         None,
     )
     .await;
-    assert_eq!(l["value"][0]["new_name"], "Rocket 2");
+    assert_eq!(l["value"][0]["new_name"], "Rocket");
     let (_, _, l) = call(
         Method::GET,
         "new_projects?$select=new_name&$filter=new_code eq 'R1' and new_stage eq 1",
