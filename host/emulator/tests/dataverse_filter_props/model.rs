@@ -298,74 +298,6 @@ pub(crate) fn render(f: &Filter, rows: &[Account], out: &mut String) {
         }
     };
     match f {
-        Filter::Cmp(col, op, lit) => {
-            write!(
-                out,
-                "{} {} {}",
-                col.web_name(),
-                op.text(),
-                lit.resolve(*col, rows).render()
-            )
-            .expect("writing to a String cannot fail");
-        }
-        Filter::Text(func, col, needle) => {
-            let name = match func {
-                TextFn::Contains => "contains",
-                TextFn::StartsWith => "startswith",
-                TextFn::EndsWith => "endswith",
-            };
-            write!(
-                out,
-                "{name}({},{})",
-                col.web_name(),
-                quote(&needle.resolve(*col, rows))
-            )
-            .expect("writing to a String cannot fail");
-        }
-        Filter::In {
-            col,
-            negate,
-            values,
-            json_style,
-        } => {
-            let items: Vec<String> = values
-                .iter()
-                .map(|l| l.resolve(*col, rows).render_item(*json_style))
-                .collect();
-            write!(
-                out,
-                "Microsoft.Dynamics.CRM.{}(PropertyName='{}',PropertyValues=[{}])",
-                if *negate { "NotIn" } else { "In" },
-                col.web_name(),
-                items.join(",")
-            )
-            .expect("writing to a String cannot fail");
-        }
-        Filter::Between {
-            col,
-            negate,
-            lo,
-            hi,
-        } => {
-            write!(
-                out,
-                "Microsoft.Dynamics.CRM.{}(PropertyName='{}',PropertyValues=[{},{}])",
-                if *negate { "NotBetween" } else { "Between" },
-                col.web_name(),
-                lo.resolve(*col, rows).render_item(true),
-                hi.resolve(*col, rows).render_item(true)
-            )
-            .expect("writing to a String cannot fail");
-        }
-        Filter::IsNull { col, negate } => {
-            write!(
-                out,
-                "Microsoft.Dynamics.CRM.{}(PropertyName='{}')",
-                if *negate { "NotNull" } else { "Null" },
-                col.web_name()
-            )
-            .expect("writing to a String cannot fail");
-        }
         Filter::Not(e) => {
             out.push_str("not ");
             child(e, if e.is_call() { 3 } else { 4 }, out);
@@ -384,6 +316,68 @@ pub(crate) fn render(f: &Filter, rows: &[Account], out: &mut String) {
             out.push('(');
             render(e, rows, out);
             out.push(')');
+        }
+        condition => out.push_str(&condition_text(condition, rows)),
+    }
+}
+
+/// One condition (a comparison or a function call) as OData text.
+fn condition_text(f: &Filter, rows: &[Account]) -> String {
+    match f {
+        Filter::Cmp(col, op, lit) => format!(
+            "{} {} {}",
+            col.web_name(),
+            op.text(),
+            lit.resolve(*col, rows).render()
+        ),
+        Filter::Text(func, col, needle) => {
+            let name = match func {
+                TextFn::Contains => "contains",
+                TextFn::StartsWith => "startswith",
+                TextFn::EndsWith => "endswith",
+            };
+            format!(
+                "{name}({},{})",
+                col.web_name(),
+                quote(&needle.resolve(*col, rows))
+            )
+        }
+        Filter::In {
+            col,
+            negate,
+            values,
+            json_style,
+        } => {
+            let items: Vec<String> = values
+                .iter()
+                .map(|l| l.resolve(*col, rows).render_item(*json_style))
+                .collect();
+            format!(
+                "Microsoft.Dynamics.CRM.{}(PropertyName='{}',PropertyValues=[{}])",
+                if *negate { "NotIn" } else { "In" },
+                col.web_name(),
+                items.join(",")
+            )
+        }
+        Filter::Between {
+            col,
+            negate,
+            lo,
+            hi,
+        } => format!(
+            "Microsoft.Dynamics.CRM.{}(PropertyName='{}',PropertyValues=[{},{}])",
+            if *negate { "NotBetween" } else { "Between" },
+            col.web_name(),
+            lo.resolve(*col, rows).render_item(true),
+            hi.resolve(*col, rows).render_item(true)
+        ),
+        Filter::IsNull { col, negate } => format!(
+            "Microsoft.Dynamics.CRM.{}(PropertyName='{}')",
+            if *negate { "NotNull" } else { "Null" },
+            col.web_name()
+        ),
+        Filter::Not(_) | Filter::And(..) | Filter::Or(..) | Filter::Group(_) => {
+            unreachable!("render writes the combinations")
         }
     }
 }
