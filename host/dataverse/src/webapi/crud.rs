@@ -96,17 +96,7 @@ impl Client {
             let cols: Vec<&str> = select.iter().map(ColumnName::as_str).collect();
             target = target.option("$select", cols.join(","));
         }
-        let r = self
-            .send(
-                reqwest::Method::GET,
-                &target,
-                None,
-                &[],
-                Repeat::Safe,
-                deadline,
-            )
-            .await?;
-        match r.body {
+        match self.get(&target, &[], deadline).await? {
             Value::Object(m) => Ok(m),
             _ => Err(DataverseError::Transport(
                 "the record body is not an object".into(),
@@ -158,16 +148,13 @@ impl Client {
         record: &Map<String, Value>,
         deadline: Instant,
     ) -> Result<(), DataverseError> {
-        self.send(
+        self.write(
             reqwest::Method::PATCH,
             &Target::record(entity_set, key),
             Some(&Value::Object(record.clone())),
-            &[],
-            Repeat::Safe,
             deadline,
         )
         .await
-        .map(|_| ())
     }
 
     /// Deletes a row. After an attempt whose outcome is unknown, a repeat
@@ -178,16 +165,13 @@ impl Client {
         id: Uuid,
         deadline: Instant,
     ) -> Result<(), DataverseError> {
-        self.send(
+        self.write(
             reqwest::Method::DELETE,
             &Target::record(entity_set, &id.into()),
             None,
-            &[],
-            Repeat::Safe,
             deadline,
         )
         .await
-        .map(|_| ())
     }
 
     /// Associates `target` (an entity set and id) through a navigation property.
@@ -202,18 +186,15 @@ impl Client {
     ) -> Result<(), DataverseError> {
         let reference = Target::record(target_set, &target.into()).url(&self.api)?;
         let body = json!({"@odata.id": reference.as_str()});
-        self.send(
+        self.write(
             reqwest::Method::POST,
             &Target::record(entity_set, &id.into())
                 .nav(navigation)
                 .then("$ref"),
             Some(&body),
-            &[],
-            Repeat::Safe,
             deadline,
         )
         .await
-        .map(|_| ())
     }
 
     /// Removes an association made through a collection-valued navigation property.
@@ -225,35 +206,23 @@ impl Client {
         target: Uuid,
         deadline: Instant,
     ) -> Result<(), DataverseError> {
-        self.send(
+        self.write(
             reqwest::Method::DELETE,
             &Target::record(entity_set, &id.into())
                 .nav_record(navigation, target)
                 .then("$ref"),
             None,
-            &[],
-            Repeat::Safe,
             deadline,
         )
         .await
-        .map(|_| ())
     }
 
     /// Runs a query; returns its first page.
     pub async fn query(&self, q: &Query, deadline: Instant) -> Result<Page, DataverseError> {
         let prefer = prefer_page_size(q.page_size);
         let headers: Vec<(&str, &str)> = prefer.iter().map(|p| ("Prefer", p.as_str())).collect();
-        let r = self
-            .send(
-                reqwest::Method::GET,
-                &q.target(),
-                None,
-                &headers,
-                Repeat::Safe,
-                deadline,
-            )
-            .await?;
-        Page::from_body(r.body, q.page_size, &self.api)
+        let body = self.get(&q.target(), &headers, deadline).await?;
+        Page::from_body(body, q.page_size, &self.api)
     }
 
     /// The page after `page`, with the same page size; `None` after the last.
@@ -279,8 +248,8 @@ impl Client {
             .await?;
         let next = Page::from_body(r.body, page.page_size, &self.api)?;
         if next.next.as_ref() == Some(link) {
-            return Err(DataverseError::Transport(
-                "the server returned the same next link twice".into(),
+            return Err(DataverseError::Unexpected(
+                "the next links go round in a loop".into(),
             ));
         }
         Ok(Some(next))
@@ -324,17 +293,9 @@ impl Client {
         fetch: &str,
         deadline: Instant,
     ) -> Result<Vec<Map<String, Value>>, DataverseError> {
-        let r = self
-            .send(
-                reqwest::Method::GET,
-                &Target::set(entity_set).option("fetchXml", fetch),
-                None,
-                &[],
-                Repeat::Safe,
-                deadline,
-            )
-            .await?;
-        Ok(Page::from_body(r.body, None, &self.api)?.rows)
+        let target = Target::set(entity_set).option("fetchXml", fetch);
+        let body = self.get(&target, &[], deadline).await?;
+        Ok(Page::from_body(body, None, &self.api)?.rows)
     }
 
     /// `CreateMultiple`: creates all or none; returns the ids. Each target
@@ -388,16 +349,13 @@ impl Client {
             BulkWrite::Update => "Microsoft.Dynamics.CRM.UpdateMultiple",
             BulkWrite::Upsert => "Microsoft.Dynamics.CRM.UpsertMultiple",
         };
-        self.send(
+        self.write(
             reqwest::Method::POST,
             &Target::set(entity_set).then(action),
             Some(&json!({"Targets": targets})),
-            &[],
-            Repeat::Safe,
             deadline,
         )
         .await
-        .map(|_| ())
     }
 }
 

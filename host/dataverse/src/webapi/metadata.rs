@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::target::{ColumnName, EntitySet, TableName, Target};
-use super::{Client, DataverseError, Repeat};
+use super::{Client, DataverseError};
 
 /// Size and lifetime of a client's metadata cache.
 #[derive(Debug, Clone, Copy)]
@@ -205,18 +205,8 @@ impl Client {
 
     async fn fetch_tables(&self, deadline: Instant) -> Result<Arc<Vec<TableInfo>>, DataverseError> {
         let target = Target::fixed("EntityDefinitions").option("$select", TABLE_COLUMNS);
-        let r = self
-            .send(
-                reqwest::Method::GET,
-                &target,
-                None,
-                &[],
-                Repeat::Safe,
-                deadline,
-            )
-            .await?;
-        let mut tables = r
-            .body
+        let body = self.get(&target, &[], deadline).await?;
+        let mut tables = body
             .get("value")
             .and_then(Value::as_array)
             .map(|v| v.iter().map(table_info).collect::<Result<Vec<_>, _>>())
@@ -264,22 +254,11 @@ impl Client {
         table: &TableName,
         deadline: Instant,
     ) -> Result<Arc<TableDescription>, DataverseError> {
-        let get = |target: Target| async move {
-            self.send(
-                reqwest::Method::GET,
-                &target,
-                None,
-                &[],
-                Repeat::Safe,
-                deadline,
-            )
-            .await
-        };
+        let get = |target: Target| async move { self.get(&target, &[], deadline).await };
         let entity = get(Target::definition(table).option("$select", TABLE_COLUMNS)).await?;
-        let info = table_info(&entity.body)?;
+        let info = table_info(&entity)?;
         let attrs = get(Target::definition(table).then("Attributes")).await?;
         let mut columns: Vec<ColumnInfo> = attrs
-            .body
             .get("value")
             .and_then(Value::as_array)
             .into_iter()
@@ -300,7 +279,6 @@ impl Client {
                 .option("$expand", "OptionSet");
             let r = get(target).await?;
             for a in r
-                .body
                 .get("value")
                 .and_then(Value::as_array)
                 .into_iter()

@@ -229,6 +229,39 @@ impl Client {
         self.parallel.limit()
     }
 
+    /// `GET` of `target` (safe to repeat); the answer's body.
+    async fn get(
+        &self,
+        target: &Target,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Value, DataverseError> {
+        let r = self
+            .send(
+                reqwest::Method::GET,
+                target,
+                None,
+                headers,
+                Repeat::Safe,
+                deadline,
+            )
+            .await?;
+        Ok(r.body)
+    }
+
+    /// A write that is safe to repeat (PUT-like PATCH, DELETE, `$ref`).
+    async fn write(
+        &self,
+        method: reqwest::Method,
+        target: &Target,
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<(), DataverseError> {
+        self.send(method, target, body, &[], Repeat::Safe, deadline)
+            .await
+            .map(|_| ())
+    }
+
     /// Sends a JSON request to `target` with the retry policy.
     async fn send(
         &self,
@@ -402,17 +435,8 @@ impl Client {
 
     /// `WhoAmI`: which systemuser the connection is.
     pub async fn who_am_i(&self, deadline: Instant) -> Result<WhoAmI, DataverseError> {
-        let r = self
-            .send(
-                reqwest::Method::GET,
-                &Target::fixed("WhoAmI"),
-                None,
-                &[],
-                Repeat::Safe,
-                deadline,
-            )
-            .await?;
-        serde_json::from_value(r.body)
+        let body = self.get(&Target::fixed("WhoAmI"), &[], deadline).await?;
+        serde_json::from_value(body)
             .map_err(|e| DataverseError::Transport(format!("unexpected WhoAmI body: {e}")))
     }
 }
