@@ -35,15 +35,13 @@ pub use token::{Connection, SigningAlgorithm, TokenInfo, TokenSource};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IdentityError {
     /// Entra refused the request.
-    #[error(
-        "Entra ID refused the token request: AADSTS{code} ({error}): {cause}. Entra said: {description}"
-    )]
+    #[error("Entra ID refused the request: {}", entra_text(*code, error, cause, description))]
     Entra {
         /// HTTP status.
         status: u16,
         /// OAuth `error`.
         error: String,
-        /// The AADSTS number.
+        /// The AADSTS number (0 when Entra sent none).
         code: u32,
         /// What it usually means, in plain words.
         cause: &'static str,
@@ -64,6 +62,21 @@ pub enum IdentityError {
     /// An authority, environment or tenant that cannot be used.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
+}
+
+/// The readable part of an Entra refusal: the AADSTS code only when Entra
+/// sent one, its description only when not empty.
+fn entra_text(code: u32, error: &str, cause: &str, description: &str) -> String {
+    let mut text = if code == 0 {
+        format!("{error}: {cause}")
+    } else {
+        format!("AADSTS{code} ({error}): {cause}")
+    };
+    if !description.is_empty() {
+        text.push_str(". Entra said: ");
+        text.push_str(description);
+    }
+    text
 }
 
 impl IdentityError {
@@ -130,6 +143,28 @@ pub(crate) fn aadsts_cause(code: u32) -> &'static str {
         50027 | 5002738 => "the client assertion is malformed or uses an unsupported algorithm",
         53003 => "a Conditional Access policy blocked the sign-in",
         _ => "Entra rejected the request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_without_error_codes_names_no_aadsts_number() {
+        let plain = entra_error(400, &serde_json::json!({"error": "invalid_grant"}), None);
+        let text = plain.to_string();
+        assert!(!text.contains("AADSTS"), "{text}");
+        assert!(text.contains("invalid_grant"), "{text}");
+        let coded = entra_error(
+            401,
+            &serde_json::json!({"error": "invalid_client", "error_codes": [700027],
+                "error_description": "AADSTS700027: Client assertion failed.\r\nTrace ID: x"}),
+            None,
+        );
+        let text = coded.to_string();
+        assert!(text.contains("AADSTS700027 (invalid_client)"), "{text}");
+        assert!(!text.contains("Trace ID"), "{text}");
     }
 }
 
