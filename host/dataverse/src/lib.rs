@@ -30,7 +30,7 @@
 //! // Nor can a connection's access token be fetched (both the method and
 //! // the token type it returns are private).
 //! async fn leak(tokens: &dvhost_dataverse::TokenSource) {
-//!     let _ = tokens.token(std::time::Instant::now()).await;
+//!     let _token = tokens.token(std::time::Instant::now()).await;
 //! }
 //! ```
 //!
@@ -46,7 +46,7 @@
 //! // sending methods and their types are private).
 //! async fn aim(c: &dvhost_dataverse::Client, url: url::Url) {
 //!     let now = std::time::Instant::now();
-//!     let _ = c.send_url(reqwest::Method::GET, url, None, &[], todo!(), now).await;
+//!     let _reply = c.send_url(reqwest::Method::GET, url, None, &[], todo!(), now).await;
 //! }
 //! ```
 //!
@@ -66,7 +66,7 @@
 //! }
 //! async fn fine_four(c: &dvhost_dataverse::Client, url: url::Url) {
 //!     let _now = (reqwest::Method::GET, url, std::time::Instant::now());
-//!     let _ = c.who_am_i(std::time::Instant::now()).await;
+//!     let _who = c.who_am_i(std::time::Instant::now()).await;
 //! }
 //! ```
 

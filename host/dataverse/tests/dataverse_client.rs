@@ -627,3 +627,32 @@ async fn fifty_concurrent_cold_metadata_lookups_make_one_request() {
         1
     );
 }
+
+#[tokio::test]
+async fn metadata_expires_after_its_time_to_live() {
+    let s = setup("").await;
+    let tokens = common::token_source(
+        &s.emu,
+        s.cert.clone(),
+        CLIENT,
+        dvhost_dataverse::SigningAlgorithm::Rs256,
+    );
+    let c = Client::with_metadata_cache(
+        tokens,
+        dvhost_dataverse::MetadataCacheConfig {
+            time_to_live: Duration::from_millis(300),
+            max_entries: 10,
+        },
+    );
+    let requests = || {
+        c.stats()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    c.list_tables(soon()).await.unwrap();
+    c.list_tables(soon()).await.unwrap();
+    assert_eq!(requests(), 1, "served from the cache");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.list_tables(soon()).await.unwrap();
+    assert_eq!(requests(), 2, "fetched again after the time to live");
+}
