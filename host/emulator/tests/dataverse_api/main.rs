@@ -7,5 +7,6 @@ mod common;
 
 mod auth;
 mod metadata;
+mod metadata_properties;
 mod queries;
 mod records;

@@ -132,7 +132,7 @@ async fn service_document_and_csdl_agree() {
 /// The environment `custom`, seeded with the custom table `new_project`
 /// (alternate key `new_code`) and an alternate key on `account`, an app
 /// token for it, and an account `A-1` with a project `R1`.
-struct Custom {
+pub(crate) struct Custom {
     w: World,
     base: String,
     t: String,
@@ -141,7 +141,7 @@ struct Custom {
 }
 
 impl Custom {
-    async fn start() -> Custom {
+    pub(crate) async fn start() -> Custom {
         let w = World::start().await;
         let seed: dvhost_emulator::Seed = toml::from_str(
         r#"
@@ -195,7 +195,7 @@ impl Custom {
     }
 
     /// A Web API request to the `custom` environment.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         m: Method,
         path: &str,

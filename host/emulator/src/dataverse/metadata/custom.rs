@@ -82,7 +82,7 @@ pub fn build_schema(
     let standard: Vec<String> = tables.iter().map(|t| t.logical_name.clone()).collect();
     let custom_names: Vec<String> = custom.iter().map(|t| t.logical_name.clone()).collect();
     let known = |n: &str| standard.iter().chain(custom_names.iter()).any(|k| k == n);
-    for t in custom {
+    for (i, t) in custom.iter().enumerate() {
         if standard.contains(&t.logical_name)
             || custom_names
                 .iter()
@@ -92,7 +92,12 @@ pub fn build_schema(
         {
             return Err(SchemaError::DuplicateTable(t.logical_name.clone()));
         }
-        tables.push(parse_table(&custom_table_json(t, &known)?));
+        // Custom tables get object type codes from 10000 up, in seed order
+        // ("ObjectTypeCode" in "Table definitions",
+        // https://learn.microsoft.com/power-apps/developer/data-platform/entity-metadata).
+        let mut json = custom_table_json(t, &known)?;
+        json["ObjectTypeCode"] = json!(10000 + i);
+        tables.push(parse_table(&json));
     }
     let sets: Vec<&String> = tables.iter().map(|t| &t.entity_set).collect();
     if let Some((i, _)) = sets
@@ -199,6 +204,7 @@ fn custom_table_json(t: &TableSeed, known: &dyn Fn(&str) -> bool) -> Result<Valu
     let mut name_attr = system_column(&primary_name, "String", true, true);
     name_attr["MaxLength"] = json!(100);
     name_attr["RequiredLevel"] = json!("ApplicationRequired");
+    name_attr["IsCustomAttribute"] = json!(true);
     attrs.push(name_attr);
     for c in &t.columns {
         attrs.push(column_json(ln, c, known)?);
@@ -228,9 +234,11 @@ fn custom_table_json(t: &TableSeed, known: &dyn Fn(&str) -> bool) -> Result<Valu
     let display = t.display_name.clone().unwrap_or_else(|| label_of(ln));
     Ok(json!({
         "LogicalName": ln, "SchemaName": ln, "EntitySetName": set, "LogicalCollectionName": set, "CollectionSchemaName": set,
-        "ObjectTypeCode": 10000, "PrimaryIdAttribute": primary_id, "PrimaryNameAttribute": primary_name,
+        "PrimaryIdAttribute": primary_id, "PrimaryNameAttribute": primary_name,
         "DisplayName": display, "DisplayCollectionName": display,
         "OwnershipType": "UserOwned", "TableType": "Standard", "IsCustomEntity": true, "IsIntersect": false,
+        "IsPrivate": false, "IsManaged": false, "IsActivity": false, "IsValidForAdvancedFind": true, "IsCustomizable": true,
+        "HasNotes": false, "HasActivities": false, "ChangeTrackingEnabled": false, "Description": "",
         "AlternateKeys": t.alternate_keys.iter().map(|k| json!({"KeyAttributes": k})).collect::<Vec<_>>(),
         "Attributes": attrs,
     }))
@@ -290,6 +298,7 @@ fn column_json(
         system_column(name, ty, true, true)
     };
     a["DisplayName"] = json!(c.display_name.clone().unwrap_or_else(|| label_of(name)));
+    a["IsCustomAttribute"] = json!(true);
     if let Some(r) = &c.required {
         a["RequiredLevel"] = json!(r);
     }

@@ -9,7 +9,7 @@ mod render;
 mod run;
 
 pub use apply::{Apply, aggregate};
-pub use options::{encode_skiptoken, parse_options};
+pub use options::{encode_skiptoken, filter_properties, parse_options};
 pub use render::{expand_into, render};
 pub use run::{collection_related, order_values, run, select_rows, single_related};
 

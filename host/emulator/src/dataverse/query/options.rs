@@ -25,7 +25,7 @@ pub(super) fn check_column(table: &Table, name: &str) -> DvResult<()> {
 }
 
 /// Property paths used by a filter, to reject unknown columns up front.
-pub(super) fn filter_properties<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
+pub fn filter_properties<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
     match e {
         Expr::Property(p) => out.push(p),
         Expr::Or(a, b) | Expr::And(a, b) | Expr::Cmp(_, a, b) => {
