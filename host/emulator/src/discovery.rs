@@ -12,6 +12,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::bearer::{self, BearerError};
 use crate::odata::filter::Expr;
 use crate::state::{DISCOVERY_RESOURCE, Environment, User};
 use crate::{Emulator, odata};
@@ -77,7 +78,7 @@ async fn instances(
 ) -> Response {
     let claims = match emu.bearer_claims(&headers, &[DISCOVERY_RESOURCE]) {
         Ok(c) => c,
-        Err(e) => return unauthorized(&emu, e.describe()),
+        Err(e) => return unauthorized(&emu, &e.to_string()),
     };
     let Some(key) = parse_key(&resource) else {
         return odata::error(
@@ -92,6 +93,13 @@ async fn instances(
         .and_then(Value::as_str)
         .and_then(|oid| dir.user(oid))
         .cloned();
+    // Discovery lists what the token's own tenant knows about its user.
+    if user
+        .as_ref()
+        .is_some_and(|u| bearer::issuing_tenant(&claims).ok() != Some(u.tenant_id))
+    {
+        return unauthorized(&emu, &BearerError::WrongTenant.to_string());
+    }
     let Some(user) = user.filter(|_| claims.get("scp").is_some()) else {
         return odata::error(
             StatusCode::FORBIDDEN,

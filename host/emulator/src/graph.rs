@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::bearer::{self, BearerError};
 use crate::state::{App, Directory, GRAPH_APP_ID, GRAPH_RESOURCE, KeyCredential, Tenant, User};
 use crate::{Emulator, clock};
 
@@ -96,17 +97,20 @@ impl IntoResponse for GraphError {
 
 type GraphResult = Result<Response, GraphError>;
 
+/// Graph's 401 for a token it does not accept.
+fn invalid_token(e: BearerError) -> GraphError {
+    gerr(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        format!("Access token validation failure. {e}"),
+    )
+}
+
 /// The administrator behind a request, and their tenant.
 fn admin(emu: &Emulator, headers: &HeaderMap) -> Result<(User, Tenant), GraphError> {
     let claims = emu
         .bearer_claims(headers, &[GRAPH_RESOURCE, GRAPH_APP_ID])
-        .map_err(|e| {
-            gerr(
-                StatusCode::UNAUTHORIZED,
-                "InvalidAuthenticationToken",
-                format!("Access token validation failure. {}", e.describe()),
-            )
-        })?;
+        .map_err(invalid_token)?;
     let denied = || {
         gerr(
             StatusCode::FORBIDDEN,
@@ -125,6 +129,11 @@ fn admin(emu: &Emulator, headers: &HeaderMap) -> Result<(User, Tenant), GraphErr
         .and_then(|oid| dir.user(oid))
         .cloned()
         .ok_or_else(denied)?;
+    // Graph serves the directory that issued the token: a token from
+    // another tenant never reaches this user's tenant.
+    if bearer::issuing_tenant(&claims).map_err(invalid_token)? != user.tenant_id {
+        return Err(invalid_token(BearerError::WrongTenant));
+    }
     let allowed = scp
         .split(' ')
         .any(|s| s == "Application.ReadWrite.All" || s == "Directory.AccessAsUser.All");

@@ -73,6 +73,11 @@ pub(crate) struct Emulator {
     pub(crate) signing: SigningKey,
     /// Base URL the emulator announces, e.g. `https://127.0.0.1:8443`.
     pub(crate) base_url: String,
+    /// Every base URL that names this emulator: [`Emulator::base_url`],
+    /// `localhost` for a loopback listener, the TLS names and configured
+    /// aliases, all at the listening port. Assertion audiences and
+    /// documents only ever use these.
+    pub(crate) base_urls: Vec<String>,
     pub(crate) tls: bool,
     state_file: Option<PathBuf>,
     /// Dataverse rows of every environment (in memory only).
@@ -92,20 +97,22 @@ impl Emulator {
         clock::now(self.dir.read().settings.clock_offset_secs)
     }
 
-    /// The base URL as the client addressed it (its `Host` header), so
-    /// documents and `aud` checks agree with what the client used whether it
-    /// said `localhost` or `127.0.0.1`.
+    /// The base URL as the client addressed it (its `Host` header) when
+    /// that is one of the emulator's own names, so documents agree with what
+    /// the client used whether it said `localhost` or `127.0.0.1`; any other
+    /// `Host` gets the announced base URL.
     pub(crate) fn request_base(&self, headers: &HeaderMap) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-            })
             .map(|h| format!("{scheme}://{h}"))
+            .and_then(|b| {
+                self.base_urls
+                    .iter()
+                    .find(|own| own.eq_ignore_ascii_case(&b))
+                    .cloned()
+            })
             .unwrap_or_else(|| self.base_url.clone())
     }
 
@@ -178,6 +185,7 @@ pub struct EmulatorBuilder {
     seed: Seed,
     state_file: Option<PathBuf>,
     tls_names: Vec<String>,
+    aliases: Vec<String>,
 }
 
 impl Default for EmulatorBuilder {
@@ -195,6 +203,7 @@ impl EmulatorBuilder {
             seed: Seed::default(),
             state_file: None,
             tls_names: Vec::new(),
+            aliases: Vec::new(),
         }
     }
 
@@ -213,6 +222,13 @@ impl EmulatorBuilder {
     /// Extra DNS names or IPs for the server certificate.
     pub fn tls_names(mut self, names: Vec<String>) -> Self {
         self.tls_names = names;
+        self
+    }
+
+    /// More base URLs that name this emulator (e.g. `https://sts.test:8443`
+    /// behind a proxy): client assertions may use them as `aud`.
+    pub fn aliases(mut self, urls: Vec<String>) -> Self {
+        self.aliases = urls;
         self
     }
 
@@ -260,6 +276,7 @@ impl EmulatorBuilder {
             dir: RwLock::new(directory),
             signing,
             base_url: base_url.clone(),
+            base_urls: own_base_urls(&base_url, scheme, addr, &self.tls_names, &self.aliases),
             tls: self.tls,
             state_file: self.state_file.clone(),
             dataverse: Default::default(),
@@ -294,6 +311,26 @@ impl EmulatorBuilder {
             emu,
         })
     }
+}
+
+/// The base URLs that name an emulator announced at `base_url` and
+/// listening on `addr`.
+fn own_base_urls(
+    base_url: &str,
+    scheme: &str,
+    addr: SocketAddr,
+    tls_names: &[String],
+    aliases: &[String],
+) -> Vec<String> {
+    let port = addr.port();
+    let mut out = vec![base_url.to_string()];
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        out.push(format!("{scheme}://localhost:{port}"));
+    }
+    out.extend(tls_names.iter().map(|n| format!("{scheme}://{n}:{port}")));
+    out.extend(aliases.iter().map(|a| a.trim_end_matches('/').to_string()));
+    out.dedup();
+    out
 }
 
 /// Serves the router, but closes the connection instead of answering when
@@ -395,6 +432,13 @@ impl RunningEmulator {
     /// Token-endpoint counters (also at `GET /_emulator/stats`).
     pub fn token_stats(&self) -> TokenStats {
         self.emu.dir.read().stats.clone()
+    }
+
+    /// Signs arbitrary claims with the emulator's token-signing key, so
+    /// tests can present tokens Entra would issue for other tenants or
+    /// resources and check that the resource servers refuse them.
+    pub fn sign_token(&self, claims: &serde_json::Value) -> String {
+        self.emu.signing.sign(claims)
     }
 
     /// Applies more seed data (tenants, users, apps, environments) to the

@@ -206,6 +206,24 @@ async fn declined_expired_slow_down_and_unknown_codes() {
 }
 
 #[tokio::test]
+async fn a_device_code_is_redeemed_only_at_the_tenant_that_issued_it() {
+    let w = World::start().await;
+    let scope = format!("{}/.default", w.env_url);
+    let dc = w.device_code(TENANT_ID, PUBLIC_APP_ID, &scope).await;
+    let s = w
+        .code_action(&dc, "approve", Some(json!({"user": USER})))
+        .await;
+    assert_eq!(s, 204);
+    let code = dc["device_code"].as_str().unwrap();
+    for other in ["fabrikam", "organizations"] {
+        let (s, b) = w.poll(other, PUBLIC_APP_ID, code).await;
+        assert_entra_error(s, &b, 400, "invalid_grant", 70000);
+    }
+    let (s, b) = w.poll(TENANT_ID, PUBLIC_APP_ID, code).await;
+    assert_eq!(s, 200, "{b}");
+}
+
+#[tokio::test]
 async fn polling_faster_than_the_interval_gets_slow_down() {
     let w = World::start_with(dvhost_emulator::Settings {
         device_code_interval_secs: 5,

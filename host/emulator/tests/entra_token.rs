@@ -9,6 +9,8 @@ use common::*;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 #[tokio::test]
 async fn rs256_with_x5t_gets_a_token_that_verifies_against_jwks() {
     let w = World::start().await;
@@ -175,6 +177,11 @@ fn rejected_assertions(w: &World) -> Vec<(&'static str, String, u32)> {
             with(&[("aud", json!(w.url("/fabrikam/oauth2/v2.0/token")))]),
             700023,
         ),
+        (
+            "aud as a list naming the token URL",
+            with(&[("aud", json!([aud.clone()]))]),
+            700023,
+        ),
         ("wrong iss", with(&[("iss", json!("someone-else"))]), 700021),
         ("wrong sub", with(&[("sub", json!("someone-else"))]), 700021),
         (
@@ -241,7 +248,64 @@ async fn assertion_rejections_carry_the_entra_codes() {
     }
     let stats = w.emu.token_stats();
     assert_eq!(stats.issued, 0);
-    assert_eq!(stats.rejected, 17);
+    assert_eq!(stats.rejected, 18);
+}
+
+#[tokio::test]
+async fn assertion_audiences_come_from_the_emulator_not_the_host_header() {
+    let w = World::start().await;
+    let scope = format!("{}/.default", w.env_url);
+    for scheme in ["http", "https"] {
+        let aud = format!("{scheme}://sts.other.example/{TENANT_ID}/oauth2/v2.0/token");
+        let resp = w
+            .http
+            .post(w.token_url())
+            .header(reqwest::header::HOST, "sts.other.example")
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", APP_ID),
+                ("scope", &scope),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", &rs256(&w.cert, &claims(&aud, APP_ID))),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let s = resp.status().as_u16();
+        let b: Value = resp.json().await.unwrap();
+        assert_entra_error(s, &b, 401, "invalid_client", 700023);
+    }
+    // `localhost` names a loopback emulator too.
+    let port = w.emu.local_addr().port();
+    let aud = format!("http://localhost:{port}/{TENANT_ID}/oauth2/v2.0/token");
+    let (s, b) = w
+        .client_credentials(&rs256(&w.cert, &claims(&aud, APP_ID)))
+        .await;
+    assert_eq!(s, 200, "{b}");
+}
+
+#[tokio::test]
+async fn a_wrong_assertion_type_is_aadsts90011() {
+    let w = World::start().await;
+    let (s, b) = w
+        .post_form(
+            &format!("/{TENANT_ID}/oauth2/v2.0/token"),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", APP_ID),
+                ("scope", &format!("{}/.default", w.env_url)),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+                ),
+                (
+                    "client_assertion",
+                    &rs256(&w.cert, &claims(&w.token_url(), APP_ID)),
+                ),
+            ],
+        )
+        .await;
+    assert_entra_error(s, &b, 400, "invalid_request", 90011);
 }
 
 #[tokio::test]

@@ -291,6 +291,34 @@ async fn graph_refuses_missing_and_foreign_tokens() {
 }
 
 #[tokio::test]
+async fn graph_and_discovery_refuse_tokens_of_another_tenant() {
+    let w = World::start().await;
+    let fabrikam = fabrikam_id(&w).await;
+    let graph_token = w
+        .sign_in(
+            ADMIN,
+            "https://graph.microsoft.com/Application.ReadWrite.All",
+        )
+        .await;
+    let graph_token = graph_token["access_token"].as_str().unwrap();
+    let (s, _) = graph(&w, Method::GET, "applications", Some(graph_token), None).await;
+    assert_eq!(s, 200);
+    let (admin, _) = discovery_users(&w).await;
+    assert_eq!(discovery(&w, Some(&admin), "Instances").await.0, 200);
+    for tid in [fabrikam.as_str(), "99999999-9999-9999-9999-999999999999"] {
+        let forged = from_tenant(&w.emu, graph_token, tid);
+        let (s, b) = graph(&w, Method::GET, "applications", Some(&forged), None).await;
+        assert_eq!(s, 401, "{tid}: {b}");
+        assert_eq!(b["error"]["code"], "InvalidAuthenticationToken");
+        let forged = json!({"access_token":
+            from_tenant(&w.emu, admin["access_token"].as_str().unwrap(), tid)});
+        let (s, h, _) = discovery(&w, Some(&forged), "Instances").await;
+        assert_eq!(s, 401, "{tid}");
+        assert!(h.contains_key("www-authenticate"));
+    }
+}
+
+#[tokio::test]
 async fn graph_refuses_non_admins_and_app_only_tokens() {
     let w = World::start().await;
     let body = json!({"displayName": "x"});

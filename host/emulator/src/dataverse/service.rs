@@ -259,7 +259,7 @@ fn handle_inner(
         ..
     } = *req;
     let env = environment_of(emu, req)?;
-    let claims = match emu.bearer_claims(headers, &[&env.url]) {
+    let claims = match emu.bearer_claims_for(headers, &[&env.url], env.tenant_id) {
         Ok(c) => c,
         Err(_) => return Ok((unauthorized(emu, &env, headers), None)),
     };

@@ -231,12 +231,11 @@ fn check_x5c(x5c: &Value, key: &KeyCredential) -> Result<(), EntraError> {
 }
 
 fn check_claims(claims: &Map<String, Value>, cx: &AssertionContext<'_>) -> Result<(), EntraError> {
+    // Entra wants one audience, the token endpoint; a list is refused even
+    // when it names the endpoint (certificate-credentials page: "aud" is
+    // the token endpoint URL).
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => cx.audiences.iter().any(|x| x.eq_ignore_ascii_case(a)),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|a| cx.audiences.iter().any(|x| x.eq_ignore_ascii_case(a))),
         _ => false,
     };
     if !aud_ok {

@@ -182,7 +182,7 @@ fn token_inner(
         .unwrap_or("-")
         .to_string();
     let result = match form {
-        Ok(form) => handle_token(emu, tenant, headers, &form),
+        Ok(form) => handle_token(emu, tenant, &form),
         Err(rejection) => Err(body_error(rejection)),
     };
     {
@@ -219,12 +219,7 @@ impl Emulator {
     }
 }
 
-fn handle_token(
-    emu: &Emulator,
-    tenant: &str,
-    headers: &HeaderMap,
-    form: &Form,
-) -> Result<Value, EntraError> {
+fn handle_token(emu: &Emulator, tenant: &str, form: &Form) -> Result<Value, EntraError> {
     let authority = resolve_authority(emu, tenant)?;
     let grant = form.require("grant_type")?;
     match grant {
@@ -235,9 +230,9 @@ fn handle_token(
                     "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
                 ));
             };
-            client_credentials(emu, &t, headers, form)
+            client_credentials(emu, &t, form)
         }
-        DEVICE_CODE_GRANT => redeem_device_code(emu, form),
+        DEVICE_CODE_GRANT => redeem_device_code(emu, &authority, form),
         "refresh_token" => refresh(emu, &authority, form),
         other => Err(EntraError::new(
             StatusCode::BAD_REQUEST,
@@ -248,12 +243,7 @@ fn handle_token(
     }
 }
 
-fn client_credentials(
-    emu: &Emulator,
-    tenant: &Tenant,
-    headers: &HeaderMap,
-    form: &Form,
-) -> Result<Value, EntraError> {
+fn client_credentials(emu: &Emulator, tenant: &Tenant, form: &Form) -> Result<Value, EntraError> {
     let client_raw = form.require("client_id")?;
     let scope = form.require("scope")?;
     if form.get("client_secret").is_none() && form.get("client_assertion").is_none() {
@@ -277,13 +267,13 @@ fn client_credentials(
     }
     if form.get("client_assertion_type") != Some(JWT_BEARER) {
         return Err(EntraError::invalid_request(
-            50027,
+            90011,
             format!("Invalid client_assertion_type; expected '{JWT_BEARER}'."),
         ));
     }
     let resource = scopes::parse_client_credentials(&dir, tenant.id, scope)?;
     let settings = &dir.settings;
-    let audiences = token_urls(&emu.request_base(headers), &emu.base_url, tenant);
+    let audiences = token_urls(&emu.base_urls, tenant);
     let now = emu.now().unix_timestamp();
     assertion::verify(
         form.require("client_assertion")?,
@@ -308,10 +298,11 @@ fn client_credentials(
 }
 
 /// Token URLs an assertion's `aud` may name: this tenant's v2.0 endpoint by
-/// id and by each domain, at the address the client used and the announced one.
-fn token_urls(request_base: &str, base: &str, tenant: &Tenant) -> Vec<String> {
+/// id and by each domain, at the emulator's own base URLs (never the `Host`
+/// a caller sends, which anyone can choose).
+fn token_urls(bases: &[String], tenant: &Tenant) -> Vec<String> {
     let mut out = Vec::new();
-    for b in [request_base, base] {
+    for b in bases {
         for seg in std::iter::once(tenant.id.to_string())
             .chain(tenant.domains.iter().cloned())
             .chain([tenant.name.clone()])
@@ -525,7 +516,11 @@ fn device_error(error: &'static str, code: u32, message: &str) -> EntraError {
     EntraError::new(StatusCode::BAD_REQUEST, error, code, message)
 }
 
-fn redeem_device_code(emu: &Emulator, form: &Form) -> Result<Value, EntraError> {
+fn redeem_device_code(
+    emu: &Emulator,
+    authority: &Authority,
+    form: &Form,
+) -> Result<Value, EntraError> {
     let device_code = form.require("device_code")?;
     let client_raw = form.require("client_id")?;
     let now_dt = emu.now();
@@ -544,6 +539,7 @@ fn redeem_device_code(emu: &Emulator, form: &Form) -> Result<Value, EntraError> 
         ));
     };
     let code = &mut dir.device_codes[idx];
+    same_authority(code, authority)?;
     let user_id = poll(code, client_raw, now, now_ms)?;
     let scopes_raw = code.scopes.join(" ");
     let client_id = code.client_id;
@@ -567,6 +563,25 @@ fn redeem_device_code(emu: &Emulator, form: &Form) -> Result<Value, EntraError> 
     Ok(delegated_tokens(
         emu, &mut dir, &tenant, &user, client_id, &scopes, form, now,
     ))
+}
+
+/// A device code is redeemed at the authority that issued it: one started
+/// at tenant T means nothing to another tenant's token endpoint ("Microsoft
+/// identity platform and the OAuth 2.0 device authorization grant flow",
+/// <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code>).
+fn same_authority(code: &DeviceCode, authority: &Authority) -> Result<(), EntraError> {
+    let same = match authority {
+        Authority::Tenant(t) => code.tenant_id == Some(t.id),
+        Authority::Alias(_) => code.tenant_id.is_none(),
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(EntraError::invalid_grant(
+            70000,
+            "Provided grant is invalid or malformed: the device code was issued by another authority.",
+        ))
+    }
 }
 
 /// One poll of a device code by `client_raw`: the approving user, or why

@@ -615,3 +615,31 @@ pub async fn tls_emulator_with_app(cert: &TestCert, app_user: bool) -> RunningEm
         .await
         .unwrap()
 }
+
+/// The claims of a JWT (unverified).
+pub fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// `token` re-issued, validly signed, by tenant `tid` (`tid` and `iss`
+/// changed), as a token for another directory would look.
+pub fn from_tenant(emu: &RunningEmulator, token: &str, tid: &str) -> String {
+    let mut c = jwt_claims(token);
+    c["tid"] = json!(tid);
+    c["iss"] = json!(format!("https://sts.windows.net/{tid}/"));
+    emu.sign_token(&c)
+}
+
+/// The id of the seeded `fabrikam` tenant.
+pub async fn fabrikam_id(w: &World) -> String {
+    let (_, state) = w.control(reqwest::Method::GET, "state", None).await;
+    state["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "fabrikam")
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .expect("fabrikam is seeded")
+}

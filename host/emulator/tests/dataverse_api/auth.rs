@@ -54,6 +54,31 @@ async fn tokens_must_be_for_the_environment_and_current() {
 }
 
 #[tokio::test]
+async fn tokens_from_another_or_an_unknown_tenant_are_refused() {
+    let w = World::start().await;
+    let token = w.dv_token().await;
+    assert_eq!(w.get(&token, "WhoAmI").await.0, 200);
+    // The right `aud`, issued by another tenant of the emulator or by one it
+    // does not know: Dataverse's 401 with its challenge.
+    let fabrikam = fabrikam_id(&w).await;
+    for tid in [fabrikam.as_str(), "99999999-9999-9999-9999-999999999999"] {
+        let resp = w
+            .http
+            .get(w.api("WhoAmI"))
+            .bearer_auth(from_tenant(&w.emu, &token, tid))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{tid}");
+        assert!(resp.headers().contains_key("www-authenticate"), "{tid}");
+    }
+    // `iss` and `tid` must agree.
+    let mut c = jwt_claims(&token);
+    c["iss"] = json!(format!("https://sts.windows.net/{fabrikam}/"));
+    assert_eq!(w.get(&w.emu.sign_token(&c), "WhoAmI").await.0, 401);
+}
+
+#[tokio::test]
 async fn the_seeded_application_user_answers_who_am_i() {
     let w = World::start().await;
     let token = w.dv_token().await;
