@@ -142,3 +142,41 @@ async fn approve_and_decline_through_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_cli_sends_the_control_token() {
+    let emu = EmulatorBuilder::new()
+        .control_token(Some("s3cret".into()))
+        .start()
+        .await
+        .unwrap();
+    let base = emu.base_url().to_string();
+    let pending = move |token: Option<&str>| {
+        let mut args = vec!["emulator", "pending", "--url", &base]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        if let Some(t) = token {
+            args.extend(["--control-token".to_string(), t.to_string()]);
+        }
+        tokio::task::spawn_blocking(move || {
+            Command::new(DVHOST)
+                .args(args)
+                .env_remove("DVHOST_EMULATOR_CONTROL_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = pending.clone()(None).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+    let out = pending(Some("s3cret")).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listed.is_array() || listed.is_object(), "{listed}");
+    emu.shutdown().await;
+}

@@ -22,12 +22,8 @@ use crate::Emulator;
 use crate::seed::{AppSeed, EnvironmentSeed, Seed, SettingsPatch, TenantSeed, UserSeed};
 use crate::state::{App, DeviceCodeStatus, Directory};
 
-pub(crate) fn routes() -> Router<Arc<Emulator>> {
+fn routes() -> Router<Arc<Emulator>> {
     Router::new()
-        .route(
-            "/_emulator/health",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
         .route("/_emulator/state", get(state))
         .route("/_emulator/seed", post(seed))
         .route("/_emulator/tenants", post(add_tenant))
@@ -47,6 +43,20 @@ pub(crate) fn routes() -> Router<Arc<Emulator>> {
         .route(
             "/_emulator/device-codes/{user_code}/{action}",
             post(device_code_action),
+        )
+}
+
+/// [`routes`] behind the access guard; health stays open so scripts can
+/// wait for the emulator from anywhere.
+pub(crate) fn guarded_routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
+    routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            emu,
+            crate::control_access::guard,
+        ))
+        .route(
+            "/_emulator/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
 }
 

@@ -22,6 +22,7 @@
 mod bearer;
 mod clock;
 mod control;
+mod control_access;
 pub(crate) mod dataverse;
 mod discovery;
 mod entra;
@@ -47,6 +48,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use parking_lot::RwLock;
 
+pub use control_access::CONTROL_TOKEN_HEADER;
 pub use entra::error::EntraError;
 /// The OData `$filter` parser and evaluator the emulated services use, for
 /// checking filters other code writes.
@@ -79,6 +81,9 @@ pub(crate) struct Emulator {
     /// documents only ever use these.
     pub(crate) base_urls: Vec<String>,
     pub(crate) tls: bool,
+    /// When set, the control API wants it from every caller; when not, it
+    /// answers loopback callers only.
+    pub(crate) control_token: Option<String>,
     state_file: Option<PathBuf>,
     /// Dataverse rows of every environment (in memory only).
     pub(crate) dataverse: dataverse::Environments,
@@ -186,6 +191,7 @@ pub struct EmulatorBuilder {
     state_file: Option<PathBuf>,
     tls_names: Vec<String>,
     aliases: Vec<String>,
+    control_token: Option<String>,
 }
 
 impl Default for EmulatorBuilder {
@@ -204,6 +210,7 @@ impl EmulatorBuilder {
             state_file: None,
             tls_names: Vec::new(),
             aliases: Vec::new(),
+            control_token: None,
         }
     }
 
@@ -229,6 +236,14 @@ impl EmulatorBuilder {
     /// behind a proxy): client assertions may use them as `aud`.
     pub fn aliases(mut self, urls: Vec<String>) -> Self {
         self.aliases = urls;
+        self
+    }
+
+    /// A secret the control API (`/_emulator/`) then wants from every
+    /// caller, as `Authorization: Bearer <token>` or in
+    /// [`CONTROL_TOKEN_HEADER`]; without one it answers loopback callers only.
+    pub fn control_token(mut self, token: Option<String>) -> Self {
+        self.control_token = token.filter(|t| !t.is_empty());
         self
     }
 
@@ -278,6 +293,7 @@ impl EmulatorBuilder {
             base_url: base_url.clone(),
             base_urls: own_base_urls(&base_url, scheme, addr, &self.tls_names, &self.aliases),
             tls: self.tls,
+            control_token: self.control_token.clone(),
             state_file: self.state_file.clone(),
             dataverse: Default::default(),
         });
@@ -288,7 +304,17 @@ impl EmulatorBuilder {
             emu.persist();
         }
 
-        let app = tower::make::Shared::new(DropConnections(router(emu.clone())));
+        warn_if_exposed(addr, emu.control_token.is_some());
+        let router = router(emu.clone());
+        // Each connection learns its peer address (the control API's guard
+        // reads it).
+        let app = tower::service_fn(move |peer: SocketAddr| {
+            let svc = DropConnections {
+                router: router.clone(),
+                peer: control_access::Peer(peer),
+            };
+            std::future::ready(Ok::<_, std::convert::Infallible>(svc))
+        });
         let handle = axum_server::Handle::new();
         let (ca_pem, task) = if self.tls {
             let tls = tls::LocalTls::generate(&self.tls_names)?;
@@ -310,6 +336,19 @@ impl EmulatorBuilder {
             task,
             emu,
         })
+    }
+}
+
+/// Listening beyond loopback lets other machines reach the token service
+/// and the Web API; say so, and how the control API is protected.
+fn warn_if_exposed(addr: SocketAddr, has_control_token: bool) {
+    if addr.ip().is_loopback() {
+        return;
+    }
+    if has_control_token {
+        tracing::warn!(%addr, "the emulator listens beyond loopback; the control API wants the control token");
+    } else {
+        tracing::warn!(%addr, "the emulator listens beyond loopback; the control API answers loopback callers only (set a control token to use it from elsewhere)");
     }
 }
 
@@ -337,7 +376,10 @@ fn own_base_urls(
 /// a response carries [`faults::DropConnection`] (fault injection): a
 /// service error makes hyper drop the connection without a response.
 #[derive(Clone)]
-struct DropConnections(axum::Router);
+struct DropConnections {
+    router: axum::Router,
+    peer: control_access::Peer,
+}
 
 impl<B> tower::Service<axum::http::Request<B>> for DropConnections
 where
@@ -359,8 +401,9 @@ where
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         use tower::ServiceExt as _;
-        let router = self.0.clone();
-        let req = req.map(axum::body::Body::new);
+        let router = self.router.clone();
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(self.peer);
         Box::pin(async move {
             let resp = router
                 .oneshot(req)
@@ -383,7 +426,7 @@ fn router(emu: Arc<Emulator>) -> axum::Router {
         .merge(entra::routes())
         .merge(discovery::routes())
         .merge(graph::routes())
-        .merge(control::routes())
+        .merge(control::guarded_routes(emu.clone()))
         // $batch and bulk bodies are far larger than token requests.
         .merge(
             dataverse::routes().layer(axum::extract::DefaultBodyLimit::max(

@@ -36,6 +36,11 @@ struct ServeArgs {
     /// Persist the directory to this JSON file and reload it at start.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Secret the control API (/_emulator/) then wants from every caller
+    /// (Authorization: Bearer <token>); without it the control API answers
+    /// loopback callers only.
+    #[arg(long, env = "DVHOST_EMULATOR_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +80,9 @@ struct Target {
     /// CA certificate to trust when the emulator serves HTTPS.
     #[arg(long, env = "DVHOST_EMULATOR_CA")]
     ca: Option<PathBuf>,
+    /// The emulator's control token, when it was started with one.
+    #[arg(long, env = "DVHOST_EMULATOR_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
 }
 
 pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
@@ -82,27 +90,30 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         None => serve(args.serve).await,
         Some(Action::Approve { code, user, target }) => {
             let body = serde_json::json!({ "user": user });
-            control(&target, &format!("device-codes/{code}/approve"), Some(body)).await?;
+            control(
+                &target,
+                reqwest::Method::POST,
+                &format!("device-codes/{code}/approve"),
+                Some(body),
+            )
+            .await?;
             println!("approved {code} as {user}");
             Ok(())
         }
         Some(Action::Decline { code, target }) => {
-            control(&target, &format!("device-codes/{code}/decline"), None).await?;
+            control(
+                &target,
+                reqwest::Method::POST,
+                &format!("device-codes/{code}/decline"),
+                None,
+            )
+            .await?;
             println!("declined {code}");
             Ok(())
         }
         Some(Action::Pending { target }) => {
-            let client = client(&target)?;
-            let url = format!(
-                "{}/_emulator/device-codes",
-                target.url.trim_end_matches('/')
-            );
-            let resp = client
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            println!("{}", resp.text().await?);
+            let text = control(&target, reqwest::Method::GET, "device-codes", None).await?;
+            println!("{text}");
             Ok(())
         }
     }
@@ -117,6 +128,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .listen(args.listen)
         .tls(args.tls)
         .tls_names(args.tls_names)
+        .control_token(args.control_token)
         .seed(seed);
     if let Some(state) = args.state {
         builder = builder.state_file(state);
@@ -151,22 +163,35 @@ fn client(target: &Target) -> anyhow::Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
+/// Adds the control token, when one is configured.
+fn authorized(req: reqwest::RequestBuilder, target: &Target) -> reqwest::RequestBuilder {
+    match &target.control_token {
+        Some(token) => req.bearer_auth(token),
+        None => req,
+    }
+}
+
+/// Calls the control API; the response text, or an error naming the status.
 async fn control(
     target: &Target,
+    method: reqwest::Method,
     path: &str,
     body: Option<serde_json::Value>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let client = client(target)?;
     let url = format!("{}/_emulator/{path}", target.url.trim_end_matches('/'));
-    let mut req = client.post(&url);
+    let mut req = authorized(client.request(method.clone(), &url), target);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.with_context(|| format!("POST {url}"))?;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
     let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
     if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
         anyhow::bail!("{status}: {text}");
     }
-    Ok(())
+    Ok(text)
 }
