@@ -6,6 +6,7 @@
 mod common;
 
 mod auth;
+mod joins;
 mod metadata;
 mod metadata_properties;
 mod queries;

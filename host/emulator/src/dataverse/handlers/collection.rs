@@ -156,11 +156,10 @@ fn next_link(
 
 /// Runs a FetchXML query.
 fn fetch_query(cx: &Ctx, table: &Table, xml: &str) -> DvResult<Response> {
-    let f = fetchxml::parse(table, xml)?;
-    let ctx = cx.eval_context();
     let d = cx.data.read();
-    let mut rows =
-        query::select_rows(&d, table, all_rows(&d, table).into_iter(), &f.options, &ctx)?;
+    let f = fetchxml::parse(&d.schema, table, xml)?;
+    let ctx = cx.eval_context();
+    let mut rows = fetchxml::join(&d, table, &f, &ctx)?;
     if let Some(top) = f.top {
         rows.truncate(top);
     }
@@ -172,9 +171,10 @@ fn fetch_query(cx: &Ctx, table: &Table, xml: &str) -> DvResult<Response> {
     let ann = cx.annotations();
     let value: Vec<Value> = rows[start..end]
         .iter()
-        .map(|r| {
-            let mut m = query::render(&d, table, r, f.attributes.as_deref(), &ann);
+        .map(|j| {
+            let mut m = query::render(&d, table, j.row, f.attributes.as_deref(), &ann);
             fetchxml::strip_nulls(&mut m);
+            fetchxml::render_links(&d, &f.links, j, &ann, &mut m);
             Value::Object(m)
         })
         .collect();
@@ -186,7 +186,7 @@ fn fetch_query(cx: &Ctx, table: &Table, xml: &str) -> DvResult<Response> {
     if ann.wants("Microsoft.Dynamics.CRM.fetchxmlpagingcookie") && more {
         body.insert(
             "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie".into(),
-            Value::String(paging_cookie(table, rows[end - 1], page)),
+            Value::String(paging_cookie(table, rows[end - 1].row, page)),
         );
     }
     if ann.wants("Microsoft.Dynamics.CRM.morerecords") && more {

@@ -82,19 +82,37 @@ pub fn parse_expand(value: &str) -> DvResult<Vec<Expand>> {
             let (k, v) = o
                 .split_once('=')
                 .ok_or_else(|| DvError::segment(format!("Invalid $expand option '{o}'.")))?;
-            if !matches!(k, "$select" | "$filter" | "$orderby" | "$top") {
+            if !matches!(k, "$select" | "$filter" | "$orderby" | "$top" | "$expand") {
                 return Err(DvError::segment(format!(
                     "The option {k} is not supported inside $expand."
                 )));
             }
             options.push((k.to_string(), v.to_string()));
         }
+        nested_expand_options(&options)?;
         out.push(Expand {
             nav: nav.trim().to_string(),
             options,
         });
     }
     Ok(out)
+}
+
+/// `$orderby` and `$top` are not supported next to a nested `$expand`
+/// ("Nested $expand on collection-valued navigation properties" in "Join
+/// tables using OData",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/join-tables>).
+fn nested_expand_options(options: &[(String, String)]) -> DvResult<()> {
+    let nested = options.iter().any(|(k, _)| k == "$expand");
+    match options
+        .iter()
+        .find(|(k, _)| nested && (k == "$orderby" || k == "$top"))
+    {
+        Some((k, _)) => Err(DvError::segment(format!(
+            "The option {k} is not supported with a nested $expand."
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Parses the query string pairs (already percent- and `+`-decoded).

@@ -62,6 +62,7 @@ pub fn render(
 }
 
 const FORMATTED: &str = "OData.Community.Display.V1.FormattedValue";
+const ATTRIBUTE_NAME: &str = "OData.Community.Display.V1.AttributeName";
 const LOOKUP_NAME: &str = "Microsoft.Dynamics.CRM.lookuplogicalname";
 const NAV: &str = "Microsoft.Dynamics.CRM.associatednavigationproperty";
 
@@ -99,6 +100,49 @@ fn annotate(
                 Value::String(target.clone()),
             );
         }
+    }
+}
+
+/// Adds a joined row's columns as `alias.column` (the column's logical
+/// name, a lookup's GUID as its value), nulls left out, with the
+/// `AttributeName`, formatted value and lookup table annotations when
+/// asked ("Join tables using FetchXml",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/fetchxml/join-tables>).
+pub fn render_aliased(
+    env: &EnvData,
+    row: &Row,
+    alias: &str,
+    attributes: &[Attribute],
+    ann: &Annotations,
+    out: &mut Map<String, Value>,
+) {
+    for a in attributes {
+        let web = a.web_api_name();
+        let Some(v) = row.values.get(&web).filter(|v| !v.is_null()).cloned() else {
+            continue;
+        };
+        let key = format!("{alias}.{}", a.logical_name);
+        if ann.wants(ATTRIBUTE_NAME) {
+            out.insert(
+                format!("{key}@{ATTRIBUTE_NAME}"),
+                Value::String(a.logical_name.clone()),
+            );
+        }
+        if ann.wants(FORMATTED)
+            && let Some(f) = formatted_value(env, row, a, &web, &v)
+        {
+            out.insert(format!("{key}@{FORMATTED}"), Value::String(f));
+        }
+        if a.kind == Kind::Lookup
+            && ann.wants(LOOKUP_NAME)
+            && let Some(target) = row.lookup_targets.get(&web)
+        {
+            out.insert(
+                format!("{key}@{LOOKUP_NAME}"),
+                Value::String(target.clone()),
+            );
+        }
+        out.insert(key, v);
     }
 }
 
@@ -151,9 +195,20 @@ fn formatted_value(
     }
 }
 
-/// Adds `$expand`ed navigation properties to a rendered row. On an entity
-/// set query a collection-valued expansion is a nested next link, as in
-/// Dataverse; on a single record it is the rows themselves.
+/// What every level of an expansion shares.
+struct Level<'a> {
+    env: &'a EnvData,
+    api_base: &'a str,
+    ann: &'a Annotations,
+    ctx: &'a filter::EvalContext,
+}
+
+/// Adds `$expand`ed navigation properties to a rendered row, nested
+/// `$expand`s included ("Join tables using OData",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/join-tables>).
+/// On an entity set query a collection-valued expansion is a nested next
+/// link, as in Dataverse; on a single record, and below the first level,
+/// it is the rows themselves.
 #[allow(clippy::too_many_arguments)]
 pub fn expand_into(
     env: &EnvData,
@@ -167,18 +222,35 @@ pub fn expand_into(
     out: &mut Map<String, Value>,
 ) -> DvResult<()> {
     for e in expands {
+        check_expand(env, table, e)?;
+    }
+    let level = Level {
+        env,
+        api_base,
+        ann,
+        ctx,
+    };
+    expand_level(&level, table, row, expands, on_collection, out)
+}
+
+fn expand_level(
+    l: &Level,
+    table: &Table,
+    row: &Row,
+    expands: &[Expand],
+    on_collection: bool,
+    out: &mut Map<String, Value>,
+) -> DvResult<()> {
+    for e in expands {
         if table.single_nav(&e.nav).is_some() {
-            let value = match single_related(env, table, row, &e.nav) {
-                Some((tt, r)) => {
-                    let o = parse_options(&tt, &e.options)?;
-                    Value::Object(render(env, &tt, r, o.select.as_deref(), ann))
-                }
+            let value = match single_related(l.env, table, row, &e.nav) {
+                Some((tt, r)) => Value::Object(rendered(l, &tt, r, &e.options)?),
                 None => Value::Null,
             };
             out.insert(e.nav.clone(), value);
             continue;
         }
-        let Some((other, rows)) = collection_related(env, table, row, &e.nav) else {
+        let Some((other, rows)) = collection_related(l.env, table, row, &e.nav) else {
             return Err(DvError::new(
                 axum::http::StatusCode::NOT_IMPLEMENTED,
                 "0x80040219",
@@ -190,40 +262,70 @@ pub fn expand_into(
         };
         let o = parse_options(&other, &e.options)?;
         if on_collection {
-            let id = row
-                .values
-                .get(&table.primary_id)
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let query: String = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(e.options.iter())
-                .finish();
-            let sep = if query.is_empty() { "" } else { "?" };
+            let (key, link) = nested_next_link(l, table, row, e);
             out.insert(e.nav.clone(), Value::Array(Vec::new()));
-            out.insert(
-                format!("{}@odata.nextLink", e.nav),
-                Value::String(format!(
-                    "{api_base}{}({id})/{}{sep}{query}",
-                    table.entity_set, e.nav
-                )),
-            );
+            out.insert(key, Value::String(link));
             continue;
         }
-        let mut selected = select_rows(env, &other, rows.into_iter(), &o, ctx)?;
+        let mut selected = select_rows(l.env, &other, rows.into_iter(), &o, l.ctx)?;
         if let Some(top) = o.top {
             selected.truncate(top);
         }
-        out.insert(
-            e.nav.clone(),
-            Value::Array(
-                selected
-                    .iter()
-                    .map(|r| Value::Object(render(env, &other, r, o.select.as_deref(), ann)))
-                    .collect(),
-            ),
-        );
+        let value = selected
+            .iter()
+            .map(|r| rendered(l, &other, r, &e.options).map(Value::Object))
+            .collect::<DvResult<Vec<_>>>()?;
+        out.insert(e.nav.clone(), Value::Array(value));
     }
     Ok(())
+}
+
+/// Checks an expansion's options, nested ones included, on their tables,
+/// whether or not any row is related.
+pub fn check_expand(env: &EnvData, table: &Table, e: &Expand) -> DvResult<()> {
+    let target = match table.single_nav(&e.nav) {
+        Some((_, target)) => Some(target),
+        None => table.collection_nav(&e.nav).map(|c| c.other.as_str()),
+    };
+    let Some(tt) = target.and_then(|t| env.schema.table(t)) else {
+        return Ok(());
+    };
+    let o = parse_options(tt, &e.options)?;
+    o.expand.iter().try_for_each(|n| check_expand(env, tt, n))
+}
+
+/// A related row with its expansion's `$select` and nested `$expand`.
+fn rendered(
+    l: &Level,
+    table: &Table,
+    row: &Row,
+    options: &[(String, String)],
+) -> DvResult<Map<String, Value>> {
+    let o = parse_options(table, options)?;
+    let mut m = render(l.env, table, row, o.select.as_deref(), l.ann);
+    expand_level(l, table, row, &o.expand, false, &mut m)?;
+    Ok(m)
+}
+
+/// `<nav>@odata.nextLink` and the link reading the collection with the
+/// expansion's options.
+fn nested_next_link(l: &Level, table: &Table, row: &Row, e: &Expand) -> (String, String) {
+    let id = row
+        .values
+        .get(&table.primary_id)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(e.options.iter())
+        .finish();
+    let sep = if query.is_empty() { "" } else { "?" };
+    (
+        format!("{}@odata.nextLink", e.nav),
+        format!(
+            "{}{}({id})/{}{sep}{query}",
+            l.api_base, table.entity_set, e.nav
+        ),
+    )
 }
 
 /// `4/7/2023 2:59 PM` (UTC; the emulator's users have no time zone).

@@ -160,6 +160,10 @@ pub fn run<'d>(
     page_size: Option<usize>,
     ctx: &filter::EvalContext,
 ) -> DvResult<(Vec<&'d Row>, Option<usize>, usize)> {
+    // Expansions are checked even when no row matches.
+    for e in &o.expand {
+        super::check_expand(env, table, e)?;
+    }
     let Some(rows) = env.rows(&table.logical_name) else {
         return Ok((Vec::new(), None, 0));
     };

@@ -3,14 +3,18 @@
 //! the XML is parsed with quick-xml and turned into the same filter
 //! and ordering the OData options use. Nulls are omitted from results;
 //! `page`/`count` paging with `fetchxmlpagingcookie`/`morerecords` when
-//! annotations are requested.
+//! annotations are requested. `link-entity` joins are in [`link`].
+
+mod link;
+
+pub use link::{Link, join, render_links};
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use serde_json::Value;
 
 use super::error::DvError;
-use super::metadata::{Kind, Table};
+use super::metadata::{Kind, Schema, Table};
 use super::query::QueryOptions;
 use crate::odata::filter::{CmpOp, Expr, Literal};
 
@@ -23,6 +27,8 @@ pub struct Fetch {
     pub top: Option<usize>,
     pub page: Option<usize>,
     pub count: Option<usize>,
+    /// The `<link-entity>` joins, in document order.
+    pub links: Vec<Link>,
 }
 
 /// Why a FetchXML query is rejected.
@@ -98,20 +104,33 @@ pub enum FetchXmlError {
     /// A condition operator the emulator does not implement (501).
     #[error("The FetchXML operator '{0}' is not implemented by the emulator.")]
     UnsupportedOperator(String),
-    /// `<link-entity>`, which the emulator does not implement (501).
-    #[error("link-entity is not implemented by the emulator.")]
-    LinkEntity,
+    /// A `<link-entity>` naming a table the environment does not have.
+    #[error(
+        "The entity with a name = '{0}' with namemapping = 'Logical' was not found in the MetadataCache."
+    )]
+    UnknownEntity(String),
+    /// A `<link-entity>` without its `name`, `from` or `to`.
+    #[error("<link-entity> needs the attribute '{0}'.")]
+    LinkAttribute(&'static str),
+    /// A `link-type` other than `inner` and `outer`.
+    #[error("The link-type '{0}' is not implemented by the emulator.")]
+    UnsupportedLinkType(String),
+    /// An `entityname` on a condition that names no `<link-entity>` alias.
+    #[error("No link-entity has the alias '{0}'.")]
+    UnknownAlias(String),
 }
 
 /// 0x80041103 (400), or 0x80040219 (501) for what the emulator lacks.
 impl From<FetchXmlError> for DvError {
     fn from(e: FetchXmlError) -> Self {
         match e {
-            FetchXmlError::UnsupportedOperator(_) | FetchXmlError::LinkEntity => DvError::new(
-                axum::http::StatusCode::NOT_IMPLEMENTED,
-                "0x80040219",
-                e.to_string(),
-            ),
+            FetchXmlError::UnsupportedOperator(_) | FetchXmlError::UnsupportedLinkType(_) => {
+                DvError::new(
+                    axum::http::StatusCode::NOT_IMPLEMENTED,
+                    "0x80040219",
+                    e.to_string(),
+                )
+            }
             _ => DvError::bad_request("0x80041103", e.to_string()),
         }
     }
@@ -256,11 +275,32 @@ fn call(name: &str, prop: &str, value: &str) -> Expr {
     )
 }
 
-fn condition(table: &Table, c: &Node) -> FxResult<Expr> {
+/// The tables a condition can name: the one its filter belongs to and,
+/// through `entityname`, the aliases of the query's `<link-entity>`s
+/// ("Filter on columns of joined tables" in "Filter rows using FetchXml",
+/// <https://learn.microsoft.com/power-apps/developer/data-platform/fetchxml/filter-rows>).
+struct Scope<'s> {
+    table: &'s Table,
+    aliases: &'s [(String, std::sync::Arc<Table>)],
+}
+
+fn condition(scope: &Scope, c: &Node) -> FxResult<Expr> {
     let attr = c.attr("attribute").ok_or(FetchXmlError::MissingAttribute {
         element: "condition",
     })?;
-    let prop = property(table, attr)?;
+    // A joined table's column is read at `alias/column` of the joined record.
+    let (table, prefix) = match c.attr("entityname") {
+        Some(alias) => {
+            let (_, t) = scope
+                .aliases
+                .iter()
+                .find(|(a, _)| a == alias)
+                .ok_or_else(|| FetchXmlError::UnknownAlias(alias.to_string()))?;
+            (&**t, format!("{alias}/"))
+        }
+        None => (scope.table, String::new()),
+    };
+    let prop = format!("{prefix}{}", property(table, attr)?);
     let op = c.attr("operator").unwrap_or("eq");
     let value = c.attr("value").unwrap_or_default();
     let lit = || Expr::Lit(literal(table, attr, value));
@@ -324,13 +364,13 @@ fn condition(table: &Table, c: &Node) -> FxResult<Expr> {
     })
 }
 
-fn filter(table: &Table, f: &Node) -> FxResult<Option<Expr>> {
+fn filter(scope: &Scope, f: &Node) -> FxResult<Option<Expr>> {
     let or = f.attr("type") == Some("or");
     let mut parts = Vec::new();
     for c in &f.children {
         match c.name.as_str() {
-            "condition" => parts.push(condition(table, c)?),
-            "filter" => parts.extend(filter(table, c)?),
+            "condition" => parts.push(condition(scope, c)?),
+            "filter" => parts.extend(filter(scope, c)?),
             other => {
                 return Err(FetchXmlError::Unexpected {
                     element: other.to_string(),
@@ -358,8 +398,9 @@ fn number(n: &Node, k: &str) -> FxResult<Option<usize>> {
         .transpose()
 }
 
-/// Parses a FetchXML query against the entity set's table.
-pub fn parse(table: &Table, xml: &str) -> Result<Fetch, FetchXmlError> {
+/// Parses a FetchXML query against the entity set's table; `schema`
+/// resolves the tables `<link-entity>` joins.
+pub fn parse(schema: &Schema, table: &Table, xml: &str) -> Result<Fetch, FetchXmlError> {
     let fetch = parse_tree(xml)?;
     let entity = fetch
         .children
@@ -382,6 +423,38 @@ pub fn parse(table: &Table, xml: &str) -> Result<Fetch, FetchXmlError> {
     if out.top.is_some() && (out.page.is_some() || out.count.is_some()) {
         return Err(FetchXmlError::TopWithPaging);
     }
+    // Links first: conditions anywhere may name their aliases.
+    let mut aliases = Vec::new();
+    let mut link_orders = Vec::new();
+    for c in entity.children.iter().filter(|c| c.name == "link-entity") {
+        out.links.push(link::parse_link(
+            schema,
+            table,
+            c,
+            &mut aliases,
+            &mut link_orders,
+        )?);
+    }
+    let scope = Scope {
+        table,
+        aliases: &aliases,
+    };
+    let (attrs, all) = entity_children(&scope, entity, &mut out.options)?;
+    // Orders on joined tables come after the entity's own ("Order rows
+    // using FetchXml", https://learn.microsoft.com/power-apps/developer/data-platform/fetchxml/order-rows).
+    out.options.orderby.extend(link_orders);
+    out.attributes = (!all && !attrs.is_empty()).then_some(attrs);
+    Ok(out)
+}
+
+/// The `<attribute>`s, `<order>`s and `<filter>` of `<entity>`; returns the
+/// selected columns and whether `<all-attributes>` was given.
+fn entity_children(
+    scope: &Scope,
+    entity: &Node,
+    options: &mut QueryOptions,
+) -> FxResult<(Vec<String>, bool)> {
+    let table = scope.table;
     let mut attrs = Vec::new();
     let mut all = false;
     for c in &entity.children {
@@ -392,12 +465,12 @@ pub fn parse(table: &Table, xml: &str) -> Result<Fetch, FetchXmlError> {
                 let a = c
                     .attr("attribute")
                     .ok_or(FetchXmlError::MissingAttribute { element: "order" })?;
-                out.options
+                options
                     .orderby
                     .push((property(table, a)?, c.attr("descending") == Some("true")));
             }
-            "filter" => out.options.filter = filter(table, c)?,
-            "link-entity" => return Err(FetchXmlError::LinkEntity),
+            "filter" => options.filter = filter(scope, c)?,
+            "link-entity" => {}
             other => {
                 return Err(FetchXmlError::Unexpected {
                     element: other.to_string(),
@@ -406,8 +479,7 @@ pub fn parse(table: &Table, xml: &str) -> Result<Fetch, FetchXmlError> {
             }
         }
     }
-    out.attributes = (!all && !attrs.is_empty()).then_some(attrs);
-    Ok(out)
+    Ok((attrs, all))
 }
 
 /// Drops null members: FetchXML results omit them ("Use FetchXml to query
@@ -419,12 +491,12 @@ pub fn strip_nulls(v: &mut serde_json::Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataverse::metadata::Schema;
 
     #[test]
     fn parses_conditions_orders_and_rejects_garbage() {
         let t = Schema::standard().by_set("accounts").unwrap().clone();
         let f = parse(
+            Schema::standard(),
             &t,
             r#"<fetch count="2" page="1"><entity name="account"><attribute name="name"/><order attribute="revenue" descending="true"/>
                <filter type="or"><condition attribute="name" operator="like" value="Con%"/><condition attribute="primarycontactid" operator="null"/>
@@ -442,7 +514,7 @@ mod tests {
             "<fetch><entity name=\"account\"><attribute name=\"nosuch\"/></entity></fetch>",
             "<a/><b/>",
         ] {
-            assert!(parse(&t, bad).is_err(), "{bad}");
+            assert!(parse(Schema::standard(), &t, bad).is_err(), "{bad}");
         }
     }
 }
