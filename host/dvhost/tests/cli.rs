@@ -180,3 +180,36 @@ async fn the_cli_sends_the_control_token() {
     assert!(listed.is_array() || listed.is_object(), "{listed}");
     emu.shutdown().await;
 }
+
+#[test]
+fn the_ca_file_exists_before_the_listening_line() {
+    use std::io::BufRead as _;
+    let ca = std::env::temp_dir().join(format!("dvhost-cli-ca-{}.pem", std::process::id()));
+    let mut child = Command::new(DVHOST)
+        .args(["emulator", "--tls", "--listen", "127.0.0.1:0", "--ca-out"])
+        .arg(&ca)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut url = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("dvhost emulator listening on ") {
+            // The moment the line appears, the CA file is complete.
+            let pem = std::fs::read_to_string(&ca).unwrap();
+            assert!(pem.contains("END CERTIFICATE"), "{pem}");
+            url = Some(u.to_string());
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(&ca).unwrap();
+    let url = url.expect("a listening line");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    assert!(
+        !url.ends_with(":0"),
+        "port 0 is replaced by the chosen port: {url}"
+    );
+}

@@ -18,7 +18,8 @@ pub struct EmulatorArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on; port 0 picks a free port (the "listening on"
+    /// line names it), e.g. --listen 127.0.0.1:0.
     #[arg(long, default_value = "127.0.0.1:7400", env = "DVHOST_EMULATOR_LISTEN")]
     listen: SocketAddr,
     /// Serve HTTPS with a generated local CA (real clients require HTTPS authorities).
@@ -134,7 +135,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         builder = builder.state_file(state);
     }
     let emu = builder.start().await?;
-    println!("dvhost emulator listening on {}", emu.base_url());
+    // The CA file exists before the "listening" line, so a script can wait
+    // for the line and then use both.
     if let Some(pem) = emu.ca_certificate_pem() {
         std::fs::write(&args.ca_out, pem)
             .with_context(|| format!("writing {}", args.ca_out.display()))?;
@@ -143,6 +145,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.ca_out.display()
         );
     }
+    println!("dvhost emulator listening on {}", emu.base_url());
     println!(
         "authorities: {}/<tenant>   control API: {}/_emulator/",
         emu.base_url(),
