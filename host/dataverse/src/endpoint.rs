@@ -5,6 +5,7 @@
 use url::Url;
 
 /// A URL that was not accepted as an endpoint.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
     /// Not an absolute URL at all.

@@ -32,6 +32,7 @@ pub use token::{Connection, SigningAlgorithm, TokenInfo, TokenSource};
 
 /// What went wrong getting a token or handling a certificate. Never carries
 /// a key, an assertion or a token.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IdentityError {
     /// Entra refused the request.

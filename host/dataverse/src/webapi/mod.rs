@@ -43,6 +43,7 @@ use parallelism::Parallelism;
 use target::Target;
 
 /// A Web API failure. Carries no token, key or Authorization header.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DataverseError {
     /// Dataverse answered with an error body.

@@ -11,6 +11,7 @@ use uuid::Uuid;
 const MAX_NAME: usize = 128;
 
 /// A name, key or link that cannot be used as a request target.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
     /// A table, entity set or column name that breaks Dataverse's naming rules.
