@@ -13,6 +13,16 @@
 //! Besides wall time, the emulator thread's CPU time (Linux
 //! `/proc/.../schedstat`) is sampled, so a figure limited by the load
 //! generator rather than the emulator shows as an emulator CPU below 100%.
+//!
+//! Absolute rates differ from machine to machine, so the run also reports
+//! ratios measured in the same run: retrieve-by-id throughput against a
+//! minimal axum handler returning the same JSON over the same TLS and HTTP
+//! stack ([`baseline`]), and the filtered page's latency against a
+//! retrieve by id. The emulator serves HTTPS (`DVBENCH_TLS=0`: plain HTTP,
+//! the baseline then runs without TLS too).
+
+#[path = "dataverse/baseline.rs"]
+mod baseline;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,6 +39,8 @@ const APP_ID: &str = "aaaaaaaa-0000-0000-0000-000000000001";
 const ENV: &str = "bench";
 const GOAL_RETRIEVES_PER_SEC: f64 = 20_000.0;
 const GOAL_PAGE_MEDIAN_MS: f64 = 5.0;
+/// Emulator retrieves per second over the baseline's (issue 8).
+const GOAL_BASELINE_RATIO: f64 = 0.5;
 const PAGE: usize = 50;
 const BATCH: usize = 1000;
 const FILTER: &str = "revenue gt 1000 and statecode eq 0";
@@ -89,7 +101,10 @@ fn pin_this_thread(cpu: usize) -> bool {
 
 /// Starts the emulator on its own thread and current-thread runtime;
 /// returns its base URL and that thread's `schedstat` path.
-fn start_emulator(seed: Seed, pin: Option<usize>) -> (String, Option<String>, bool) {
+/// `Started`: base URL, CA PEM (with TLS), `schedstat` path, pinned.
+type Started = (String, Option<String>, Option<String>, bool);
+
+fn start_emulator(seed: Seed, pin: Option<usize>, tls: bool) -> Started {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("emulator".into())
@@ -102,11 +117,18 @@ fn start_emulator(seed: Seed, pin: Option<usize>) -> (String, Option<String>, bo
             rt.block_on(async move {
                 let emu = EmulatorBuilder::new()
                     .seed(seed)
+                    .tls(tls)
                     .start()
                     .await
                     .expect("emulator starts");
-                tx.send((emu.base_url().to_string(), this_thread_schedstat(), pinned))
-                    .expect("bench is waiting");
+                let ca = emu.ca_certificate_pem().map(String::from);
+                tx.send((
+                    emu.base_url().to_string(),
+                    ca,
+                    this_thread_schedstat(),
+                    pinned,
+                ))
+                .expect("bench is waiting");
                 emu.wait().await
             })
         })
@@ -185,8 +207,18 @@ async fn app_token(
     body["access_token"].as_str().unwrap().to_string()
 }
 
+/// A client trusting the CAs `roots` (PEM).
+fn client_with(roots: &[&str]) -> reqwest::ClientBuilder {
+    roots.iter().fold(
+        reqwest::Client::builder().pool_max_idle_per_host(1024),
+        |b, pem| {
+            b.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("CA PEM"))
+        },
+    )
+}
+
 /// A client whose every request carries the token and OData headers.
-fn api_client(token: &str) -> reqwest::Client {
+fn api_client(token: &str, roots: &[&str]) -> reqwest::Client {
     let mut h = reqwest::header::HeaderMap::new();
     h.insert(
         reqwest::header::AUTHORIZATION,
@@ -195,11 +227,7 @@ fn api_client(token: &str) -> reqwest::Client {
     h.insert("OData-Version", "4.0".parse().unwrap());
     h.insert("OData-MaxVersion", "4.0".parse().unwrap());
     h.insert(reqwest::header::ACCEPT, "application/json".parse().unwrap());
-    reqwest::Client::builder()
-        .default_headers(h)
-        .pool_max_idle_per_host(1024)
-        .build()
-        .unwrap()
+    client_with(roots).default_headers(h).build().unwrap()
 }
 
 /// Creates `rows` accounts with `CreateMultiple`; returns their ids and the
@@ -500,6 +528,26 @@ struct Config {
     iters: usize,
     /// `retrieve`, `query` or empty (both): to profile one phase alone.
     only: String,
+    /// HTTPS for the emulator and the baseline (`DVBENCH_TLS`, default 1).
+    tls: bool,
+    /// Pin the servers to CPU 0 and the load generator to CPU 1.
+    pin: bool,
+}
+
+/// The retrieve load against the baseline, same client settings, paths,
+/// concurrency and duration as against the emulator.
+async fn baseline_phase(
+    emulator: (&reqwest::Client, &str),
+    token: &str,
+    ids: &Arc<Vec<String>>,
+    cfg: &Config,
+    my_stat: &Option<String>,
+) -> RetrieveResult {
+    let canned = baseline::canned_retrieve(emulator.0, emulator.1, &ids[0]).await;
+    let (url, ca, stat) = baseline::start(canned, cfg.pin.then_some(0), cfg.tls);
+    let http = api_client(token, &[&ca]);
+    let api = format!("{url}/{ENV}/api/data/v9.2/");
+    retrieve_phase(&http, &api, ids, cfg, (&stat, my_stat)).await
 }
 
 fn main() {
@@ -510,6 +558,8 @@ fn main() {
         concurrency: env_num("DVBENCH_CONCURRENCY", 32),
         iters: env_num("DVBENCH_ITERS", 100),
         only: std::env::var("DVBENCH_ONLY").unwrap_or_default(),
+        tls: env_num("DVBENCH_TLS", 1) == 1,
+        pin: false,
     };
     assert!(
         cfg.rows >= 4 * PAGE,
@@ -519,18 +569,23 @@ fn main() {
     assert!(cfg.iters > 0 && cfg.concurrency > 0 && cfg.secs > 0.0);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    // With two or more cores and DVBENCH_PIN unset or 1: emulator (and
+    // baseline) on CPU 0, load generator on CPU 1.
+    let cfg = Config {
+        pin: cores >= 2 && env_num("DVBENCH_PIN", 1) == 1,
+        ..cfg
+    };
 
     let (cert, signing_key) = client_certificate();
 
-    // With two or more cores and DVBENCH_PIN unset or 1: emulator on CPU 0,
-    // load generator on CPU 1.
-    let pin = cores >= 2 && env_num("DVBENCH_PIN", 1) == 1;
-    let (base, emu_stat, emu_pinned) = start_emulator(seed(cert.pem()), pin.then_some(0));
+    let (base, ca, emu_stat, emu_pinned) =
+        start_emulator(seed(cert.pem()), cfg.pin.then_some(0), cfg.tls);
     let pinned = emu_pinned && pin_this_thread(1);
     let my_stat = this_thread_schedstat();
     let api = format!("{base}/{ENV}/api/data/v9.2/");
     println!(
-        "dvhost-emulator Dataverse benchmark: emulator on one current_thread runtime thread, load generator (reqwest, current_thread) on another; {}",
+        "dvhost-emulator Dataverse benchmark over {}: emulator on one current_thread runtime thread, load generator (reqwest, current_thread) on another; {}",
+        if cfg.tls { "HTTPS" } else { "HTTP" },
         if pinned {
             "pinned to CPUs 0 and 1"
         } else {
@@ -543,8 +598,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let token = app_token(&reqwest::Client::new(), &base, cert.der(), &signing_key).await;
-        let http = api_client(&token);
+        let roots: Vec<&str> = ca.iter().map(String::as_str).collect();
+        let token = app_token(&client_with(&roots).build().unwrap(), &base, cert.der(), &signing_key).await;
+        let http = api_client(&token, &roots);
 
         let t = Instant::now();
         let (ids, first_batch, last_batch) = load(&http, &api, cfg.rows).await;
@@ -558,10 +614,12 @@ fn main() {
         );
         let ids = Arc::new(ids);
 
-        let retrieve = if cfg.only.is_empty() || cfg.only == "retrieve" {
-            Some(retrieve_phase(&http, &api, &ids, &cfg, (&emu_stat, &my_stat)).await)
+        let (retrieve, base_line) = if cfg.only.is_empty() || cfg.only == "retrieve" {
+            let r = retrieve_phase(&http, &api, &ids, &cfg, (&emu_stat, &my_stat)).await;
+            let b = baseline_phase((&http, &api), &token, &ids, &cfg, &my_stat).await;
+            (Some(r), Some(b))
         } else {
-            None
+            (None, None)
         };
         let query = if cfg.only.is_empty() || cfg.only == "query" {
             Some(query_phase(&http, &api, &cfg, &emu_stat).await)
@@ -569,6 +627,7 @@ fn main() {
             None
         };
         report(&cfg, load_time, retrieve.as_ref(), query.as_ref());
+        ratios(retrieve.as_ref(), base_line.as_ref(), query.as_ref());
     });
     println!(
         "machine: {cores} cores (available_parallelism); load average at start {}; the goals assume the emulator on ONE core",
@@ -670,5 +729,55 @@ fn report(
         for (label, m) in &q.breakdown {
             println!("  {label:<34} {m:>9.2} ms");
         }
+    }
+}
+
+/// Requests per second of a retrieve run.
+fn rate(r: &RetrieveResult) -> f64 {
+    r.run.ok as f64 / r.run.wall.as_secs_f64()
+}
+
+/// Server CPU per request, in microseconds.
+fn cpu_per_request(r: &RetrieveResult) -> Option<f64> {
+    r.run
+        .emulator_cpu
+        .map(|c| c.as_secs_f64() * 1e6 / r.run.ok as f64)
+}
+
+/// The figures as ratios measured in this run, which carry from machine
+/// to machine better than absolute rates.
+fn ratios(
+    retrieve: Option<&RetrieveResult>,
+    baseline: Option<&RetrieveResult>,
+    query: Option<&QueryResult>,
+) {
+    println!();
+    println!("ratios measured in this run:");
+    if let (Some(r), Some(b)) = (retrieve, baseline) {
+        let ratio = rate(r) / rate(b);
+        println!(
+            "  retrieve by id vs minimal axum handler (same JSON, TLS and HTTP stack): {:.0} vs {:.0} req/s = {ratio:.2}x (goal >= {GOAL_BASELINE_RATIO}x: {})",
+            rate(r),
+            rate(b),
+            pass(ratio >= GOAL_BASELINE_RATIO)
+        );
+        if let (Some(e), Some(h)) = (cpu_per_request(r), cpu_per_request(b)) {
+            println!(
+                "  server CPU per request: emulator {e:.1} us, baseline {h:.1} us ({:.2}x)",
+                e / h
+            );
+        }
+        println!(
+            "  one connection, sequential median: emulator {:.3} ms, baseline {:.3} ms",
+            r.sequential.0, b.sequential.0
+        );
+    }
+    if let (Some(r), Some(q)) = (retrieve, query) {
+        println!(
+            "  filtered page of {PAGE} (median {:.2} ms) vs retrieve by id (sequential median {:.3} ms): {:.1}x",
+            q.first.0,
+            r.sequential.0,
+            q.first.0 / r.sequential.0
+        );
     }
 }
