@@ -229,3 +229,35 @@ async fn unknown_properties_are_400_with_no_matching_rows() {
     let (s, _, b) = w.get(&t, &format!("EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata?$filter={none}&$select=MaxLength")).await;
     assert_eq!((s, b["value"].clone()), (200, json!([])));
 }
+
+#[tokio::test]
+async fn expanded_attributes_take_their_own_options() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let (s, _, e) = w
+        .get(&t, "EntityDefinitions(LogicalName='account')?$select=LogicalName&$expand=Attributes($select=LogicalName,IsPrimaryId;$filter=IsPrimaryId eq true)")
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let attrs = e["Attributes"].as_array().unwrap();
+    assert_eq!(attrs.len(), 1, "{e}");
+    assert_eq!(
+        (
+            attrs[0]["LogicalName"].clone(),
+            attrs[0]["IsPrimaryId"].clone()
+        ),
+        (json!("accountid"), json!(true))
+    );
+    assert!(attrs[0].get("SchemaName").is_none());
+    let (s, _, b) = w
+        .get(&t, "EntityDefinitions?$select=LogicalName&$filter=LogicalName eq 'role'&$expand=Attributes($select=LogicalName;$filter=IsPrimaryName eq true)")
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["value"][0]["Attributes"][0]["LogicalName"], "name", "{b}");
+    assert_unknown(
+        &w,
+        &t,
+        "EntityDefinitions(LogicalName='account')?$expand=Attributes($select=Foo)",
+        "Foo",
+    )
+    .await;
+}

@@ -223,7 +223,11 @@ pub fn handle(
 ) -> DvResult<Value> {
     match segments {
         [Segment { key: None, .. }] => {
-            let rows = schema.tables.iter().map(|t| entity_json(t)).collect();
+            let rows = schema
+                .tables
+                .iter()
+                .map(|t| with_attributes(t, entity_json(t), pairs))
+                .collect::<DvResult<Vec<_>>>()?;
             let value = shape(rows, pairs, &MetaType::entity())?;
             Ok(
                 json!({"@odata.context": format!("{base}$metadata#EntityDefinitions"), "value": value}),
@@ -231,18 +235,7 @@ pub fn handle(
         }
         [Segment { key: Some(key), .. }] => {
             let t = find_table(schema, key)?;
-            let mut m = entity_json(t);
-            if expands(pairs, |e| e.starts_with("Attributes")) {
-                m.insert(
-                    "Attributes".into(),
-                    Value::Array(
-                        t.attributes
-                            .iter()
-                            .map(|a| Value::Object(attribute_json(t, a, false)))
-                            .collect(),
-                    ),
-                );
-            }
+            let m = with_attributes(t, entity_json(t), pairs)?;
             let mut v = shape(vec![m], pairs, &MetaType::entity())?
                 .pop()
                 .unwrap_or_default();
@@ -264,6 +257,32 @@ pub fn handle(
             "Resource not found for the segment provided in the URL.",
         )),
     }
+}
+
+/// An `EntityMetadata` row with its `Attributes` when `$expand` asks for
+/// them, shaped by the expansion's own `$select` and `$filter`
+/// (`$expand=Attributes($select=LogicalName;$filter=...)`).
+fn with_attributes(
+    t: &Table,
+    mut m: Map<String, Value>,
+    pairs: &[(String, String)],
+) -> DvResult<Map<String, Value>> {
+    let Some((_, v)) = pairs.iter().find(|(k, _)| k == "$expand") else {
+        return Ok(m);
+    };
+    for e in query::parse_expand(v)? {
+        if e.nav != "Attributes" {
+            continue;
+        }
+        let rows = t
+            .attributes
+            .iter()
+            .map(|a| attribute_json(t, a, false))
+            .collect();
+        let value = shape(rows, &e.options, &MetaType::attribute(None))?;
+        m.insert("Attributes".into(), Value::Array(value));
+    }
+    Ok(m)
 }
 
 /// Whether `$expand` has an item `matching`.

@@ -9,7 +9,7 @@ mod render;
 mod run;
 
 pub use apply::{Apply, aggregate};
-pub use options::{encode_skiptoken, filter_properties, parse_options};
+pub use options::{encode_skiptoken, filter_properties, parse_expand, parse_options};
 pub use render::{check_expand, expand_into, render, render_aliased};
 pub use run::{collection_related, order_values, run, select_rows, single_related};
 
