@@ -4,10 +4,12 @@
 // host/emulator/tests/dynamics_web_api.rs.
 //
 // Environment:
-//   DV_URL              environment URL, e.g. https://127.0.0.1:8443/contoso-dev
+//   DV_URL              environment URL exactly as the emulator prints it, e.g.
+//                       https://127.0.0.1:50123 (with or without a trailing slash)
 //   DV_TOKEN            bearer token for the environment (returned from onTokenRefresh)
 //   NODE_EXTRA_CA_CERTS the emulator's CA certificate (PEM), so TLS verifies
 //   DWA_TRACE=1         optional: print every HTTP exchange on stderr
+//   DWA_PREFIX          optional: name prefix of the rows this run creates (default DWA)
 //
 // Every step asserts its result with node:assert/strict. A failing step is
 // reported on stderr together with the last HTTP exchange the library made;
@@ -66,9 +68,10 @@ let exchangeCount = 0;
   syncBuiltinESMExports();
 }
 
-// The environment is served under a path, so the server URL needs its
-// trailing slash: the library resolves "api/data/v9.2" against it.
-const serverUrl = DV_URL.endsWith("/") ? DV_URL : `${DV_URL}/`;
+// The URL as given: the library resolves "api/data/v9.2" against it, which
+// works for an environment at its own origin with or without the slash.
+const serverUrl = DV_URL;
+const apiBase = new URL("api/data/v9.2/", serverUrl).href;
 const dwa = new DynamicsWebApi({
   serverUrl,
   dataApi: { version: "9.2" },
@@ -97,7 +100,7 @@ async function step(name, fn) {
   }
 }
 
-const PREFIX = "DWA";
+const PREFIX = process.env.DWA_PREFIX || "DWA";
 const N = 12;
 const names = Array.from({ length: N }, (_, i) => `${PREFIX} ${String(i + 1).padStart(2, "0")}`);
 const filter = `startswith(name,'${PREFIX}')`;
@@ -164,7 +167,7 @@ await step("retrieveMultiple paged by maxPageSize 5, following oDataNextLink", a
     pages.push(res.value.length);
     rows = rows.concat(res.value);
     link = res.oDataNextLink;
-    if (link) assert.ok(link.startsWith(`${serverUrl}api/data/v9.2/accounts?`), `next link ${link}`);
+    if (link) assert.ok(link.startsWith(`${apiBase}accounts?`), `next link ${link}`);
     assert.ok(pages.length <= N, "paging terminates");
   } while (link);
   assert.deepEqual(pages, [5, 5, 2]);

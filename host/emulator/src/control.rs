@@ -189,10 +189,17 @@ async fn add_environment(
     State(emu): State<Arc<Emulator>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let base = emu.base_url.clone();
-    create(&emu, body, |d, s: EnvironmentSeed| {
-        d.add_environment(s, &base)
-    })
+    let seed: EnvironmentSeed = match parse_json(body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match emu.add_environment(seed) {
+        Ok(env) => {
+            emu.persist();
+            (StatusCode::CREATED, axum::Json(json!(env))).into_response()
+        }
+        Err(e) => fail(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 async fn get_settings(State(emu): State<Arc<Emulator>>) -> Response {

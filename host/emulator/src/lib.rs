@@ -26,9 +26,11 @@ mod control_access;
 pub(crate) mod dataverse;
 mod discovery;
 mod entra;
+mod fallback;
 mod faults;
 mod graph;
 mod odata;
+mod origins;
 pub mod seed;
 mod state;
 mod tls;
@@ -53,6 +55,7 @@ pub use entra::error::EntraError;
 /// The OData `$filter` parser and evaluator the emulated services use, for
 /// checking filters other code writes.
 pub use odata::filter;
+pub use origins::OriginError;
 pub use seed::{
     AppSeed, EnvironmentSeed, FaultAction, FaultRule, Seed, ServiceProtection, Settings,
     TenantSeed, UserSeed,
@@ -87,6 +90,10 @@ pub(crate) struct Emulator {
     state_file: Option<PathBuf>,
     /// Dataverse rows of every environment (in memory only).
     pub(crate) dataverse: dataverse::Environments,
+    /// The environments' own listeners.
+    pub(crate) origins: origins::Origins,
+    /// This emulator, for starting environment listeners from `&self`.
+    me: std::sync::Weak<Emulator>,
 }
 
 /// What the `--state` file holds.
@@ -166,8 +173,11 @@ impl Emulator {
         for a in seed.apps {
             dir.add_app(a, now)?;
         }
+        let mut listeners = Vec::new();
         for e in seed.environments {
-            dir.add_environment(e, &self.base_url)?;
+            let bound = self.bind_environment(&e)?;
+            let env = dir.add_environment(e, &self.base_url, Some(bound.origin.clone()))?;
+            listeners.push((env.unique_name, bound));
         }
         for f in seed.faults {
             dir.faults.push(faults::FaultState::new(f).map_err(|why| {
@@ -178,6 +188,63 @@ impl Emulator {
             })?);
         }
         *guard = dir;
+        drop(guard);
+        for (name, bound) in listeners {
+            self.serve_environment(&name, bound);
+        }
+        Ok(())
+    }
+
+    /// Binds the listener of an environment about to be added.
+    fn bind_environment(&self, seed: &EnvironmentSeed) -> Result<origins::Bound, state::SeedError> {
+        self.origins
+            .bind(&seed.unique_name, seed.port.unwrap_or(0))
+            .map_err(|e| state::SeedError::Invalid {
+                what: "environment port".into(),
+                why: e.to_string(),
+            })
+    }
+
+    /// Serves an environment's Web API on its bound listener.
+    fn serve_environment(&self, name: &str, bound: origins::Bound) {
+        match self.me.upgrade() {
+            Some(me) => self.origins.serve(&me, name, bound),
+            None => tracing::warn!(env = name, "the emulator is shutting down; not serving"),
+        }
+    }
+
+    /// Adds one environment with its own listener (the control API's
+    /// `POST environments`).
+    pub(crate) fn add_environment(
+        &self,
+        seed: EnvironmentSeed,
+    ) -> Result<state::Environment, state::SeedError> {
+        let bound = self.bind_environment(&seed)?;
+        let env =
+            self.dir
+                .write()
+                .add_environment(seed, &self.base_url, Some(bound.origin.clone()))?;
+        self.serve_environment(&env.unique_name, bound);
+        Ok(env)
+    }
+
+    /// After a restart with `--state`: every environment listens again at
+    /// the origin it had, so its URL stays the same.
+    fn serve_persisted_environments(&self) -> Result<(), OriginError> {
+        let envs: Vec<(String, Option<String>)> = self
+            .dir
+            .read()
+            .environments
+            .iter()
+            .map(|e| (e.unique_name.clone(), e.origin.clone()))
+            .collect();
+        for (name, origin) in envs {
+            let Some(port) = origin.as_deref().and_then(origins::Origins::port_of) else {
+                continue;
+            };
+            let bound = self.origins.bind(&name, port)?;
+            self.serve_environment(&name, bound);
+        }
         Ok(())
     }
 }
@@ -272,71 +339,98 @@ impl EmulatorBuilder {
         };
         let scheme = if self.tls { "https" } else { "http" };
         let base_url = format!("{scheme}://{host}:{}", addr.port());
+        let local_tls = self
+            .tls
+            .then(|| tls::LocalTls::generate(&self.tls_names))
+            .transpose()?;
+        let tls_config = local_tls
+            .as_ref()
+            .map(|t| axum_server::tls_rustls::RustlsConfig::from_config(t.server_config.clone()));
+        let handle = axum_server::Handle::new();
+        let origins =
+            origins::Origins::new(addr.ip(), scheme, host, tls_config.clone(), handle.clone());
 
-        let persisted: Option<Persisted> = match &self.state_file {
-            Some(p) if p.exists() => {
-                let bytes = std::fs::read(p)?;
-                Some(
-                    serde_json::from_slice(&bytes)
-                        .map_err(|e| anyhow::anyhow!("state file {}: {e}", p.display()))?,
-                )
-            }
-            _ => None,
-        };
-        let (directory, signing, seeded) = match persisted {
+        let (mut directory, signing, seeded) = match load_state(self.state_file.as_deref())? {
             Some(p) => (p.directory, SigningKey::load(p.signing_key)?, true),
             None => (Directory::default(), SigningKey::generate()?, false),
         };
-        let emu = Arc::new(Emulator {
+        let base_urls = own_base_urls(&base_url, scheme, addr, &self.tls_names, &self.aliases);
+        directory.base_urls = base_urls.clone();
+        let emu = Arc::new_cyclic(|me| Emulator {
             dir: RwLock::new(directory),
             signing,
             base_url: base_url.clone(),
-            base_urls: own_base_urls(&base_url, scheme, addr, &self.tls_names, &self.aliases),
+            base_urls,
             tls: self.tls,
             control_token: self.control_token.clone(),
             state_file: self.state_file.clone(),
             dataverse: Default::default(),
+            origins,
+            me: me.clone(),
         });
         if seeded {
             tracing::info!("loaded emulator state; the seed is not applied again");
+            emu.serve_persisted_environments()?;
         } else {
             emu.apply_seed(self.seed, true)?;
             emu.persist();
         }
 
         warn_if_exposed(addr, emu.control_token.is_some());
-        let router = router(emu.clone());
-        // Each connection learns its peer address (the control API's guard
-        // reads it).
-        let app = tower::service_fn(move |peer: SocketAddr| {
-            let svc = DropConnections {
-                router: router.clone(),
-                peer: control_access::Peer(peer),
-            };
-            std::future::ready(Ok::<_, std::convert::Infallible>(svc))
-        });
-        let handle = axum_server::Handle::new();
-        let (ca_pem, task) = if self.tls {
-            let tls = tls::LocalTls::generate(&self.tls_names)?;
-            let config =
-                axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config.clone());
-            let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
-            let task = tokio::spawn(async move { server.serve(app).await });
-            (Some(tls.ca_pem), task)
-        } else {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
-            let task = tokio::spawn(async move { server.serve(app).await });
-            (None, task)
+        let app = connection_service(router(emu.clone()), None);
+        let task = match tls_config {
+            Some(config) => {
+                let server = axum_server::from_tcp_rustls(listener, config).handle(handle.clone());
+                tokio::spawn(async move { server.serve(app).await })
+            }
+            None => {
+                let server = axum_server::from_tcp(listener).handle(handle.clone());
+                tokio::spawn(async move { server.serve(app).await })
+            }
         };
         Ok(RunningEmulator {
             base_url,
             addr,
-            ca_pem,
+            ca_pem: local_tls.map(|t| t.ca_pem),
             handle,
             task,
             emu,
         })
     }
+}
+
+/// Reads the `--state` file, when there is one.
+fn load_state(path: Option<&std::path::Path>) -> anyhow::Result<Option<Persisted>> {
+    match path {
+        Some(p) if p.exists() => {
+            let bytes = std::fs::read(p)?;
+            let persisted = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("state file {}: {e}", p.display()))?;
+            Ok(Some(persisted))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A make-service that gives each connection its peer address (the control
+/// API's guard reads it) and, on an environment's listener, the rewrite to
+/// that environment's Web API.
+fn connection_service(
+    router: axum::Router,
+    rewrite: Option<(String, origins::EnvOrigin)>,
+) -> impl tower::Service<
+    SocketAddr,
+    Response = DropConnections,
+    Error = std::convert::Infallible,
+    Future = std::future::Ready<Result<DropConnections, std::convert::Infallible>>,
+> + Clone {
+    tower::service_fn(move |peer: SocketAddr| {
+        std::future::ready(Ok(DropConnections {
+            router: router.clone(),
+            peer: control_access::Peer(peer),
+            rewrite: rewrite.clone(),
+        }))
+    })
 }
 
 /// Listening beyond loopback lets other machines reach the token service
@@ -376,9 +470,11 @@ fn own_base_urls(
 /// a response carries [`faults::DropConnection`] (fault injection): a
 /// service error makes hyper drop the connection without a response.
 #[derive(Clone)]
-struct DropConnections {
+pub(crate) struct DropConnections {
     router: axum::Router,
     peer: control_access::Peer,
+    /// On an environment's listener: its path prefix and origin.
+    rewrite: Option<(String, origins::EnvOrigin)>,
 }
 
 impl<B> tower::Service<axum::http::Request<B>> for DropConnections
@@ -404,6 +500,12 @@ where
         let router = self.router.clone();
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(self.peer);
+        if let Some((prefix, origin)) = &self.rewrite
+            && !origins::rewrite(&mut req, prefix, origin)
+        {
+            // An environment's origin serves its Web API only.
+            return Box::pin(async move { Ok(fallback::not_found(req).await) });
+        }
         Box::pin(async move {
             let resp = router
                 .oneshot(req)
@@ -421,7 +523,7 @@ where
 }
 
 /// Builds the full HTTP surface.
-fn router(emu: Arc<Emulator>) -> axum::Router {
+pub(crate) fn router(emu: Arc<Emulator>) -> axum::Router {
     axum::Router::new()
         .merge(entra::routes())
         .merge(discovery::routes())
@@ -433,6 +535,7 @@ fn router(emu: Arc<Emulator>) -> axum::Router {
                 DATAVERSE_MAX_BODY_BYTES,
             )),
         )
+        .fallback(fallback::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(emu)
 }
@@ -472,6 +575,26 @@ impl RunningEmulator {
         self.ca_pem.as_deref()
     }
 
+    /// Every environment's unique name and URL (its own origin unless the
+    /// seed gave a URL), as `GET /_emulator/state` shows them.
+    pub fn environments(&self) -> Vec<(String, String)> {
+        self.emu
+            .dir
+            .read()
+            .environments
+            .iter()
+            .map(|e| (e.unique_name.clone(), e.url.clone()))
+            .collect()
+    }
+
+    /// The URL of environment `unique_name`, when there is one.
+    pub fn environment_url(&self, unique_name: &str) -> Option<String> {
+        self.environments()
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(unique_name))
+            .map(|(_, url)| url)
+    }
+
     /// Token-endpoint counters (also at `GET /_emulator/stats`).
     pub fn token_stats(&self) -> TokenStats {
         self.emu.dir.read().stats.clone()
@@ -492,14 +615,18 @@ impl RunningEmulator {
         Ok(())
     }
 
-    /// Stops accepting connections and waits for the server task.
+    /// Stops accepting connections (the main listener and every
+    /// environment's) and waits for the server tasks.
     pub async fn shutdown(self) {
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("the emulator's server ended with an error: {e}"),
-            Err(e) => tracing::warn!("the emulator's server task failed: {e}"),
+        let env_tasks = std::mem::take(&mut *self.emu.origins.tasks.lock());
+        for task in std::iter::once(self.task).chain(env_tasks) {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("an emulator server ended with an error: {e}"),
+                Err(e) => tracing::warn!("an emulator server task failed: {e}"),
+            }
         }
     }
 

@@ -324,16 +324,19 @@ fn yes() -> bool {
 pub struct EnvironmentSeed {
     /// Tenant name, id or domain.
     pub tenant: String,
-    /// Unique name of the organization; also the URL path segment of the
-    /// environment when `url` is absent (`<emulator>/<unique_name>`).
+    /// Unique name of the organization; also its path segment on the
+    /// emulator's main listener (`<emulator>/<unique_name>`).
     pub unique_name: String,
     /// Friendly (display) name; defaults to the unique name.
     #[serde(default)]
     pub friendly_name: Option<String>,
-    /// Organization URL, the `aud` of its tokens. Defaults to
-    /// `<emulator base URL>/<unique_name>`.
+    /// Organization URL, the `aud` of its tokens. Defaults to the
+    /// environment's own origin, `http(s)://<emulator host>:<port>`.
     #[serde(default)]
     pub url: Option<String>,
+    /// Port of the environment's own listener; a free one when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
     /// Organization id; generated when absent.
     #[serde(default)]
     pub id: Option<Uuid>,

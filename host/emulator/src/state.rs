@@ -161,7 +161,13 @@ pub struct Environment {
     pub unique_name: String,
     pub friendly_name: String,
     /// Organization URL without trailing slash; also the token `aud`.
+    /// By default the environment's own origin ([`Environment::origin`]).
     pub url: String,
+    /// The origin of the environment's own listener
+    /// (`http(s)://127.0.0.1:<port>`), kept across restarts with `--state`
+    /// so the URL stays the same.
+    #[serde(default)]
+    pub origin: Option<String>,
     pub region: String,
     pub users: Vec<Uuid>,
     pub admins: Vec<Uuid>,
@@ -243,6 +249,10 @@ pub struct Directory {
     /// Injected faults with their counters.
     #[serde(default)]
     pub faults: Vec<crate::faults::FaultState>,
+    /// The emulator's own base URLs (not persisted): an environment is also
+    /// addressed as `<base>/<unique_name>` at each.
+    #[serde(skip)]
+    pub base_urls: Vec<String>,
 }
 
 /// A seed entry that refers to something missing, or collides.
@@ -302,9 +312,25 @@ impl Directory {
 
     pub fn environment_for_resource(&self, resource: &str) -> Option<&Environment> {
         let r = resource.trim_end_matches('/');
-        self.environments
-            .iter()
-            .find(|e| e.url.eq_ignore_ascii_case(r))
+        self.environments.iter().find(|e| {
+            self.environment_audiences(e)
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(r))
+        })
+    }
+
+    /// Every resource id an environment answers to, as Dataverse answers
+    /// tokens for either of its hosts: its URL, its own origin, and the path
+    /// form `<emulator base>/<unique_name>`.
+    pub fn environment_audiences(&self, env: &Environment) -> Vec<String> {
+        let mut out = vec![env.url.clone()];
+        out.extend(env.origin.clone());
+        out.extend(
+            self.base_urls
+                .iter()
+                .map(|b| format!("{b}/{}", env.unique_name)),
+        );
+        out
     }
 
     pub fn add_tenant(&mut self, seed: TenantSeed) -> Result<Tenant, SeedError> {
@@ -397,19 +423,24 @@ impl Directory {
         Ok(app)
     }
 
-    /// Adds an environment; `base_url` is the emulator's own URL, used for
-    /// the default organization URL.
+    /// Adds an environment served at `origin` (its own listener, when it
+    /// has one); the organization URL is the seed's, else the origin, else
+    /// `<base_url>/<unique_name>`.
     pub fn add_environment(
         &mut self,
         seed: EnvironmentSeed,
         base_url: &str,
+        origin: Option<String>,
     ) -> Result<Environment, SeedError> {
         let tenant = self
             .tenant(&seed.tenant)
             .ok_or_else(|| SeedError::UnknownTenant(seed.tenant.clone()))?
             .id;
         let name = seed.unique_name.trim();
-        let url = self.environment_url(&seed, name, base_url)?;
+        let base = origin
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", base_url.trim_end_matches('/'), name));
+        let url = self.environment_url(&seed, name, &base)?;
         let resolve = |upns: &[String]| -> Result<Vec<Uuid>, SeedError> {
             upns.iter()
                 .map(|u| {
@@ -429,6 +460,7 @@ impl Directory {
                 .clone()
                 .unwrap_or_else(|| name.to_string()),
             url,
+            origin,
             region: seed.region.clone(),
             users: resolve(&seed.users)?,
             admins: resolve(&seed.admins)?,
@@ -457,12 +489,12 @@ impl Directory {
     }
 
     /// Checks an environment's unique name (a free URL path segment) and
-    /// returns its organization URL.
+    /// returns its organization URL (the seed's, else `default_url`).
     fn environment_url(
         &self,
         seed: &EnvironmentSeed,
         name: &str,
-        base_url: &str,
+        default_url: &str,
     ) -> Result<String, SeedError> {
         if name.is_empty()
             || !name
@@ -484,7 +516,7 @@ impl Directory {
         let url = seed
             .url
             .clone()
-            .unwrap_or_else(|| format!("{}/{}", base_url.trim_end_matches('/'), name))
+            .unwrap_or_else(|| default_url.to_string())
             .trim_end_matches('/')
             .to_string();
         if url::Url::parse(&url).is_err() {

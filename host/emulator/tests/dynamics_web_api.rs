@@ -33,7 +33,9 @@ async fn dynamics_web_api_runs_a_scenario_over_https() {
     let ca_pem = emu.ca_certificate_pem().unwrap().to_string();
     let base = emu.base_url().to_string();
     assert!(base.starts_with("https://"), "{base}");
-    let env_url = format!("{base}/contoso-dev");
+    // The environment URL exactly as the emulator prints it.
+    let env_url = emu.environment_url("contoso-dev").unwrap();
+    assert!(env_url.starts_with("https://127.0.0.1:"), "{env_url}");
 
     // An app-only token for the environment, as the application user.
     let client = https_client(&ca_pem);
@@ -63,12 +65,39 @@ async fn dynamics_web_api_runs_a_scenario_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &ca_pem).unwrap();
+    // As printed, and with a trailing slash: both must work.
+    for (url, prefix) in [
+        (env_url.clone(), "DWA"),
+        (format!("{env_url}/"), "DWA slash"),
+    ] {
+        run_scenario(&node, &url, prefix, &token, &ca).await;
+    }
+    emu.shutdown().await;
+}
+
+/// Runs tests/node/dwa_scenario.mjs against `url`; its rows are named
+/// `prefix ...`.
+async fn run_scenario(
+    node: &std::path::Path,
+    url: &str,
+    prefix: &str,
+    token: &str,
+    ca: &std::path::Path,
+) {
     let script = workspace().join("tests/node/dwa_scenario.mjs");
+    let (node, url, prefix, token, ca) = (
+        node.to_path_buf(),
+        url.to_string(),
+        prefix.to_string(),
+        token.to_string(),
+        ca.to_path_buf(),
+    );
     let out = tokio::task::spawn_blocking(move || {
         Command::new(&node)
             .arg(&script)
-            .env("DV_URL", &env_url)
+            .env("DV_URL", &url)
             .env("DV_TOKEN", &token)
+            .env("DWA_PREFIX", &prefix)
             .env("NODE_EXTRA_CA_CERTS", &ca)
             // The library routes through `$https_proxy` when it is set;
             // the emulator is local.
@@ -93,5 +122,4 @@ async fn dynamics_web_api_runs_a_scenario_over_https() {
         .unwrap_or_else(|| panic!("no JSON last line in stdout:\n{stdout}"));
     assert_eq!(last["ok"], true, "{last}");
     assert!(last["steps"].as_u64().unwrap_or(0) >= 12, "{last}");
-    emu.shutdown().await;
 }

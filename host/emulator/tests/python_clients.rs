@@ -26,7 +26,7 @@ async fn msal_and_azure_identity_get_tokens_that_verify() {
     std::fs::write(&ca, emu.ca_certificate_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("cert.pem"), &cert.cert_pem).unwrap();
     std::fs::write(dir.path().join("key.pem"), &cert.key_pem).unwrap();
-    let env_url = format!("{}/contoso-dev", emu.base_url());
+    let env_url = emu.environment_url("contoso-dev").unwrap();
 
     let base = emu.base_url().to_string();
     let scope = format!("{env_url}/.default");

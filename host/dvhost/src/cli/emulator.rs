@@ -145,6 +145,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.ca_out.display()
         );
     }
+    for (name, url) in emu.environments() {
+        println!("environment {name}: {url}");
+    }
     println!("dvhost emulator listening on {}", emu.base_url());
     println!(
         "authorities: {}/<tenant>   control API: {}/_emulator/",

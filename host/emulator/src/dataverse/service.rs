@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -21,6 +21,7 @@ use super::prefer::Prefer;
 use super::query::Annotations;
 use super::{Ctx, limits, path};
 use crate::Emulator;
+use crate::origins::EnvOrigin;
 use crate::state::Environment;
 
 /// Longest GET URL accepted outside `$batch` ("Query data using the Web
@@ -31,6 +32,7 @@ const MAX_URL: usize = 32_768;
 pub(super) async fn handle_root(
     state: State<Arc<Emulator>>,
     Path((env, version)): Path<(String, String)>,
+    origin: Option<Extension<EnvOrigin>>,
     method: Method,
     headers: HeaderMap,
     q: RawQuery,
@@ -39,6 +41,7 @@ pub(super) async fn handle_root(
     handle(
         state,
         Path((env, version, String::new())),
+        origin,
         method,
         headers,
         q,
@@ -51,11 +54,18 @@ pub(super) async fn handle_root(
 pub(super) async fn handle(
     State(emu): State<Arc<Emulator>>,
     Path((env_name, version, rest)): Path<(String, String, String)>,
+    origin: Option<Extension<EnvOrigin>>,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // At the environment's own origin the API base is that origin; in the
+    // path form it is `<emulator>/<unique_name>`.
+    let env_root = match origin {
+        Some(Extension(EnvOrigin(o))) => o,
+        None => format!("{}/{env_name}", emu.request_base(&headers)),
+    };
     let target = crate::faults::Target {
         env: &env_name,
         method: method.as_str(),
@@ -64,6 +74,7 @@ pub(super) async fn handle(
     };
     let incoming = Incoming {
         env_name: &env_name,
+        env_root: &env_root,
         version: &version,
         rest: &rest,
         method: &method,
@@ -214,6 +225,8 @@ fn unauthorized(emu: &Emulator, env: &Environment, headers: &HeaderMap) -> Respo
 /// resource path after them, and the rest of the request but its body.
 struct Incoming<'a> {
     env_name: &'a str,
+    /// The environment's URL as the client addressed it, without `/api/...`.
+    env_root: &'a str,
     version: &'a str,
     rest: &'a str,
     method: &'a Method,
@@ -259,7 +272,9 @@ fn handle_inner(
         ..
     } = *req;
     let env = environment_of(emu, req)?;
-    let claims = match emu.bearer_claims_for(headers, &[&env.url], env.tenant_id) {
+    let audiences = emu.dir.read().environment_audiences(&env);
+    let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
+    let claims = match emu.bearer_claims_for(headers, &audiences, env.tenant_id) {
         Ok(c) => c,
         Err(_) => return Ok((unauthorized(emu, &env, headers), None)),
     };
@@ -275,11 +290,7 @@ fn handle_inner(
         Ok(a) => a,
         Err(t) => return Ok((throttled(&t), None)),
     };
-    let api_base = format!(
-        "{}/{}/api/data/{version}/",
-        emu.request_base(headers),
-        env.unique_name
-    );
+    let api_base = format!("{}/api/data/{version}/", req.env_root);
     let cx = Ctx {
         data,
         caller,

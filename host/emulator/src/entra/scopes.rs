@@ -116,9 +116,14 @@ pub fn resolve_resource(
         return Ok(Resource::Discovery);
     }
     match dir.environment_for_resource(r) {
-        Some(env) if tenant.is_none_or(|t| t == env.tenant_id) => {
-            Ok(Resource::Environment(env.url.clone()))
-        }
+        // The `aud` is the resource id as asked for (the environment URL,
+        // its origin or the path form), as Entra names the requested resource.
+        Some(env) if tenant.is_none_or(|t| t == env.tenant_id) => Ok(Resource::Environment(
+            dir.environment_audiences(env)
+                .into_iter()
+                .find(|a| a.eq_ignore_ascii_case(r))
+                .unwrap_or_else(|| env.url.clone()),
+        )),
         _ => {
             let tenant_name = tenant
                 .map(|t| t.to_string())

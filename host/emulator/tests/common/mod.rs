@@ -178,8 +178,10 @@ impl World {
             ],
         };
         let emu = EmulatorBuilder::new().seed(seed).start().await.unwrap();
-        let env_url = format!("{}/contoso-dev", emu.base_url());
-        let env2_url = format!("{}/contoso-prod", emu.base_url());
+        // The environment URLs exactly as the emulator reports them (each
+        // environment's own origin).
+        let env_url = emu.environment_url("contoso-dev").unwrap();
+        let env2_url = emu.environment_url("contoso-prod").unwrap();
         World {
             http: reqwest::Client::new(),
             emu,
@@ -500,6 +502,7 @@ pub fn env(tenant: &str, name: &str, users: Vec<String>) -> EnvironmentSeed {
         unique_name: name.into(),
         friendly_name: None,
         url: None,
+        port: None,
         id: None,
         region: "NA".into(),
         users,
