@@ -31,6 +31,7 @@ mod faults;
 mod graph;
 mod odata;
 mod origins;
+mod rows_file;
 pub mod seed;
 mod state;
 mod tls;
@@ -56,6 +57,7 @@ pub use entra::error::EntraError;
 /// checking filters other code writes.
 pub use odata::filter;
 pub use origins::OriginError;
+pub use rows_file::RowsFileError;
 pub use seed::{
     AppSeed, EnvironmentSeed, FaultAction, FaultRule, Seed, ServiceProtection, Settings,
     TenantSeed, UserSeed,
@@ -94,6 +96,8 @@ pub(crate) struct Emulator {
     pub(crate) origins: origins::Origins,
     /// This emulator, for starting environment listeners from `&self`.
     me: std::sync::Weak<Emulator>,
+    /// One writer of the rows file at a time.
+    rows_lock: parking_lot::Mutex<()>,
 }
 
 /// What the `--state` file holds.
@@ -126,6 +130,11 @@ impl Emulator {
                     .cloned()
             })
             .unwrap_or_else(|| self.base_url.clone())
+    }
+
+    /// The Dataverse rows file, when a state file is configured.
+    pub(crate) fn rows_file(&self) -> Option<PathBuf> {
+        self.state_file.as_deref().map(rows_file::rows_path)
     }
 
     /// Writes the state file, when one is configured. Failures are logged,
@@ -367,7 +376,11 @@ impl EmulatorBuilder {
             dataverse: Default::default(),
             origins,
             me: me.clone(),
+            rows_lock: Default::default(),
         });
+        if let Some(rows) = emu.rows_file() {
+            emu.dataverse.restore(rows_file::load(&rows)?);
+        }
         if seeded {
             tracing::info!("loaded emulator state; the seed is not applied again");
             emu.serve_persisted_environments()?;
@@ -394,6 +407,7 @@ impl EmulatorBuilder {
             ca_pem: local_tls.map(|t| t.ca_pem),
             handle,
             task,
+            saver: rows_file::spawn_saver(&emu),
             emu,
         })
     }
@@ -548,6 +562,8 @@ pub struct RunningEmulator {
     ca_pem: Option<String>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Writes the Dataverse rows after changes (with a state file).
+    saver: Option<tokio::task::JoinHandle<()>>,
     emu: Arc<Emulator>,
 }
 
@@ -617,6 +633,7 @@ impl RunningEmulator {
 
     /// Stops accepting connections (the main listener and every
     /// environment's) and waits for the server tasks.
+    /// With a state file, the Dataverse rows are written last.
     pub async fn shutdown(self) {
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
@@ -628,11 +645,39 @@ impl RunningEmulator {
                 Err(e) => tracing::warn!("an emulator server task failed: {e}"),
             }
         }
+        if let Some(saver) = self.saver {
+            saver.abort();
+        }
+        let emu = self.emu;
+        let saving = tokio::task::spawn_blocking(move || emu.save_rows());
+        if let Err(e) = saving.await {
+            tracing::warn!("writing the Dataverse rows failed: {e}");
+        }
+    }
+
+    /// Serves until `signal` completes (then shuts down, writing the rows
+    /// with a state file) or the server ends.
+    pub async fn serve_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            ended = &mut self.task => {
+                self.emu.save_rows();
+                ended??;
+                Ok(())
+            }
+            () = signal => {
+                self.shutdown().await;
+                Ok(())
+            }
+        }
     }
 
     /// Serves until the server task ends (standalone use).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await??;
+        self.emu.save_rows();
         Ok(())
     }
 }

@@ -154,10 +154,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         emu.base_url(),
         emu.base_url()
     );
-    tokio::select! {
-        r = emu.wait() => r,
-        _ = tokio::signal::ctrl_c() => Ok(()),
-    }
+    // Ctrl-C shuts down cleanly, so the Dataverse rows reach the state file.
+    emu.serve_until(async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("cannot wait for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    })
+    .await
 }
 
 fn client(target: &Target) -> anyhow::Result<reqwest::Client> {

@@ -46,6 +46,10 @@ use store::{Caller, EnvData};
 pub(crate) struct Environments {
     envs: Mutex<HashMap<Uuid, Arc<RwLock<EnvData>>>>,
     limits: Arc<limits::Tracker>,
+    /// Rows loaded from the `--state` rows file, taken on first use.
+    restored: Mutex<HashMap<Uuid, store::Snapshot>>,
+    /// Set by every write request; cleared when the rows file is written.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) fn routes() -> Router<Arc<Emulator>> {
@@ -97,8 +101,44 @@ impl Environments {
                     metadata::build_schema(&env.tables, &env.alternate_keys)
                         .unwrap_or_else(|_| Schema::standard().clone()),
                 );
-                Arc::new(RwLock::new(EnvData::new(schema, env.id, &env.unique_name)))
+                let data = match self.restored.lock().remove(&env.id) {
+                    Some(saved) => EnvData::from_snapshot(schema, saved),
+                    None => EnvData::new(schema, env.id, &env.unique_name),
+                };
+                Arc::new(RwLock::new(data))
             })
             .clone()
+    }
+
+    /// Rows saved by an earlier run, used when each environment is first
+    /// touched.
+    pub(crate) fn restore(&self, saved: HashMap<Uuid, store::Snapshot>) {
+        *self.restored.lock() = saved;
+    }
+
+    /// Every environment's rows, for the rows file (those restored but not
+    /// touched yet as they were loaded).
+    pub(crate) fn snapshots(&self) -> HashMap<Uuid, store::Snapshot> {
+        let mut out = self.restored.lock().clone();
+        let envs: Vec<(Uuid, Arc<RwLock<EnvData>>)> = self
+            .envs
+            .lock()
+            .iter()
+            .map(|(id, d)| (*id, d.clone()))
+            .collect();
+        for (id, data) in envs {
+            out.insert(id, data.read().saved());
+        }
+        out
+    }
+
+    /// Notes that rows may have changed.
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether rows changed since the last call.
+    pub(crate) fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 }

@@ -310,6 +310,9 @@ fn handle_inner(
         raw_query,
     };
     let mut resp = dispatch(&cx, &request).unwrap_or_else(IntoResponse::into_response);
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        emu.dataverse.mark_dirty();
+    }
     rate_limit_headers(&mut resp, &admission);
     Ok((resp, Some(admission)))
 }

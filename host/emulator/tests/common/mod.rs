@@ -587,12 +587,11 @@ pub fn entity_id(h: &reqwest::header::HeaderMap) -> String {
         .to_string()
 }
 
-/// An HTTPS emulator with tenant `contoso` (id [`TENANT_ID`]), the
-/// confidential app [`APP_ID`] whose certificate is `cert`, and the
-/// environment `contoso-dev` (with the app as an application user when
-/// `app_user`).
-pub async fn tls_emulator_with_app(cert: &TestCert, app_user: bool) -> RunningEmulator {
-    let seed = Seed {
+/// Tenant `contoso` (id [`TENANT_ID`]), the confidential app [`APP_ID`]
+/// whose certificate is `cert`, and the environment `contoso-dev` (with the
+/// app as an application user when `app_user`).
+pub fn seed_with_app(cert: &TestCert, app_user: bool) -> Seed {
+    Seed {
         tenants: vec![tenant("contoso", Some(TENANT_ID))],
         apps: vec![app(
             "contoso",
@@ -610,10 +609,14 @@ pub async fn tls_emulator_with_app(cert: &TestCert, app_user: bool) -> RunningEm
             ..env("contoso", "contoso-dev", vec![])
         }],
         ..Seed::default()
-    };
+    }
+}
+
+/// An HTTPS emulator seeded with [`seed_with_app`].
+pub async fn tls_emulator_with_app(cert: &TestCert, app_user: bool) -> RunningEmulator {
     EmulatorBuilder::new()
         .tls(true)
-        .seed(seed)
+        .seed(seed_with_app(cert, app_user))
         .start()
         .await
         .unwrap()

@@ -6,6 +6,7 @@ mod journal;
 mod keys;
 mod links;
 mod order;
+mod snapshot;
 mod validate;
 mod write;
 
@@ -19,6 +20,7 @@ use super::error::{DvError, DvResult};
 use super::metadata::{Kind, Schema, Table};
 use journal::Undo;
 use order::OrderCache;
+pub use snapshot::Snapshot;
 
 /// A row's values as one JSON object, keyed by Web API names (`name`,
 /// `_primarycontactid_value`), so `$filter` evaluates on it without copying.
