@@ -261,3 +261,53 @@ async fn expanded_attributes_take_their_own_options() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn relationships_expand_from_entity_definitions() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let (s, _, e) = w
+        .get(&t, "EntityDefinitions(LogicalName='account')?$select=LogicalName&$expand=ManyToOneRelationships($select=SchemaName,ReferencedEntity,ReferencedAttribute,ReferencingEntityNavigationPropertyName;$filter=ReferencingAttribute eq 'primarycontactid'),OneToManyRelationships($select=SchemaName,ReferencingAttribute;$filter=ReferencingEntity eq 'contact')")
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let m2o = &e["ManyToOneRelationships"];
+    assert_eq!(m2o.as_array().unwrap().len(), 1, "{e}");
+    assert_eq!(m2o[0]["SchemaName"], "account_primary_contact");
+    assert_eq!(
+        (
+            m2o[0]["ReferencedEntity"].clone(),
+            m2o[0]["ReferencedAttribute"].clone()
+        ),
+        (json!("contact"), json!("contactid"))
+    );
+    assert_eq!(
+        m2o[0]["ReferencingEntityNavigationPropertyName"],
+        "primarycontactid"
+    );
+    let o2m: Vec<&str> = e["OneToManyRelationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["SchemaName"].as_str().unwrap())
+        .collect();
+    assert!(o2m.contains(&"contact_customer_accounts"), "{o2m:?}");
+    let (_, _, u) = w
+        .get(&t, "EntityDefinitions(LogicalName='systemuser')?$select=LogicalName&$expand=ManyToManyRelationships($select=SchemaName,Entity2LogicalName)")
+        .await;
+    assert!(
+        u["ManyToManyRelationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["SchemaName"] == "systemuserroles_association"
+                && r["Entity2LogicalName"] == "role"),
+        "{u}"
+    );
+    assert_unknown(
+        &w,
+        &t,
+        "EntityDefinitions(LogicalName='account')?$expand=Foo",
+        "Foo",
+    )
+    .await;
+}

@@ -14,6 +14,7 @@ use rows::{
     entity_json,
 };
 
+mod relationships;
 mod rows;
 
 const NS: &str = "Microsoft.Dynamics.CRM.";
@@ -226,7 +227,7 @@ pub fn handle(
             let rows = schema
                 .tables
                 .iter()
-                .map(|t| with_attributes(t, entity_json(t), pairs))
+                .map(|t| with_attributes(schema, t, entity_json(t), pairs))
                 .collect::<DvResult<Vec<_>>>()?;
             let value = shape(rows, pairs, &MetaType::entity())?;
             Ok(
@@ -235,7 +236,7 @@ pub fn handle(
         }
         [Segment { key: Some(key), .. }] => {
             let t = find_table(schema, key)?;
-            let m = with_attributes(t, entity_json(t), pairs)?;
+            let m = with_attributes(schema, t, entity_json(t), pairs)?;
             let mut v = shape(vec![m], pairs, &MetaType::entity())?
                 .pop()
                 .unwrap_or_default();
@@ -259,10 +260,11 @@ pub fn handle(
     }
 }
 
-/// An `EntityMetadata` row with its `Attributes` when `$expand` asks for
-/// them, shaped by the expansion's own `$select` and `$filter`
-/// (`$expand=Attributes($select=LogicalName;$filter=...)`).
+/// An `EntityMetadata` row with the navigation properties `$expand` asks
+/// for (`Attributes`, the relationships), each shaped by the expansion's
+/// own `$select` and `$filter` (`$expand=Attributes($select=LogicalName;$filter=...)`).
 fn with_attributes(
+    schema: &Schema,
     t: &Table,
     mut m: Map<String, Value>,
     pairs: &[(String, String)],
@@ -271,16 +273,25 @@ fn with_attributes(
         return Ok(m);
     };
     for e in query::parse_expand(v)? {
-        if e.nav != "Attributes" {
-            continue;
-        }
-        let rows = t
-            .attributes
-            .iter()
-            .map(|a| attribute_json(t, a, false))
-            .collect();
-        let value = shape(rows, &e.options, &MetaType::attribute(None))?;
-        m.insert("Attributes".into(), Value::Array(value));
+        let (rows, ty) = match relationships::relationships(schema, t, &e.nav) {
+            Some(found) => found,
+            None if e.nav == "Attributes" => (
+                t.attributes
+                    .iter()
+                    .map(|a| attribute_json(t, a, false))
+                    .collect(),
+                MetaType::attribute(None),
+            ),
+            // Keys are always in the row.
+            None if e.nav == "Keys" => continue,
+            None => {
+                return Err(DvError::segment(format!(
+                    "Could not find a property named '{}' on type '{NS}EntityMetadata'.",
+                    e.nav
+                )));
+            }
+        };
+        m.insert(e.nav.clone(), Value::Array(shape(rows, &e.options, &ty)?));
     }
     Ok(m)
 }

@@ -43,6 +43,9 @@ pub(super) const ENTITY_PROPERTIES: &[&str] = &[
     "Description",
     "Keys",
     "Attributes",
+    "ManyToOneRelationships",
+    "OneToManyRelationships",
+    "ManyToManyRelationships",
 ];
 
 /// The properties of the base `AttributeMetadata` type.
