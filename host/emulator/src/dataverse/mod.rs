@@ -59,6 +59,9 @@ pub(crate) fn routes() -> Router<Arc<Emulator>> {
         .route("/{tenant}/api/data/{version}", any(service::handle_root))
         .route("/{tenant}/api/data/{version}/", any(service::handle_root))
         .route("/{tenant}/api/data/{version}/{*rest}", any(service::handle))
+        // Anything else under `/api` is an unknown segment to Dataverse.
+        .route("/{tenant}/api", any(service::unknown_segment))
+        .route("/{tenant}/api/{*rest}", any(service::unknown_segment))
 }
 
 /// Everything a handler needs about one request.

@@ -100,6 +100,30 @@ pub(super) async fn handle(
     resp
 }
 
+/// A path under an environment's `/api` that is not the Web API: Dataverse's
+/// 404 naming the first segment it does not know ("Web API error codes",
+/// 0x80060888, <https://learn.microsoft.com/power-apps/developer/data-platform/reference/web-service-error-codes>).
+/// The body is read first so an HTTP/2 client still sending gets the answer.
+pub(super) async fn unknown_segment(uri: axum::http::Uri, body: axum::body::Body) -> Response {
+    crate::fallback::drain(body).await;
+    let segment = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .nth(2)
+        .unwrap_or("api")
+        .to_string();
+    let mut resp = DvError::new(
+        StatusCode::NOT_FOUND,
+        "0x80060888",
+        format!("Resource not found for the segment '{segment}'."),
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert("OData-Version", HeaderValue::from_static("4.0"));
+    resp
+}
+
 /// Injected refusals of the Web API: the service-protection 429 and
 /// Dataverse's generic error.
 struct WebApiRefusals;
