@@ -75,7 +75,8 @@ async fn the_python_dataverse_sdk_works_unmodified() {
     assert_eq!(out["update_deleted"], 404, "{out}");
 }
 
-/// The environment's URL as the emulator reports it.
+/// The environment's URL as the emulator reports it (its own origin).
 fn environment_url(emu: &dvhost_emulator::RunningEmulator, name: &str) -> String {
-    format!("{}/{name}", emu.base_url())
+    emu.environment_url(name)
+        .expect("the environment is seeded")
 }
