@@ -213,3 +213,48 @@ fn the_ca_file_exists_before_the_listening_line() {
         "port 0 is replaced by the chosen port: {url}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn environment_urls_are_printed_before_the_listening_line_and_rows_survive_sigterm() {
+    use std::io::BufRead as _;
+    let dir = std::env::temp_dir().join(format!("dvhost-cli-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = dir.join("seed.toml");
+    std::fs::write(
+        &seed,
+        "[[tenants]]\nname = \"contoso\"\n\n[[environments]]\ntenant = \"contoso\"\nunique_name = \"contoso-dev\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(DVHOST)
+        .args(["emulator", "--listen", "127.0.0.1:0", "--seed"])
+        .arg(&seed)
+        .arg("--state")
+        .arg(dir.join("state.json"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("dvhost emulator listening on ");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    // SIGTERM: a clean shutdown writes the rows file.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+    let env_line = lines
+        .iter()
+        .find(|l| l.starts_with("environment contoso-dev: http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(!env_line.ends_with(":0"), "{env_line}");
+    assert!(dir.join("state.rows.json").exists(), "{lines:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

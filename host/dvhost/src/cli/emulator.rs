@@ -154,14 +154,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         emu.base_url(),
         emu.base_url()
     );
-    // Ctrl-C shuts down cleanly, so the Dataverse rows reach the state file.
-    emu.serve_until(async {
+    // Ctrl-C (and SIGTERM) shut down cleanly, so the Dataverse rows reach
+    // the state file.
+    emu.serve_until(stop_signal()).await
+}
+
+/// Completes on Ctrl-C, or on SIGTERM where there is one.
+async fn stop_signal() {
+    let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             eprintln!("cannot wait for Ctrl-C: {e}");
             std::future::pending::<()>().await;
         }
-    })
-    .await
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    () = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                eprintln!("cannot wait for SIGTERM: {e}");
+                ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
 }
 
 fn client(target: &Target) -> anyhow::Result<reqwest::Client> {
