@@ -240,3 +240,39 @@ async fn link_entity_one_to_many_and_nested() {
         );
     }
 }
+
+#[tokio::test]
+async fn link_entity_through_an_intersect_table() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    // Every user's roles, through $expand on each user.
+    let (_, _, users) = w.get(&t, "systemusers?$select=systemuserid").await;
+    let mut expected = BTreeSet::new();
+    for u in users["value"].as_array().unwrap() {
+        let id = u["systemuserid"].as_str().unwrap();
+        let (s, _, b) = w
+            .get(&t, &format!("systemusers({id})?$select=systemuserid&$expand=systemuserroles_association($select=name)"))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        for r in b["systemuserroles_association"].as_array().unwrap() {
+            expected.insert((id.to_string(), r["name"].as_str().unwrap().to_string()));
+        }
+    }
+    assert!(!expected.is_empty());
+    let path = "systemusers?fetchXml=".to_string()
+        + &url::form_urlencoded::byte_serialize(r#"<fetch><entity name="systemuser"><attribute name="systemuserid"/><link-entity name="systemuserroles" from="systemuserid" to="systemuserid" intersect="true"><link-entity name="role" from="roleid" to="roleid" alias="r"><attribute name="name"/></link-entity></link-entity></entity></fetch>"#.as_bytes()).collect::<String>();
+    let (s, _, b) = w.get(&t, &path).await;
+    assert_eq!(s, 200, "{b}");
+    let got: BTreeSet<(String, String)> = b["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["systemuserid"].as_str().unwrap().to_string(),
+                r["r.name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+}

@@ -34,6 +34,20 @@ pub struct Link {
     pub filter: Option<Expr>,
     /// Nested `<link-entity>`s, joined to this one.
     pub links: Vec<Link>,
+    /// Set when the join goes through a many-to-many intersect table.
+    pub via: Option<Via>,
+}
+
+/// A join through an intersect table (`<link-entity name="systemuserroles"
+/// intersect="true">` around the link to the other table), answered from
+/// the relationship's associations ("Many-to-many relationships" in "Join
+/// tables using FetchXml").
+#[derive(Debug, Clone)]
+pub struct Via {
+    /// The relationship's schema name.
+    pub relationship: String,
+    /// The parent table's logical name and primary key.
+    pub parent: (String, String),
 }
 
 fn required<'n>(node: &'n Node, k: &'static str) -> FxResult<&'n str> {
@@ -50,10 +64,9 @@ pub(super) fn parse_link(
     orders: &mut Vec<(String, bool)>,
 ) -> FxResult<Link> {
     let name = required(node, "name")?;
-    let table = schema
-        .table(name)
-        .ok_or_else(|| FetchXmlError::UnknownEntity(name.to_string()))?
-        .clone();
+    let Some(table) = schema.table(name).cloned() else {
+        return intersect_link(schema, parent, node, aliases, orders);
+    };
     let from = property(&table, required(node, "from")?)?;
     let to = property(parent, required(node, "to")?)?;
     let outer = match node.attr("link-type").unwrap_or("inner") {
@@ -81,12 +94,56 @@ pub(super) fn parse_link(
         attributes: Vec::new(),
         filter: None,
         links: Vec::new(),
+        via: None,
     };
     for c in node.children.iter().filter(|c| c.name == "link-entity") {
         link.links
             .push(parse_link(schema, &table, c, aliases, orders)?);
     }
     link_children(&mut link, node, aliases, orders)?;
+    Ok(link)
+}
+
+/// A `<link-entity>` naming the intersect table of one of `parent`'s
+/// many-to-many relationships, with one `<link-entity>` inside to the
+/// other table: parsed as that inner link, joined through the relationship.
+fn intersect_link(
+    schema: &Schema,
+    parent: &Table,
+    node: &Node,
+    aliases: &mut Vec<(String, Arc<Table>)>,
+    orders: &mut Vec<(String, bool)>,
+) -> FxResult<Link> {
+    let name = required(node, "name")?;
+    let unknown = || FetchXmlError::UnknownEntity(name.to_string());
+    let nav = parent
+        .collection_navs
+        .iter()
+        .find(|c| c.intersect.as_deref() == Some(name))
+        .ok_or_else(unknown)?;
+    let inner: Vec<&Node> = node
+        .children
+        .iter()
+        .filter(|c| c.name == "link-entity")
+        .collect();
+    let [inner] = inner[..] else {
+        return Err(FetchXmlError::Unexpected {
+            element: "link-entity".into(),
+            parent: "link-entity intersect",
+        });
+    };
+    if required(inner, "name")? != nav.other {
+        return Err(unknown());
+    }
+    // The inner link's `to` names an intersect column; the relationship
+    // stands in for it, so it is parsed against the other table itself.
+    let other = schema.table(&nav.other).ok_or_else(unknown)?;
+    let mut link = parse_link(schema, other, inner, aliases, orders)?;
+    link.outer |= node.attr("link-type") == Some("outer");
+    link.via = Some(Via {
+        relationship: nav.relationship.clone(),
+        parent: (parent.logical_name.clone(), parent.primary_id.clone()),
+    });
     Ok(link)
 }
 
@@ -166,10 +223,21 @@ fn matches<'d>(
     parent: &Row,
     ctx: &EvalContext,
 ) -> DvResult<Vec<&'d Row>> {
+    let t = &link.table;
+    if let Some(via) = &link.via {
+        let ids = parent
+            .values
+            .get(&via.parent.1)
+            .and_then(Value::as_str)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            .map(|id| env.linked(&via.relationship, &via.parent.0, &t.logical_name, id))
+            .unwrap_or_default();
+        let rows = ids.iter().filter_map(|id| env.get(&t.logical_name, id));
+        return filtered(rows, link, ctx);
+    }
     let Some(key) = parent.values.get(&link.to).and_then(Value::as_str) else {
         return Ok(Vec::new());
     };
-    let t = &link.table;
     // A join on the joined table's primary key reads one row.
     let candidates: Vec<&Row> = if link.from == t.primary_id {
         uuid::Uuid::parse_str(key)
@@ -192,8 +260,17 @@ fn matches<'d>(
             })
             .unwrap_or_default()
     };
-    let mut out = Vec::with_capacity(candidates.len());
-    for r in candidates {
+    filtered(candidates.into_iter(), link, ctx)
+}
+
+/// The rows passing the link's own filter.
+fn filtered<'d>(
+    rows: impl Iterator<Item = &'d Row>,
+    link: &Link,
+    ctx: &EvalContext,
+) -> DvResult<Vec<&'d Row>> {
+    let mut out = Vec::new();
+    for r in rows {
         let keep = match &link.filter {
             Some(f) => odata_filter::eval_with(f, r.values.as_value(), ctx)?,
             None => true,

@@ -155,6 +155,7 @@ fn inverse_navigations(tables: &[Table], custom: &[String]) -> Vec<(String, Coll
                         other: t.logical_name.clone(),
                         referencing_attribute: Some(a.logical_name.clone()),
                         relationship: rel,
+                        intersect: None,
                     },
                 ));
             }

@@ -87,6 +87,9 @@ pub struct CollectionNav {
     pub referencing_attribute: Option<String>,
     /// Many-to-many relationship name (the intersect key).
     pub relationship: String,
+    /// Many-to-many: the intersect table's logical name
+    /// (`IntersectEntityName`, `systemuserroles`), which FetchXML joins through.
+    pub intersect: Option<String>,
 }
 
 /// One table.
@@ -333,6 +336,7 @@ fn collection_navs(t: &Value, logical: &str) -> Vec<CollectionNav> {
                     other: str_of(x, "ReferencingEntity"),
                     referencing_attribute: Some(str_of(x, "ReferencingAttribute")),
                     relationship: str_of(x, "SchemaName"),
+                    intersect: None,
                 })
                 .collect()
         })
@@ -362,6 +366,10 @@ fn collection_navs(t: &Value, logical: &str) -> Vec<CollectionNav> {
                 other,
                 referencing_attribute: None,
                 relationship: str_of(x, "SchemaName"),
+                intersect: x
+                    .get("IntersectEntityName")
+                    .and_then(Value::as_str)
+                    .map(String::from),
             });
         }
     }
