@@ -74,11 +74,12 @@ fn main() {
             .unwrap();
         rt.block_on(async move {
             let emu = EmulatorBuilder::new().seed(seed).start().await.unwrap();
-            tx.send(emu.base_url().to_string()).unwrap();
+            let env = emu.environment_url("bench").unwrap();
+            tx.send((emu.base_url().to_string(), env)).unwrap();
             emu.wait().await.unwrap();
         });
     });
-    let base = rx.recv().unwrap();
+    let (base, env) = rx.recv().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -88,7 +89,7 @@ fn main() {
             Authority::parse(&base).unwrap(),
             TENANT,
             CLIENT,
-            Environment::parse(&format!("{base}/bench")).unwrap(),
+            Environment::parse(&env).unwrap(),
             cert,
             SigningAlgorithm::Rs256,
         )

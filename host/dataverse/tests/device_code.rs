@@ -134,7 +134,8 @@ async fn approved_sign_in_reaches_discovery() {
         .iter()
         .find(|i| i.unique_name == "contoso-dev")
         .unwrap_or_else(|| panic!("{instances:?}"));
-    assert!(dev.url.as_str().starts_with(s.emu.base_url()), "{dev:?}");
+    let printed = s.emu.environment_url("contoso-dev").unwrap();
+    assert_eq!(dev.url.as_str(), printed.trim_end_matches('/'), "{dev:?}");
 }
 
 #[tokio::test]

@@ -104,8 +104,9 @@ pub fn http(emu: &RunningEmulator) -> HttpClient {
     HttpClient::new(emu.ca_certificate_pem()).unwrap()
 }
 
+/// The environment's URL exactly as the emulator reports it (its own origin).
 pub fn environment(emu: &RunningEmulator) -> Environment {
-    Environment::parse(&format!("{}/{ENVIRONMENT}", emu.base_url())).unwrap()
+    Environment::parse(&emu.environment_url(ENVIRONMENT).unwrap()).unwrap()
 }
 
 pub fn authority(emu: &RunningEmulator) -> Authority {
