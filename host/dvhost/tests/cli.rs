@@ -235,7 +235,8 @@ fn environment_urls_are_printed_before_the_listening_line_and_rows_survive_sigte
         .spawn()
         .unwrap();
     let mut lines = Vec::new();
-    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in reader.by_ref() {
         let line = line.unwrap();
         let done = line.starts_with("dvhost emulator listening on ");
         lines.push(line);
@@ -249,7 +250,9 @@ fn environment_urls_are_printed_before_the_listening_line_and_rows_survive_sigte
         .status()
         .unwrap();
     assert!(status.success());
-    child.wait().unwrap();
+    // Read to the end, so the emulator's stdout stays open until it exits.
+    lines.extend(reader.map_while(Result::ok));
+    assert!(child.wait().unwrap().success(), "{lines:?}");
     let env_line = lines
         .iter()
         .find(|l| l.starts_with("environment contoso-dev: http://127.0.0.1:"))

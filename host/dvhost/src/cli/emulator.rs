@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use dvhost_emulator::{EmulatorBuilder, Seed};
+use dvhost_emulator::{EmulatorBuilder, RunningEmulator, Seed};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -140,51 +140,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(pem) = emu.ca_certificate_pem() {
         std::fs::write(&args.ca_out, pem)
             .with_context(|| format!("writing {}", args.ca_out.display()))?;
-        println!(
-            "CA certificate written to {} (trust it, e.g. REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS)",
-            args.ca_out.display()
-        );
     }
-    for (name, url) in emu.environments() {
-        println!("environment {name}: {url}");
+    let stop = stop_signal()?;
+    // A reader that stops reading after the line it waits for must not stop
+    // the emulator: a closed stdout is logged, not a panic.
+    if let Err(e) = print_banner(&emu, &args.ca_out) {
+        tracing::warn!(error = %e, "could not print the start-up lines");
     }
-    println!("dvhost emulator listening on {}", emu.base_url());
-    println!(
-        "authorities: {}/<tenant>   control API: {}/_emulator/",
-        emu.base_url(),
-        emu.base_url()
-    );
     // Ctrl-C (and SIGTERM) shut down cleanly, so the Dataverse rows reach
     // the state file.
-    emu.serve_until(stop_signal()).await
+    emu.serve_until(stop).await
 }
 
-/// Completes on Ctrl-C, or on SIGTERM where there is one.
-async fn stop_signal() {
-    let ctrl_c = async {
+/// Registers the Ctrl-C and SIGTERM handlers now, before the start-up lines
+/// are printed (a signal sent as soon as "listening" appears must reach the
+/// clean shutdown, not the default action), and returns the future that ends
+/// on either.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("waiting for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("waiting for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             eprintln!("cannot wait for Ctrl-C: {e}");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    () = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                eprintln!("cannot wait for SIGTERM: {e}");
-                ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
+    })
 }
 
 fn client(target: &Target) -> anyhow::Result<reqwest::Client> {
@@ -227,4 +218,28 @@ async fn control(
         anyhow::bail!("{status}: {text}");
     }
     Ok(text)
+}
+
+/// The start-up lines: the CA file, each environment, then "listening".
+fn print_banner(emu: &RunningEmulator, ca_out: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if emu.ca_certificate_pem().is_some() {
+        writeln!(
+            out,
+            "CA certificate written to {} (trust it, e.g. REQUESTS_CA_BUNDLE / NODE_EXTRA_CA_CERTS)",
+            ca_out.display()
+        )?;
+    }
+    for (name, url) in emu.environments() {
+        writeln!(out, "environment {name}: {url}")?;
+    }
+    writeln!(out, "dvhost emulator listening on {}", emu.base_url())?;
+    writeln!(
+        out,
+        "authorities: {}/<tenant>   control API: {}/_emulator/",
+        emu.base_url(),
+        emu.base_url()
+    )?;
+    out.flush()
 }
