@@ -656,3 +656,43 @@ async fn metadata_expires_after_its_time_to_live() {
     c.list_tables(soon()).await.unwrap();
     assert_eq!(requests(), 2, "fetched again after the time to live");
 }
+
+#[tokio::test]
+async fn text_filters_match_wildcard_characters_literally() {
+    let s = setup("").await;
+    let c = &s.client;
+    for name in ["50% off", "50 x off", "A_B", "AxB", "[x] box"] {
+        c.create(
+            &set("accounts"),
+            &col("accountid"),
+            &rec(json!({ "name": name })),
+            None,
+            soon(),
+        )
+        .await
+        .unwrap();
+    }
+    let names = |text: &'static str, how: TextMatch| {
+        let q = Query::new(&set("accounts"))
+            .select(&["name"])
+            .unwrap()
+            .filter_text(how, "name", text)
+            .unwrap()
+            .order_by("name", false)
+            .unwrap();
+        async move {
+            c.query_all(&q, soon())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Dataverse reads `%`, `_` and `[` as LIKE wildcards; the builder escapes
+    // them, so each matches only itself.
+    assert_eq!(names("50%", TextMatch::StartsWith).await, ["50% off"]);
+    assert_eq!(names("_", TextMatch::Contains).await, ["A_B"]);
+    assert_eq!(names("[x]", TextMatch::StartsWith).await, ["[x] box"]);
+    assert_eq!(names("% off", TextMatch::EndsWith).await, ["50% off"]);
+}

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::dates::{record_date, rel_range, text_key};
 use super::functions::{OnMode, QueryFn, query_fn};
+use super::like::{self, Anchor};
 use super::validate::{positional, unsupported};
 use super::{CRM, CmpOp, EvalContext, Expr, FilterError, LambdaOp, Literal};
 
@@ -268,11 +269,12 @@ pub(super) fn eval_call(
             let (Some(hay), Some(needle)) = (hay, needle) else {
                 return Ok(Value::Null);
             };
-            Value::Bool(match lower.as_str() {
-                "contains" => hay.contains(&needle),
-                "startswith" => hay.starts_with(&needle),
-                _ => hay.ends_with(&needle),
-            })
+            let anchor = match lower.as_str() {
+                "contains" => Anchor::Anywhere,
+                "startswith" => Anchor::Start,
+                _ => Anchor::End,
+            };
+            Value::Bool(like::matches(&hay, &needle, anchor))
         }
         "tolower" | "toupper" => {
             let [a] = positional::<1>(name, args)?;

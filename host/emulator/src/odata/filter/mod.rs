@@ -31,6 +31,7 @@ mod error;
 mod eval;
 mod functions;
 mod grammar;
+mod like;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
