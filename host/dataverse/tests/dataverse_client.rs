@@ -49,6 +49,15 @@ fn table(name: &str) -> TableName {
     TableName::new(name).unwrap()
 }
 
+/// The `name` of the account at `key`.
+async fn name_at(c: &Client, key: &RecordKey) -> Value {
+    let row = c
+        .retrieve(&set("accounts"), key, &cols(&["name"]), soon())
+        .await
+        .unwrap();
+    row["name"].clone()
+}
+
 fn account_number(n: &str) -> RecordKey {
     AlternateKey::new([("accountnumber", n)]).unwrap().into()
 }
@@ -105,17 +114,7 @@ async fn every_operation() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        c.retrieve(
-            &set("accounts"),
-            &account_number("A-1"),
-            &cols(&["name"]),
-            soon()
-        )
-        .await
-        .unwrap()["name"],
-        "Fabrikam"
-    );
+    assert_eq!(name_at(c, &account_number("A-1")).await, "Fabrikam");
     c.upsert(
         &set("accounts"),
         &account_number("A-2"),
@@ -124,17 +123,7 @@ async fn every_operation() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        c.retrieve(
-            &set("accounts"),
-            &account_number("A-2"),
-            &cols(&["name"]),
-            soon()
-        )
-        .await
-        .unwrap()["name"],
-        "By key"
-    );
+    assert_eq!(name_at(c, &account_number("A-2")).await, "By key");
     let etag = c
         .retrieve(&set("accounts"), &a.into(), &cols(&["name"]), soon())
         .await
@@ -173,12 +162,7 @@ async fn every_operation() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        c.retrieve(&set("accounts"), &fresh.into(), &cols(&["name"]), soon())
-            .await
-            .unwrap()["name"],
-        "Upserted"
-    );
+    assert_eq!(name_at(c, &fresh.into()).await, "Upserted");
     let missing = c
         .retrieve(&set("accounts"), &Uuid::new_v4().into(), &[], soon())
         .await

@@ -205,9 +205,12 @@ impl DeviceSignIn {
             let url = url.clone();
             async move {
                 let reply = post_form(&self.http, url, form).await?;
+                if reply.status == 200 {
+                    return Ok(reply);
+                }
                 // Throttling and outages are retried; other refusals are answers.
                 match reply.error() {
-                    e if reply.status != 200 && e.is_transient() => Err(e),
+                    e if e.is_transient() => Err(e),
                     _ => Ok(reply),
                 }
             }
