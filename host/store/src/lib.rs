@@ -1,0 +1,1 @@
+//! dvhost's store (work in progress).
