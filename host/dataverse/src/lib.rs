@@ -82,9 +82,10 @@ pub use identity::{
     Instance, MasterKey, PendingSignIn, SealedKey, SigningAlgorithm, TokenInfo, TokenSource,
     UserTokens,
 };
+pub use retry::counting_retries;
 pub use webapi::{
     AlternateKey, BatchOperation, BatchPart, BatchResponse, BulkWrite, Client, ColumnInfo,
-    ColumnName, DataverseError, EntitySet, FilterValue, KeyValue, MetadataCacheConfig, Op,
+    ColumnName, DataverseError, EntitySet, Expand, FilterValue, KeyValue, MetadataCacheConfig, Op,
     OptionValue, Page, Query, RecordKey, Stats, TableDescription, TableInfo, TableName,
     TargetError, TextMatch, WhoAmI,
 };

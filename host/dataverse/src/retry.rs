@@ -18,9 +18,34 @@
 //! that would end after the deadline is not started.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
+
+tokio::task_local! {
+    /// Repeats made inside the innermost [`counting_retries`].
+    static REPEATS: Arc<AtomicU32>;
+}
+
+/// Runs `f` and counts the repeats the retry policy made inside it (every
+/// attempt after the first of each request: Web API calls, and the token
+/// requests they needed), for an audit record of what one call cost.
+/// Counters nest: an outer count includes the inner ones. The count
+/// follows `f` wherever it is polled, not a task or a thread.
+pub async fn counting_retries<F: Future>(f: F) -> (F::Output, u32) {
+    let counter = Arc::new(AtomicU32::new(0));
+    let output = REPEATS.scope(counter.clone(), f).await;
+    let repeats = counter.load(Ordering::Relaxed);
+    let _outside = REPEATS.try_with(|outer| outer.fetch_add(repeats, Ordering::Relaxed));
+    (output, repeats)
+}
+
+/// Counts one repeat in the enclosing [`counting_retries`], if any.
+fn count_repeat() {
+    let _outside = REPEATS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+}
 
 /// What one failed attempt says about whether to try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +182,7 @@ where
         );
         tokio::time::sleep(wait).await;
         attempt.number += 1;
+        count_repeat();
         attempt.after_unknown |= failure == Failure::Unknown;
     }
 }
@@ -280,6 +306,24 @@ mod tests {
         )
         .await;
         assert_eq!(r, Err(E::Deadline(true)));
+    }
+
+    #[tokio::test]
+    async fn repeats_are_counted_per_scope_and_nested_counts_add_up() {
+        let not_run = || Err(E::F(Failure::NotRun { retry_after: None }));
+        let (r, n) = counting_retries(script(Repeat::Safe, vec![not_run(), not_run()])).await;
+        assert_eq!((r, n), ((Ok(3), 3), 2));
+        let (_, outer) = counting_retries(async {
+            let (_, inner) = counting_retries(script(Repeat::Safe, vec![not_run()])).await;
+            assert_eq!(inner, 1);
+            script(Repeat::Never, vec![not_run()]).await
+        })
+        .await;
+        assert_eq!(outer, 2);
+        let (_, none) = counting_retries(script(Repeat::Safe, vec![])).await;
+        assert_eq!(none, 0);
+        // Outside any scope the policy runs as before.
+        assert_eq!(script(Repeat::Safe, vec![not_run()]).await, (Ok(2), 2));
     }
 
     #[test]

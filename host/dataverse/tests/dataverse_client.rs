@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{CLIENT, NO_USER_CLIENT, add_fault, clear_faults, control, rec, soon};
 use dvhost_dataverse::{
     AlternateKey, BatchOperation, BatchPart, BulkWrite, Certificate, Client, ColumnName, EntitySet,
-    Op, Query, RecordKey, TableName, TextMatch,
+    Expand, Op, Query, RecordKey, TableName, TextMatch,
 };
 use dvhost_emulator::RunningEmulator;
 use serde_json::{Map, Value, json};
@@ -679,4 +679,90 @@ async fn text_filters_match_wildcard_characters_literally() {
     assert_eq!(names("_", TextMatch::Contains).await, ["A_B"]);
     assert_eq!(names("[x]", TextMatch::StartsWith).await, ["[x] box"]);
     assert_eq!(names("% off", TextMatch::EndsWith).await, ["50% off"]);
+}
+
+#[tokio::test]
+async fn retrieve_expands_single_and_collection_navigation() {
+    let s = setup("").await;
+    let c = &s.client;
+    let ann = c
+        .create(
+            &set("contacts"),
+            &col("contactid"),
+            &rec(json!({"firstname": "Ann", "lastname": "Lee"})),
+            None,
+            soon(),
+        )
+        .await
+        .unwrap();
+    let parent = c
+        .create(
+            &set("accounts"),
+            &col("accountid"),
+            &rec(json!({"name": "Parent", "primarycontactid@odata.bind": format!("/contacts({ann})")})),
+            None,
+            soon(),
+        )
+        .await
+        .unwrap();
+    for kid in ["Kid A", "Kid B"] {
+        c.create(
+            &set("accounts"),
+            &col("accountid"),
+            &rec(
+                json!({"name": kid, "parentaccountid@odata.bind": format!("/accounts({parent})")}),
+            ),
+            None,
+            soon(),
+        )
+        .await
+        .unwrap();
+    }
+    let expand = [
+        Expand::new("primarycontactid", &["firstname"]).unwrap(),
+        Expand::new("account_parent_account", &["name"]).unwrap(),
+    ];
+    let row = c
+        .retrieve_expanded(
+            &set("accounts"),
+            &parent.into(),
+            &cols(&["name"]),
+            &expand,
+            soon(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(row["name"], "Parent");
+    assert_eq!(row["primarycontactid"]["firstname"], "Ann");
+    assert!(row["primarycontactid"].get("lastname").is_none(), "{row:?}");
+    let mut kids: Vec<&str> = row["account_parent_account"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    kids.sort();
+    assert_eq!(kids, ["Kid A", "Kid B"]);
+    // An unknown navigation property is Dataverse's error, typed.
+    let e = c
+        .retrieve_expanded(
+            &set("accounts"),
+            &parent.into(),
+            &[],
+            &[Expand::new("nosuchnav", &[]).unwrap()],
+            soon(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(400), Some("0x80060888")));
+    // Names are checked before anything is sent.
+    assert!(Expand::new("primarycontactid($select=x)", &[]).is_err());
+    assert!(Expand::new("primarycontactid", &["a,b"]).is_err());
+    // The query builder renders the same expansion.
+    let q = Query::new(&set("accounts"))
+        .filter("accountid", Op::Eq, parent)
+        .unwrap()
+        .expand_with(&expand[0]);
+    let rows = c.query_all(&q, soon()).await.unwrap();
+    assert_eq!(rows[0]["primarycontactid"]["firstname"], "Ann");
 }

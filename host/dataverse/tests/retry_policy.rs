@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{CLIENT, add_fault, rec, soon};
-use dvhost_dataverse::{Client, ColumnName, DataverseError, EntitySet, Op, Query};
+use dvhost_dataverse::{
+    Client, ColumnName, DataverseError, EntitySet, Op, Query, counting_retries,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -253,4 +255,34 @@ async fn a_callers_id_whose_create_answer_was_lost_is_done_once() {
     assert_eq!(create(&c, "mine", Some(id)).await.unwrap(), id);
     assert_eq!(retries(&c), 1);
     assert_eq!(count_named(&c, "mine").await, 1);
+}
+
+#[tokio::test]
+async fn repeats_are_counted_for_the_call_that_made_them() {
+    let (emu, c) = emulator_client().await;
+    let id = create(&c, "counted", None).await.unwrap();
+    fault_once(&emu, "GET", "accounts*", throttle()).await;
+    let (row, repeats) = counting_retries(c.retrieve(
+        &accounts(),
+        &id.into(),
+        &[ColumnName::new("name").unwrap()],
+        soon(),
+    ))
+    .await;
+    assert_eq!(row.unwrap()["name"], "counted");
+    assert_eq!(repeats, 1, "a 429 then success is one repeat");
+    // The next call starts from zero, and its failure is counted too: two
+    // 503s before a success are two repeats.
+    let (row, repeats) = counting_retries(c.retrieve(&accounts(), &id.into(), &[], soon())).await;
+    assert!(row.is_ok());
+    assert_eq!(repeats, 0);
+    let unavailable = json!({"kind": "status", "status": 503});
+    add_fault(
+        &emu,
+        json!({"method": "GET", "path": "accounts*", "action": unavailable, "times": 2}),
+    )
+    .await;
+    let (row, repeats) = counting_retries(c.retrieve(&accounts(), &id.into(), &[], soon())).await;
+    assert!(row.is_ok());
+    assert_eq!(repeats, 2);
 }

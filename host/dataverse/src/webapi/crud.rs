@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::target::{ColumnName, EntitySet, RecordKey, TableName, Target, TargetError};
-use super::{Client, DataverseError, Page, Query, Repeat};
+use super::{Client, DataverseError, Expand, Page, Query, Repeat};
 
 /// Which bulk write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +91,29 @@ impl Client {
         select: &[ColumnName],
         deadline: Instant,
     ) -> Result<Map<String, Value>, DataverseError> {
+        self.retrieve_expanded(entity_set, key, select, &[], deadline)
+            .await
+    }
+
+    /// [`Client::retrieve`] with related rows (`$expand`): a single-valued
+    /// navigation property comes back as an object (or `null`), a
+    /// collection-valued one as an array.
+    pub async fn retrieve_expanded(
+        &self,
+        entity_set: &EntitySet,
+        key: &RecordKey,
+        select: &[ColumnName],
+        expand: &[Expand],
+        deadline: Instant,
+    ) -> Result<Map<String, Value>, DataverseError> {
         let mut target = Target::record(entity_set, key);
         if !select.is_empty() {
             let cols: Vec<&str> = select.iter().map(ColumnName::as_str).collect();
             target = target.option("$select", cols.join(","));
+        }
+        if !expand.is_empty() {
+            let items: Vec<String> = expand.iter().map(Expand::render).collect();
+            target = target.option("$expand", items.join(","));
         }
         match self.get(&target, &[], deadline).await? {
             Value::Object(m) => Ok(m),

@@ -34,7 +34,7 @@ use crate::retry::{self, Attempt, Failure, Repeat, Retryable};
 pub use batch::{BatchOperation, BatchPart, BatchResponse};
 pub use crud::BulkWrite;
 pub use metadata::{ColumnInfo, MetadataCacheConfig, OptionValue, TableDescription, TableInfo};
-pub use query::{FilterValue, Op, Query, TextMatch};
+pub use query::{Expand, FilterValue, Op, Query, TextMatch};
 pub use target::{
     AlternateKey, ColumnName, EntitySet, KeyValue, RecordKey, TableName, TargetError,
 };

@@ -218,6 +218,42 @@ fn property_path(path: &str) -> Result<String, TargetError> {
     Ok(path.to_string())
 }
 
+/// A navigation property to expand (`$expand=nav($select=a,b)`), its
+/// names checked; used by queries and by single-row retrieves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expand {
+    navigation: ColumnName,
+    select: Vec<ColumnName>,
+}
+
+impl Expand {
+    /// Expands `navigation`, with only the `select`ed columns of the related
+    /// rows when any are named.
+    pub fn new(navigation: &str, select: &[&str]) -> Result<Expand, TargetError> {
+        Ok(Expand {
+            navigation: ColumnName::new(navigation)?,
+            select: select
+                .iter()
+                .map(|c| ColumnName::new(c))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The navigation property.
+    pub fn navigation(&self) -> &ColumnName {
+        &self.navigation
+    }
+
+    /// The item of `$expand`.
+    pub(crate) fn render(&self) -> String {
+        if self.select.is_empty() {
+            return self.navigation.to_string();
+        }
+        let cols: Vec<&str> = self.select.iter().map(ColumnName::as_str).collect();
+        format!("{}($select={})", self.navigation, cols.join(","))
+    }
+}
+
 /// A collection query. Every method that takes a name checks it and
 /// returns an error naming what it refused.
 #[derive(Debug, Clone)]
@@ -315,18 +351,14 @@ impl Query {
     }
 
     /// `$expand=nav($select=a,b)`.
-    pub fn expand(mut self, navigation: &str, select: &[&str]) -> Result<Self, TargetError> {
-        let nav = ColumnName::new(navigation)?;
-        let cols = select
-            .iter()
-            .map(|c| ColumnName::new(c).map(|c| c.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.expand.push(if cols.is_empty() {
-            nav.to_string()
-        } else {
-            format!("{nav}($select={})", cols.join(","))
-        });
-        Ok(self)
+    pub fn expand(self, navigation: &str, select: &[&str]) -> Result<Self, TargetError> {
+        Ok(self.expand_with(&Expand::new(navigation, select)?))
+    }
+
+    /// Adds an already checked [`Expand`].
+    pub fn expand_with(mut self, expand: &Expand) -> Self {
+        self.expand.push(expand.render());
+        self
     }
 
     /// Page size (`Prefer: odata.maxpagesize`), between 1 and 5000.
