@@ -1,0 +1,71 @@
+//! SQL of the audit log: INSERT and SELECT only (the schema's triggers
+//! refuse UPDATE and DELETE).
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Cols, SqliteBackend, millis};
+use crate::backend::AuditRows;
+use crate::{AuditEntry, AuditOutcome, AuditQuery, NewAuditEntry, PluginId, StoreError, TenantId};
+
+fn entry(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    let c = Cols(row);
+    Ok(AuditEntry {
+        seq: c.int("seq")?,
+        entry: NewAuditEntry {
+            at: c.time("at")?,
+            tenant: c.opt_uuid("tenant_id")?.map(TenantId::from),
+            plugin: c.opt_uuid("plugin_id")?.map(PluginId::from),
+            actor: c.text("actor")?,
+            action: c.text("action")?,
+            outcome: c.parsed("outcome", AuditOutcome::parse)?,
+            request_id: c.opt_text("request_id")?,
+            detail: c.json("detail")?,
+        },
+    })
+}
+
+#[async_trait]
+impl AuditRows for SqliteBackend {
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO audit_log (at, tenant_id, plugin_id, actor, action, outcome, request_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+        )
+        .bind(millis(entry.at))
+        .bind(entry.tenant.map(|t| t.to_string()))
+        .bind(entry.plugin.map(|p| p.to_string()))
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(entry.outcome.as_str())
+        .bind(&entry.request_id)
+        .bind(entry.detail.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::database("appending to the audit log", e))
+    }
+
+    async fn audit(&self, query: &AuditQuery, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        // Each filter is on only when its parameter is not NULL, so one
+        // statement (and one prepared plan) serves every combination.
+        let select = sqlx::query(
+            "SELECT seq, at, tenant_id, plugin_id, actor, action, outcome, request_id, detail
+             FROM audit_log
+             WHERE ($1 IS NULL OR tenant_id = $1)
+               AND ($2 IS NULL OR plugin_id = $2)
+               AND ($3 IS NULL OR at >= $3)
+               AND ($4 IS NULL OR at < $4)
+               AND ($5 IS NULL OR seq < $5)
+             ORDER BY seq DESC
+             LIMIT $6",
+        )
+        .bind(query.tenant.map(|t| t.to_string()))
+        .bind(query.plugin.map(|p| p.to_string()))
+        .bind(query.since.map(millis))
+        .bind(query.until.map(millis))
+        .bind(query.before_seq)
+        .bind(i64::from(limit));
+        let rows = self.fetch_all("reading the audit log", select).await?;
+        rows.iter().map(entry).collect()
+    }
+}

@@ -1,0 +1,152 @@
+//! The SQLite backend: one database file in the data directory, in WAL mode
+//! with foreign keys on and a busy timeout, so the CLI and a running server
+//! can share it. Write transactions that read before they write start with
+//! `BEGIN IMMEDIATE`, taking the write lock first, so two writers wait for
+//! each other instead of failing half-way.
+
+mod api_keys;
+mod audit;
+mod certificates;
+mod connections;
+mod open;
+mod plugins;
+mod rows;
+mod sign_ins;
+mod tenants;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row as _, Sqlite, Transaction};
+
+use crate::StoreError;
+use crate::backend::MetaRows;
+
+pub(crate) use rows::{Cols, millis};
+
+/// The database file's name inside the data directory (SQLite adds
+/// `-wal` and `-shm` files beside it).
+pub const DATABASE_FILE: &str = "dvhost.sqlite3";
+
+/// The SQLite store.
+pub(crate) struct SqliteBackend {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteBackend {
+    /// Opens the store in `data_dir` (see [`crate::Store::open_sqlite`]).
+    pub(crate) async fn open(data_dir: &Path) -> Result<SqliteBackend, StoreError> {
+        let (pool, path) = open::open(data_dir).await?;
+        Ok(SqliteBackend { pool, path })
+    }
+
+    /// Begins a transaction holding the write lock from its first statement.
+    async fn write(
+        &self,
+        action: &'static str,
+    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| StoreError::database(action, e))
+    }
+
+    /// The rows of a read-only query.
+    async fn fetch_all<'q>(
+        &self,
+        action: &'static str,
+        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::database(action, e))
+    }
+
+    /// The row of a read-only query, if any.
+    async fn fetch_optional<'q>(
+        &self,
+        action: &'static str,
+        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Option<SqliteRow>, StoreError> {
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::database(action, e))
+    }
+}
+
+/// Commits `tx`.
+async fn commit(tx: Transaction<'static, Sqlite>, action: &'static str) -> Result<(), StoreError> {
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::database(action, e))
+}
+
+/// A unique-constraint failure as [`StoreError::AlreadyExists`], other
+/// failures as database errors.
+fn insert_error(
+    error: sqlx::Error,
+    action: &'static str,
+    what: &'static str,
+    key: &str,
+) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists {
+            what,
+            key: key.to_string(),
+        },
+        _ => StoreError::database(action, error),
+    }
+}
+
+#[async_trait]
+impl MetaRows for SqliteBackend {
+    async fn master_key_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<(String, bool), StoreError> {
+        const ACTION: &str = "checking the master key";
+        let mut tx = self.write(ACTION).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO store_meta (name, value) VALUES ('master_key_fingerprint', $1)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(fingerprint)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::database(ACTION, e))?
+        .rows_affected()
+            == 1;
+        let row = sqlx::query("SELECT value FROM store_meta WHERE name = 'master_key_fingerprint'")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| StoreError::database(ACTION, e))?;
+        commit(tx, ACTION).await?;
+        Ok((Cols(&row).text("value")?, inserted))
+    }
+
+    async fn integrity_check(&self) -> Result<(), StoreError> {
+        let rows = self
+            .fetch_all("checking integrity", sqlx::query("PRAGMA integrity_check"))
+            .await?;
+        let report: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>(0).ok())
+            .collect();
+        if report == ["ok"] {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: report.join("; "),
+            })
+        }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
