@@ -1,0 +1,121 @@
+//! Actions that attack the resource limits: time, memory, stack, output and
+//! log size, and a panic in the middle of a call.
+
+use std::hint::black_box;
+
+use dvhost_sdk::{ActionError, Empty};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One line of a flood, at most.
+const LINE: usize = 1024;
+
+/// Loops until the host stops it.
+pub fn spin(_: Value) -> Result<Empty, ActionError> {
+    let mut turns: u64 = 0;
+    loop {
+        turns = black_box(turns.wrapping_add(1));
+    }
+}
+
+/// Allocates 1 MiB chunks and writes to every page of each, keeping them
+/// all, until the host stops it.
+pub fn grow_memory(_: Value) -> Result<Empty, ActionError> {
+    const CHUNK: usize = 1 << 20;
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        chunk.resize(CHUNK, 0xa5_u8);
+        chunks.push(black_box(chunk));
+    }
+}
+
+/// Recurses with a 512-byte frame, and uses the frame after the call so the
+/// recursion cannot become a loop.
+#[inline(never)]
+fn descend(depth: u64) -> u64 {
+    let frame = black_box([depth.to_le_bytes()[0]; 512]);
+    // Never true, but the compiler cannot know it, so this is no "function
+    // cannot return" recursion.
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let below = descend(black_box(depth + 1));
+    below.wrapping_add(u64::from(frame[(depth % 512) as usize]))
+}
+
+/// Recurses until the stack runs out.
+pub fn recurse(_: Value) -> Result<u64, ActionError> {
+    Ok(descend(0))
+}
+
+/// Input of `huge-output`, `log-flood` and `print-flood`.
+#[derive(Deserialize, JsonSchema)]
+pub struct Size {
+    /// How many bytes.
+    bytes: usize,
+}
+
+/// A JSON string of `bytes` bytes plus its two quotes.
+pub fn huge_output(input: Size) -> Result<String, ActionError> {
+    Ok("x".repeat(input.bytes))
+}
+
+/// Panics mid-call.
+pub fn panic(_: Value) -> Result<Empty, ActionError> {
+    panic!("hostile guest panicked on purpose");
+}
+
+/// How many bytes a flood wrote.
+#[derive(Serialize, JsonSchema)]
+pub struct Written {
+    /// Bytes written.
+    written: usize,
+}
+
+/// The lengths of the lines that make up `bytes` bytes.
+fn lines(bytes: usize) -> impl Iterator<Item = usize> {
+    (0..bytes.div_ceil(LINE)).map(move |line| LINE.min(bytes - line * LINE))
+}
+
+/// Writes `bytes` bytes through the log import.
+pub fn log_flood(input: Size) -> Result<Written, ActionError> {
+    let line = "l".repeat(LINE);
+    for length in lines(input.bytes) {
+        dvhost_sdk::log::info(&line[..length]);
+    }
+    Ok(Written {
+        written: input.bytes,
+    })
+}
+
+/// Writes `bytes` bytes to stdout, each line ending in its newline.
+pub fn print_flood(input: Size) -> Result<Written, ActionError> {
+    let line = "p".repeat(LINE);
+    for length in lines(input.bytes) {
+        println!("{}", &line[..length - 1]);
+    }
+    Ok(Written {
+        written: input.bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flood_lines_add_up() {
+        assert_eq!(lines(0).count(), 0);
+        assert_eq!(lines(1).collect::<Vec<_>>(), [1]);
+        assert_eq!(lines(2050).collect::<Vec<_>>(), [1024, 1024, 2]);
+        assert_eq!(lines(3 * LINE).sum::<usize>(), 3 * LINE);
+    }
+
+    #[test]
+    fn huge_output_is_the_size_asked() {
+        let json = serde_json::to_string(&huge_output(Size { bytes: 1000 }).unwrap()).unwrap();
+        assert_eq!(json.len(), 1002);
+    }
+}

@@ -1,0 +1,226 @@
+//! What the environment's tables look like: the tables this plugin is
+//! granted, and their columns. A plugin uses it to adapt to the columns an
+//! environment actually has, rather than assuming them.
+
+use serde::Serialize;
+
+use crate::bindings::dvhost::plugin::metadata as wit;
+use crate::error::Error;
+
+/// A table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableInfo {
+    /// Logical name, such as `account`.
+    pub logical_name: String,
+    /// Display name in the environment's language.
+    pub display_name: Option<String>,
+    /// The primary key column, such as `accountid`.
+    pub primary_id: String,
+    /// The primary name column, such as `name`.
+    pub primary_name: Option<String>,
+    /// Whether it is a custom table.
+    pub is_custom: bool,
+}
+
+/// How much a column is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequiredLevel {
+    /// Optional.
+    None,
+    /// Recommended on forms, not enforced.
+    Recommended,
+    /// Required by the application.
+    ApplicationRequired,
+    /// Required by the system.
+    SystemRequired,
+}
+
+/// An option of a choice, state or status column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OptionValue {
+    /// The stored value.
+    pub value: i64,
+    /// Its label in the environment's language.
+    pub label: Option<String>,
+}
+
+/// A column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnInfo {
+    /// Logical name.
+    pub logical_name: String,
+    /// `AttributeType`: `String`, `Integer`, `Money`, `Lookup`, `Picklist`...
+    pub kind: String,
+    /// Display name in the environment's language.
+    pub display_name: Option<String>,
+    /// How much it is required.
+    pub required: RequiredLevel,
+    /// Longest value, for text columns.
+    pub max_length: Option<u32>,
+    /// Tables a lookup may point to.
+    pub targets: Vec<String>,
+    /// Options of a choice, state or status column.
+    pub options: Vec<OptionValue>,
+    /// Whether a create may set it.
+    pub valid_for_create: bool,
+    /// Whether an update may set it.
+    pub valid_for_update: bool,
+}
+
+impl ColumnInfo {
+    /// The value of the option labelled `label` (compared without case).
+    pub fn option_value(&self, label: &str) -> Option<i64> {
+        self.options
+            .iter()
+            .find(|option| {
+                option
+                    .label
+                    .as_deref()
+                    .is_some_and(|text| text.eq_ignore_ascii_case(label))
+            })
+            .map(|option| option.value)
+    }
+
+    /// The label of option `value`.
+    pub fn option_label(&self, value: i64) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|option| option.value == value)
+            .and_then(|option| option.label.as_deref())
+    }
+}
+
+/// A table with its columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableDescription {
+    /// The table.
+    pub table: TableInfo,
+    /// Its columns.
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl TableDescription {
+    /// The column with logical name `name`, if the table has it.
+    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns
+            .iter()
+            .find(|column| column.logical_name == name)
+    }
+}
+
+/// The tables this plugin is granted, sorted by logical name.
+pub fn list_tables() -> Result<Vec<TableInfo>, Error> {
+    Ok(wit::list_tables()?
+        .into_iter()
+        .map(TableInfo::from)
+        .collect())
+}
+
+/// The columns of granted table `table`.
+pub fn describe_table(table: &str) -> Result<TableDescription, Error> {
+    let description = wit::describe_table(table)?;
+    Ok(TableDescription {
+        table: description.table.into(),
+        columns: description
+            .columns
+            .into_iter()
+            .map(ColumnInfo::from)
+            .collect(),
+    })
+}
+
+impl From<wit::TableInfo> for TableInfo {
+    fn from(table: wit::TableInfo) -> TableInfo {
+        TableInfo {
+            logical_name: table.logical_name,
+            display_name: table.display_name,
+            primary_id: table.primary_id,
+            primary_name: table.primary_name,
+            is_custom: table.is_custom,
+        }
+    }
+}
+
+impl From<wit::ColumnInfo> for ColumnInfo {
+    fn from(column: wit::ColumnInfo) -> ColumnInfo {
+        let required = match column.required {
+            wit::RequiredLevel::None => RequiredLevel::None,
+            wit::RequiredLevel::Recommended => RequiredLevel::Recommended,
+            wit::RequiredLevel::ApplicationRequired => RequiredLevel::ApplicationRequired,
+            wit::RequiredLevel::SystemRequired => RequiredLevel::SystemRequired,
+        };
+        ColumnInfo {
+            logical_name: column.logical_name,
+            kind: column.kind,
+            display_name: column.display_name,
+            required,
+            max_length: column.max_length,
+            targets: column.targets,
+            options: column
+                .options
+                .into_iter()
+                .map(|option| OptionValue {
+                    value: option.value,
+                    label: option.label,
+                })
+                .collect(),
+            valid_for_create: column.valid_for_create,
+            valid_for_update: column.valid_for_update,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rating() -> wit::ColumnInfo {
+        wit::ColumnInfo {
+            logical_name: "leadqualitycode".to_owned(),
+            kind: "Picklist".to_owned(),
+            display_name: Some("Rating".to_owned()),
+            required: wit::RequiredLevel::ApplicationRequired,
+            max_length: None,
+            targets: Vec::new(),
+            options: vec![
+                wit::OptionValue {
+                    value: 1,
+                    label: Some("Hot".to_owned()),
+                },
+                wit::OptionValue {
+                    value: 3,
+                    label: None,
+                },
+            ],
+            valid_for_create: true,
+            valid_for_update: false,
+        }
+    }
+
+    #[test]
+    fn columns_convert_and_find_options() {
+        let column = ColumnInfo::from(rating());
+        assert_eq!(column.required, RequiredLevel::ApplicationRequired);
+        assert_eq!(
+            (column.valid_for_create, column.valid_for_update),
+            (true, false)
+        );
+        assert_eq!(column.option_value("hot"), Some(1));
+        assert_eq!(column.option_value("Cold"), None);
+        assert_eq!(column.option_label(1), Some("Hot"));
+        assert_eq!(column.option_label(3), None);
+        let description = TableDescription {
+            table: TableInfo {
+                logical_name: "lead".to_owned(),
+                display_name: None,
+                primary_id: "leadid".to_owned(),
+                primary_name: Some("fullname".to_owned()),
+                is_custom: false,
+            },
+            columns: vec![column],
+        };
+        assert!(description.column("leadqualitycode").is_some());
+        assert!(description.column("revenue").is_none());
+    }
+}
