@@ -31,23 +31,25 @@ pub fn grow_memory(_: Value) -> Result<Empty, ActionError> {
     }
 }
 
-/// Recurses with a 512-byte frame, and uses the frame after the call so the
-/// recursion cannot become a loop.
+/// Recurses until `depth` reaches `limit`, which in practice it never does.
+///
+/// The frames must live on WebAssembly's own call stack, so that the
+/// recursion meets the engine's stack limit: no local has its address taken
+/// (which would put it on the shadow stack in linear memory, a different
+/// failure). Using the result after the call keeps the recursion from
+/// becoming a loop.
 #[inline(never)]
-fn descend(depth: u64) -> u64 {
-    let frame = black_box([depth.to_le_bytes()[0]; 512]);
-    // Never true, but the compiler cannot know it, so this is no "function
-    // cannot return" recursion.
-    if black_box(depth) == u64::MAX {
-        return 0;
+fn descend(depth: u64, limit: u64) -> u64 {
+    if depth == limit {
+        return depth;
     }
-    let below = descend(black_box(depth + 1));
-    below.wrapping_add(u64::from(frame[(depth % 512) as usize]))
+    descend(depth + 1, limit).wrapping_mul(31) ^ depth
 }
 
 /// Recurses until the stack runs out.
 pub fn recurse(_: Value) -> Result<u64, ActionError> {
-    Ok(descend(0))
+    // The compiler cannot see the limit, so it cannot cut the recursion.
+    Ok(descend(0, black_box(u64::MAX)))
 }
 
 /// Input of `huge-output`, `log-flood` and `print-flood`.
@@ -111,6 +113,12 @@ mod tests {
         assert_eq!(lines(1).collect::<Vec<_>>(), [1]);
         assert_eq!(lines(2050).collect::<Vec<_>>(), [1024, 1024, 2]);
         assert_eq!(lines(3 * LINE).sum::<usize>(), 3 * LINE);
+    }
+
+    #[test]
+    fn descend_stops_at_its_limit() {
+        // 3, then 3 * 31 ^ 2, then 95 * 31 ^ 1, then 2944 * 31 ^ 0.
+        assert_eq!(descend(0, 3), 91_264);
     }
 
     #[test]
