@@ -1,0 +1,171 @@
+//! A narrow wrapper over `wasmtime::Engine`: the component model on, epoch
+//! interruption driven by a ticker thread, the pooling allocator sized for
+//! the plugin ceilings, and one `Linker` with WASI and dvhost's imports,
+//! built once and shared by every plugin.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use crate::bindings;
+use crate::error::LoadError;
+use crate::invocation::{Invocation, MAX_TABLE_ELEMENTS};
+use crate::limits::CEILING;
+use crate::log::{LogData, LogView};
+use crate::metadata::{MetadataData, MetadataView};
+use crate::records::{RecordsData, RecordsView};
+
+/// How often the epoch advances. A deadline is rounded up to whole ticks,
+/// so a guest overruns its deadline by at most one tick.
+pub(crate) const TICK: Duration = Duration::from_millis(5);
+
+/// Raw engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where compiled components are kept, keyed by content hash and engine
+    /// settings, so a restart does not compile again. `None`: no disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances alive at once across all plugins (the pool's size): calls
+    /// beyond it wait in the caller's queue, they are not failed here.
+    pub max_instances: u32,
+    /// Lets [`Plugin::invoke_inspecting`](crate::Plugin) read a guest's
+    /// memory after a call (tests of the secret wall). Slower code.
+    pub inspectable: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cache_dir: None,
+            max_instances: 1000,
+            inspectable: false,
+        }
+    }
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Inner {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<Invocation>,
+    cache_dir: Option<PathBuf>,
+    _ticker: Ticker,
+}
+
+/// The engine every plugin of a host runs on. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cache_dir", &self.inner.cache_dir)
+            .finish()
+    }
+}
+
+fn pool(config: &EngineConfig) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = config.max_instances.max(1);
+    pool.total_component_instances(instances)
+        // Python and JavaScript components hold a dozen core instances.
+        .total_core_instances(instances * 4)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_core_instances_per_component(64)
+        .max_memory_size(CEILING.memory_bytes)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .max_core_instance_size(16 << 20)
+        .max_component_instance_size(1 << 20)
+        // Keep a little of each slot resident so reuse skips page faults.
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(64 << 10);
+    pool
+}
+
+fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Invocation>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::records::add_to_linker::<Invocation, RecordsData>(&mut linker, |s| RecordsView {
+        state: &mut s.dataverse,
+        handles: &mut s.handles,
+    })?;
+    bindings::metadata::add_to_linker::<Invocation, MetadataData>(&mut linker, |s| MetadataView {
+        state: &mut s.dataverse,
+    })?;
+    bindings::log::add_to_linker::<Invocation, LogData>(&mut linker, |s| LogView { book: &s.log })?;
+    Ok(linker)
+}
+
+impl Engine {
+    /// An engine with `config`.
+    pub fn new(config: EngineConfig) -> Result<Engine, LoadError> {
+        let mut wasm = wasmtime::Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .max_wasm_stack(1 << 20)
+            .async_stack_size(2 << 20)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool(&config)));
+        wasm.guest_debug(config.inspectable);
+        let wasmtime =
+            wasmtime::Engine::new(&wasm).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let linker = linker(&wasmtime).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LoadError::Cache(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticking = wasmtime.weak();
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("dvhost-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match ticking.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                wasmtime,
+                linker,
+                cache_dir: config.cache_dir,
+                _ticker: Ticker { stop },
+            }),
+        })
+    }
+
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.wasmtime
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<Invocation> {
+        &self.inner.linker
+    }
+
+    pub(crate) fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.inner.cache_dir.as_deref()
+    }
+}

@@ -1,0 +1,424 @@
+//! A loaded plugin: a component checked against the `plugin` world,
+//! compiled once (or loaded from the artifact cache), prepared as an
+//! `InstancePre`, and described. Each call gets a fresh `Store` from the
+//! pool, an epoch deadline, a memory cap and its own handle table.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use wasmtime::{Store, Trap};
+
+use crate::audit::CallRecord;
+use crate::backend::{Metadata, Records, Unconnected};
+use crate::bindings::{self, actions};
+use crate::cache;
+use crate::calls::DataverseState;
+use crate::engine::{Engine, TICK};
+use crate::error::{InvokeError, LoadError};
+use crate::grants::Grants;
+use crate::invocation::{Invocation, Limiter};
+use crate::limits::PluginLimits;
+use crate::log::{LogBook, LogLine, Source};
+use crate::wasi;
+
+/// What one call may use.
+#[derive(Clone)]
+pub struct Capabilities {
+    /// Row operations of the plugin's connection.
+    pub records: Arc<dyn Records>,
+    /// Metadata of the plugin's connection.
+    pub metadata: Arc<dyn Metadata>,
+    /// Tables × operations the plugin may use.
+    pub grants: Arc<Grants>,
+    /// Its limits.
+    pub limits: PluginLimits,
+    /// A host directory the guest sees as `/scratch`, when granted.
+    pub scratch_dir: Option<PathBuf>,
+}
+
+impl Capabilities {
+    /// No connection, no grants, default limits.
+    pub fn unconnected() -> Capabilities {
+        Capabilities {
+            records: Arc::new(Unconnected),
+            metadata: Arc::new(Unconnected),
+            grants: Arc::new(Grants::none()),
+            limits: PluginLimits::default(),
+            scratch_dir: None,
+        }
+    }
+}
+
+/// One action, as the plugin describes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionInfo {
+    /// Name, used in URLs.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of its input.
+    pub input_schema: Value,
+    /// JSON Schema of its output.
+    pub output_schema: Value,
+}
+
+/// Everything about one call.
+#[derive(Debug)]
+pub struct Report {
+    /// The action's output (JSON text), or why there is none.
+    pub output: Result<String, InvokeError>,
+    /// Every Dataverse call the guest made, granted or not.
+    pub calls: Vec<CallRecord>,
+    /// Log lines and captured stdout/stderr, up to the log budget.
+    pub log: Vec<LogLine>,
+    /// Log bytes beyond the budget, dropped.
+    pub log_dropped_bytes: u64,
+    /// Wall time of the call, instantiation included.
+    pub duration: Duration,
+}
+
+/// A plugin ready to run. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    engine: Engine,
+    pre: bindings::PluginPre<Invocation>,
+    hash: Arc<str>,
+    actions: Arc<[ActionInfo]>,
+    from_cache: bool,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("hash", &self.hash)
+            .field("actions", &self.actions.len())
+            .finish()
+    }
+}
+
+/// Magic and layer bytes: `\0asm`, then version 1 layer 0 for a core
+/// module, version 13 layer 1 for a component.
+fn check_kind(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}
+
+/// Action names travel in URL paths: plain ASCII words.
+fn valid_action_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn action_info(a: actions::ActionInfo) -> Result<ActionInfo, LoadError> {
+    if !valid_action_name(&a.name) {
+        return Err(LoadError::Describe(format!(
+            "action name '{}' is not 1 to 100 letters, digits, '-', '_' or '.'",
+            a.name.chars().take(100).collect::<String>()
+        )));
+    }
+    let schema = |text: &str, which: &str| -> Result<Value, LoadError> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v @ (Value::Object(_) | Value::Bool(_))) => Ok(v),
+            Ok(_) => Err(LoadError::Describe(format!(
+                "the {which} schema of '{}' is not a JSON Schema object",
+                a.name
+            ))),
+            Err(e) => Err(LoadError::Describe(format!(
+                "the {which} schema of '{}' is not JSON: {e}",
+                a.name
+            ))),
+        }
+    };
+    Ok(ActionInfo {
+        input_schema: schema(&a.input_schema, "input")?,
+        output_schema: schema(&a.output_schema, "output")?,
+        name: a.name,
+        description: a.description,
+    })
+}
+
+impl Engine {
+    /// Checks, compiles (or loads from the cache), links and describes a
+    /// component.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        check_kind(bytes)?;
+        let hash = cache::content_hash(bytes);
+        let (component, from_cache) = {
+            let engine = self.wasmtime().clone();
+            let bytes = bytes.to_vec();
+            let dir = self.cache_dir().map(|d| d.to_path_buf());
+            let hash = hash.clone();
+            tokio::task::spawn_blocking(move || {
+                cache::compile(&engine, &bytes, &hash, dir.as_deref())
+            })
+            .await
+            .map_err(|e| LoadError::Invalid(format!("compilation stopped: {e}")))??
+        };
+        let instance_pre = self
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let pre = bindings::PluginPre::new(instance_pre)
+            .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
+        let mut plugin = Plugin {
+            engine: self.clone(),
+            pre,
+            hash: hash.into(),
+            actions: Arc::from(Vec::new()),
+            from_cache,
+        };
+        plugin.actions = plugin.describe().await?.into();
+        Ok(plugin)
+    }
+}
+
+impl Plugin {
+    /// The actions the plugin offers.
+    pub fn actions(&self) -> &[ActionInfo] {
+        &self.actions
+    }
+
+    /// One action by name.
+    pub fn action(&self, name: &str) -> Option<&ActionInfo> {
+        self.actions.iter().find(|a| a.name == name)
+    }
+
+    /// SHA-256 of the component, in hex.
+    pub fn content_hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Whether the compiled code came from the disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    fn store(
+        &self,
+        caps: &Capabilities,
+        deadline: Instant,
+    ) -> Result<Store<Invocation>, InvokeError> {
+        let book = LogBook::new(caps.limits.log_bytes);
+        let wasi = wasi::context(&book, caps.scratch_dir.as_deref())
+            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
+        let invocation = Invocation {
+            wasi,
+            handles: Default::default(),
+            limiter: Limiter::new(&caps.limits),
+            dataverse: DataverseState::new(
+                caps.grants.clone(),
+                caps.records.clone(),
+                caps.metadata.clone(),
+                caps.limits,
+                deadline,
+            ),
+            log: book,
+        };
+        let mut store = Store::new(self.engine.wasmtime(), invocation);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = caps.limits.deadline.as_nanos().div_ceil(TICK.as_nanos()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    async fn describe(&self) -> Result<Vec<ActionInfo>, LoadError> {
+        let caps = Capabilities::unconnected();
+        let deadline = Instant::now() + caps.limits.deadline;
+        let mut store = self
+            .store(&caps, deadline)
+            .map_err(|e| LoadError::Describe(e.to_string()))?;
+        let described = tokio::time::timeout_at(deadline.into(), async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance
+                .dvhost_plugin_actions()
+                .call_describe(&mut store)
+                .await
+        })
+        .await;
+        let list = match described {
+            Err(_) => return Err(LoadError::Describe("it ran past its deadline".into())),
+            Ok(Err(e)) => {
+                return Err(LoadError::Describe(
+                    classify(e, &store, &caps.limits).to_string(),
+                ));
+            }
+            Ok(Ok(list)) => list,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut infos = Vec::with_capacity(list.len());
+        for a in list {
+            if !seen.insert(a.name.clone()) {
+                return Err(LoadError::Describe(format!(
+                    "action '{}' is described twice",
+                    a.name
+                )));
+            }
+            infos.push(action_info(a)?);
+        }
+        Ok(infos)
+    }
+
+    /// Runs action `name` on `input` (JSON text) with `caps`. Never panics:
+    /// traps, limits and deadlines become [`InvokeError`]s in the report.
+    pub async fn invoke(&self, caps: &Capabilities, name: &str, input: &str) -> Report {
+        self.invoke_with(caps, name, input, |_| {}).await
+    }
+
+    /// [`Plugin::invoke`], then hands every linear memory of the guest to
+    /// `inspect` (the engine must be `inspectable`).
+    pub async fn invoke_inspecting(
+        &self,
+        caps: &Capabilities,
+        name: &str,
+        input: &str,
+        mut inspect: impl FnMut(&[u8]),
+    ) -> Report {
+        self.invoke_with(caps, name, input, |store| {
+            for instance in store.debug_all_instances() {
+                let mut index = 0;
+                while let Some(memory) = instance.debug_memory(&mut *store, index) {
+                    inspect(memory.data(&*store));
+                    index += 1;
+                }
+            }
+        })
+        .await
+    }
+
+    async fn invoke_with(
+        &self,
+        caps: &Capabilities,
+        name: &str,
+        input: &str,
+        after: impl FnOnce(&mut Store<Invocation>),
+    ) -> Report {
+        let started = Instant::now();
+        let deadline = started + caps.limits.deadline;
+        let mut store = match self.store(caps, deadline) {
+            Ok(s) => s,
+            Err(e) => {
+                return Report {
+                    output: Err(e),
+                    calls: Vec::new(),
+                    log: Vec::new(),
+                    log_dropped_bytes: 0,
+                    duration: started.elapsed(),
+                };
+            }
+        };
+        let ran = tokio::time::timeout_at(deadline.into(), async {
+            let instance = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Failure::Instantiate)?;
+            instance
+                .dvhost_plugin_actions()
+                .call_invoke(&mut store, name, input)
+                .await
+                .map_err(Failure::Run)
+        })
+        .await;
+        let output = match ran {
+            Err(_) => Err(InvokeError::Deadline(caps.limits.deadline)),
+            Ok(Err(Failure::Instantiate(e))) => Err(InvokeError::Instantiate(format!("{e:#}"))),
+            Ok(Err(Failure::Run(e))) => Err(classify(e, &store, &caps.limits)),
+            Ok(Ok(Err(e))) => Err(match e {
+                actions::ActionError::InvalidInput(m) => InvokeError::InvalidInput(m),
+                actions::ActionError::UnknownAction(m) => InvokeError::UnknownAction(m),
+                actions::ActionError::Failed(m) => InvokeError::Failed(m),
+            }),
+            Ok(Ok(Ok(out))) if out.len() > caps.limits.output_bytes => {
+                Err(InvokeError::OutputTooLarge {
+                    size: out.len(),
+                    limit: caps.limits.output_bytes,
+                })
+            }
+            Ok(Ok(Ok(out))) => Ok(out),
+        };
+        after(&mut store);
+        let invocation = store.into_data();
+        let mut book = invocation.log.lock();
+        Report {
+            output,
+            calls: invocation.dataverse.audit,
+            log: book.take_lines(),
+            log_dropped_bytes: book.dropped_bytes,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// Frames of one function at the top of the stack that mark a runaway
+/// recursion (wasmtime keeps the top 20 frames of a trap's backtrace).
+const RECURSION_FRAMES: usize = 16;
+
+/// Whether a trap happened under a deep run of one function. Rust and C
+/// guests keep their stack in linear memory, so their runaway recursion
+/// ends in an out-of-bounds access below address 0, not in wasmtime's
+/// stack-overflow trap.
+fn runaway_recursion(e: &wasmtime::Error) -> bool {
+    let Some(trace) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    frames.len() >= RECURSION_FRAMES
+        && frames
+            .iter()
+            .all(|f| f.func_index() == frames[0].func_index())
+}
+
+enum Failure {
+    Instantiate(wasmtime::Error),
+    Run(wasmtime::Error),
+}
+
+/// Turns a failed call into the error callers see: limits by name, other
+/// traps with wasmtime's message (and backtrace with function names) plus
+/// the last lines the guest wrote to stderr, where a Rust panic lands.
+fn classify(e: wasmtime::Error, store: &Store<Invocation>, limits: &PluginLimits) -> InvokeError {
+    if let Some(wanted) = store.data().limiter.memory_refused {
+        return InvokeError::MemoryLimit {
+            wanted,
+            limit: limits.memory_bytes,
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return InvokeError::Deadline(limits.deadline),
+        Some(Trap::StackOverflow) => return InvokeError::StackOverflow,
+        Some(Trap::MemoryOutOfBounds) if runaway_recursion(&e) => {
+            return InvokeError::StackOverflow;
+        }
+        _ => {}
+    }
+    let mut message: String = format!("{e:?}").chars().take(4000).collect();
+    let stderr: Vec<String> = store
+        .data()
+        .log
+        .lock()
+        .lines_from(Source::Stderr)
+        .rev()
+        .take(3)
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if !stderr.is_empty() {
+        message.push_str("\nguest stderr: ");
+        message.push_str(&stderr.join("\n"));
+    }
+    InvokeError::Trap(message)
+}
