@@ -28,6 +28,12 @@ fi
 DVHOST_TEST_NODE="$(command -v node)"
 export DVHOST_TEST_NODE
 
+# Plugins (examples, test fixtures) are components built for WASI 0.2.
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "== installing the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings are errors)"

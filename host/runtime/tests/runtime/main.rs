@@ -4,5 +4,6 @@
 mod common;
 mod fake;
 mod loading;
+mod polyglot;
 mod records;
 mod sandbox;

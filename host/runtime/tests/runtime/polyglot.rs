@@ -6,14 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-#[path = "runtime/fake.rs"]
-mod fake;
-
-use dvhost_runtime::{
-    Capabilities, Engine, EngineConfig, Grants, InvokeError, Level, Operation, Plugin, Source,
-};
+use crate::fake::Fake;
+use dvhost_runtime::{Capabilities, Grants, InvokeError, Level, Operation, Plugin, Source};
 use dvhost_testkit::polyglot::{js_guest, python_guest};
-use fake::Fake;
 use serde_json::{Value, json};
 
 fn capabilities(fake: &Arc<Fake>, grants: Grants) -> Capabilities {
@@ -28,7 +23,7 @@ fn capabilities(fake: &Arc<Fake>, grants: Grants) -> Capabilities {
 /// Loads the component at `path` and runs both actions, granted and not.
 async fn exercise(path: &Path) {
     let bytes = std::fs::read(path).expect("the built component");
-    let engine = Engine::new(EngineConfig::default()).expect("engine");
+    let engine = crate::common::engine();
     let started = std::time::Instant::now();
     let plugin = engine
         .load(&bytes)
