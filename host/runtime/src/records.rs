@@ -160,9 +160,41 @@ fn json_len(rows: &[String]) -> u64 {
     rows.iter().map(|r| r.len() as u64).sum()
 }
 
+/// OData annotations whose values are URLs of the environment. A guest
+/// gets rows without them: it never learns where Dataverse is.
+const URL_ANNOTATIONS: [&str; 7] = [
+    "@odata.context",
+    "@odata.id",
+    "@odata.editLink",
+    "@odata.readLink",
+    "@odata.nextLink",
+    "@odata.navigationLink",
+    "@odata.associationLink",
+];
+
+/// Removes URL-valued annotations from a row and the rows expanded in it.
+fn without_urls(mut row: Row) -> Row {
+    row.retain(|key, _| !URL_ANNOTATIONS.iter().any(|a| key.ends_with(a)));
+    for value in row.values_mut() {
+        match value {
+            Value::Object(inner) => *inner = without_urls(std::mem::take(inner)),
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    if let Value::Object(inner) = item {
+                        *inner = without_urls(std::mem::take(inner));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    row
+}
+
+/// Rows as the guest receives them: JSON text without URL annotations.
 fn to_text(rows: Vec<Row>) -> Vec<String> {
     rows.into_iter()
-        .map(|r| Value::Object(r).to_string())
+        .map(|r| Value::Object(without_urls(r)).to_string())
         .collect()
 }
 
@@ -279,7 +311,7 @@ impl RecordsView<'_> {
             backend.retrieve(&call.context, &table, &key, &select, &expand),
         )
         .await;
-        let r = r.map(|row| Value::Object(row).to_string());
+        let r = r.map(|row| Value::Object(without_urls(row)).to_string());
         self.state.finish(call, r, |s| s.len() as u64)
     }
 
@@ -597,3 +629,32 @@ impl records::HostPage for RecordsView<'_> {
 }
 
 impl types::Host for RecordsView<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_annotations_are_removed_at_every_depth() {
+        let row = serde_json::json!({
+            "@odata.context": "https://org.crm.dynamics.com/api/data/v9.2/$metadata#accounts/$entity",
+            "@odata.etag": "W/\"1\"",
+            "name": "A",
+            "primarycontactid": {"@odata.id": "https://x/api/data/v9.2/contacts(1)", "fullname": "B"},
+            "contact_customer_accounts": [{"@odata.editLink": "contacts(2)", "fullname": "C"}],
+            "contact_customer_accounts@odata.nextLink": "https://x/api/data/v9.2/next"
+        });
+        let Value::Object(row) = row else {
+            unreachable!()
+        };
+        let text = to_text(vec![row]).remove(0);
+        assert!(
+            !text.contains("http") && !text.contains("contacts("),
+            "{text}"
+        );
+        assert!(
+            text.contains("@odata.etag") && text.contains("\"fullname\":\"C\""),
+            "{text}"
+        );
+    }
+}
