@@ -19,9 +19,18 @@ pub const HOSTILE: &str = "dvhost-guest-hostile";
 /// The fixture importing an interface no host provides,
 /// `host/testkit/guests/unknown-import`.
 pub const UNKNOWN_IMPORT: &str = "dvhost-guest-unknown-import";
+/// The fixture with one action per import, `host/testkit/guests/imports`.
+pub const IMPORTS: &str = "dvhost-guest-imports";
 
 /// Every Rust guest, by package name; all are built together.
-pub const RUST_GUESTS: [&str; 5] = [HELLO, CONTACTS, LEAD_SCORING, HOSTILE, UNKNOWN_IMPORT];
+pub const RUST_GUESTS: [&str; 6] = [
+    HELLO,
+    CONTACTS,
+    LEAD_SCORING,
+    HOSTILE,
+    UNKNOWN_IMPORT,
+    IMPORTS,
+];
 
 /// The target guests are built for.
 const TARGET: &str = "wasm32-wasip2";
