@@ -7,7 +7,9 @@
 //!
 //! - no public function returns a key, a token, an assertion or a refresh
 //!   token; a private key leaves only sealed ([`SealedKey`], AES-256-GCM under
-//!   the operator's [`MasterKey`]);
+//!   the operator's [`MasterKey`]), a signed-in user's refresh token likewise
+//!   ([`SealedSignIn`]), and a tenant's API key once, when it is minted
+//!   ([`NewApiKey::show_once`]; what is kept is its hash);
 //! - no public function takes a request URL or a raw path: requests are built
 //!   from validated names ([`EntitySet`], [`TableName`], [`ColumnName`],
 //!   [`RecordKey`]) and the only URLs are configuration ([`Environment`],
@@ -50,6 +52,14 @@
 //! }
 //! ```
 //!
+//! ```compile_fail,E0382
+//! // A minted API key is shown once.
+//! fn twice(key: dvhost_dataverse::NewApiKey, out: &mut Vec<u8>) {
+//!     key.show_once(out).unwrap();
+//!     key.show_once(out).unwrap();
+//! }
+//! ```
+//!
 //! The same code doing what is allowed compiles, so the examples above fail
 //! for the call they make, not for a typo in a path (doc tests check no
 //! error codes on stable Rust):
@@ -64,23 +74,31 @@
 //! fn fine_three(user: &dvhost_dataverse::UserTokens) -> String {
 //!     user.scope.to_string()
 //! }
+//! fn fine_five(key: dvhost_dataverse::NewApiKey, out: &mut Vec<u8>) {
+//!     key.show_once(out).unwrap();
+//! }
 //! async fn fine_four(c: &dvhost_dataverse::Client, url: url::Url) {
 //!     let _now = (reqwest::Method::GET, url, std::time::Instant::now());
 //!     let _who = c.who_am_i(std::time::Instant::now()).await;
 //! }
 //! ```
 
+mod at_rest;
 mod endpoint;
 mod identity;
 mod retry;
 mod seconds;
 mod webapi;
 
+pub use at_rest::{
+    API_KEY_PREFIX, ApiKeyError, MASTER_KEY_ENV, MasterKeyError, MasterKeyOrigin, NewApiKey,
+    PresentedApiKey,
+};
 pub use endpoint::{Authority, DiscoveryService, EndpointError, Environment};
 pub use identity::{
     Certificate, Connection, DeviceCodePrompt, DeviceSignIn, Discovery, HttpClient, IdentityError,
-    Instance, MasterKey, PendingSignIn, SealedKey, SigningAlgorithm, TokenInfo, TokenSource,
-    UserTokens,
+    Instance, MasterKey, PendingSignIn, SealedKey, SealedSignIn, SigningAlgorithm, TokenInfo,
+    TokenSource, UserTokens,
 };
 pub use retry::counting_retries;
 pub use webapi::{

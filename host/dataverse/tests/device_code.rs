@@ -30,13 +30,7 @@ async fn setup() -> Setup {
         "device_code_interval_secs = 1",
     )
     .await;
-    let sign_in = DeviceSignIn::new(
-        Authority::parse(emu.base_url()).unwrap(),
-        TENANT,
-        PUBLIC_CLIENT,
-        common::http(&emu),
-    )
-    .unwrap();
+    let sign_in = common::device_sign_in(&emu);
     let discovery = Discovery::new(
         DiscoveryService::parse(emu.base_url()).unwrap(),
         common::http(&emu),
@@ -67,21 +61,7 @@ impl Setup {
 
     /// Approves `user_code` as the admin after a short delay, as a user would.
     fn approve_later(&self, user_code: &str) -> tokio::task::JoinHandle<()> {
-        let http = self.http.clone();
-        let url = format!(
-            "{}/_emulator/device-codes/{user_code}/approve",
-            self.emu.base_url()
-        );
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let resp = http
-                .post(url)
-                .json(&json!({ "user": ADMIN }))
-                .send()
-                .await
-                .unwrap();
-            assert!(resp.status().is_success(), "approve: {}", resp.status());
-        })
+        common::approve_later(&self.emu, user_code)
     }
 
     async fn instances(&self, tokens: &UserTokens) -> Result<Vec<Instance>, IdentityError> {

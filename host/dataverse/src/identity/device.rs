@@ -40,14 +40,14 @@ pub(crate) struct Issuer {
     /// `https://login.microsoftonline.com` (or the emulator).
     pub(crate) authority: Authority,
     /// Tenant id, verified domain, or `organizations` for any work account.
-    tenant: String,
+    pub(super) tenant: String,
     /// Application (client) id of a registration that allows public-client flows.
-    client_id: String,
+    pub(super) client_id: String,
 }
 
 /// A public client that signs users in with device codes.
 pub struct DeviceSignIn {
-    issuer: Issuer,
+    pub(super) issuer: Issuer,
     http: HttpClient,
 }
 
@@ -110,8 +110,8 @@ impl PendingSignIn {
 /// A signed-in user's tokens.
 #[derive(Clone)]
 pub struct UserTokens {
-    access_token: Zeroizing<String>,
-    refresh_token: Option<Zeroizing<String>>,
+    pub(super) access_token: Zeroizing<String>,
+    pub(super) refresh_token: Option<Zeroizing<String>>,
     /// When the access token expires.
     pub expires_at: Instant,
     /// The scopes granted, space-separated, as Entra returned them.
@@ -120,6 +120,8 @@ pub struct UserTokens {
     pub upn: Option<String>,
     /// The user's object id, when an id token came back.
     pub oid: Option<String>,
+    /// The user's Entra tenant (`tid`), when an id token came back.
+    pub entra_tenant_id: Option<String>,
     /// Where the refresh token may be redeemed (and whose Discovery service
     /// may see the access token).
     pub(crate) issuer: Issuer,
@@ -135,6 +137,7 @@ impl std::fmt::Debug for UserTokens {
             .field("scope", &self.scope)
             .field("upn", &self.upn)
             .field("oid", &self.oid)
+            .field("entra_tenant_id", &self.entra_tenant_id)
             .field("has_refresh_token", &self.has_refresh_token())
             .finish_non_exhaustive()
     }
@@ -432,11 +435,11 @@ fn tokens_from(
         .and_then(Value::as_str)
         .unwrap_or(requested_scope)
         .to_string();
-    let (upn, oid) = match body.get("id_token").and_then(Value::as_str) {
+    let (upn, oid, entra_tenant_id) = match body.get("id_token").and_then(Value::as_str) {
         Some(id_token) => id_token_user(id_token),
         // A refresh without `openid` is still the same user.
         None => previous
-            .map(|p| (p.upn.clone(), p.oid.clone()))
+            .map(|p| (p.upn.clone(), p.oid.clone(), p.entra_tenant_id.clone()))
             .unwrap_or_default(),
     };
     Ok(UserTokens {
@@ -446,27 +449,29 @@ fn tokens_from(
         scope,
         upn,
         oid,
+        entra_tenant_id,
         issuer: issuer.clone(),
     })
 }
 
-/// The user's sign-in name and object id from an id token. The signature is
+/// The user's sign-in name, object id and tenant from an id token. The signature is
 /// NOT verified: the values are only displayed ("signed in as ..."), never
 /// used to decide access, and the token came straight from the token
 /// endpoint over TLS. Anything malformed yields nothing rather than an error.
-fn id_token_user(id_token: &str) -> (Option<String>, Option<String>) {
+fn id_token_user(id_token: &str) -> (Option<String>, Option<String>, Option<String>) {
     let claims = id_token
         .split('.')
         .nth(1)
         .and_then(|p| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
     let Some(claims) = claims else {
-        return (None, None);
+        return (None, None, None);
     };
     let claim = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
     // v2.0 id tokens carry `preferred_username`; `upn` appears in some tenants' tokens.
     (
         claim("preferred_username").or_else(|| claim("upn")),
         claim("oid"),
+        claim("tid"),
     )
 }

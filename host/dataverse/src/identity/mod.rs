@@ -15,6 +15,7 @@ mod certificate;
 mod device;
 mod discovery;
 mod sealed;
+mod sealed_sign_in;
 mod token;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use certificate::Certificate;
 pub use device::{DeviceCodePrompt, DeviceSignIn, PendingSignIn, UserTokens};
 pub use discovery::{Discovery, Instance};
 pub use sealed::{MasterKey, SealedKey};
+pub use sealed_sign_in::SealedSignIn;
 pub use token::{Connection, SigningAlgorithm, TokenInfo, TokenSource};
 
 /// What went wrong getting a token or handling a certificate. Never carries
@@ -63,6 +65,9 @@ pub enum IdentityError {
     /// An authority, environment or tenant that cannot be used.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
+    /// A sign-in cannot be kept or a stored one cannot be used.
+    #[error("the sign-in cannot be used: {0}")]
+    SignIn(String),
 }
 
 /// The readable part of an Entra refusal: the AADSTS code only when Entra

@@ -46,6 +46,19 @@ impl MasterKey {
         Ok(MasterKey::from_bytes(array))
     }
 
+    /// A public fingerprint of this key (32 hex digits): the store records
+    /// it at its first start and refuses a different key with a clear
+    /// message. It is a one-way, domain-separated hash and reveals nothing
+    /// usable about the key.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"dvhost master key fingerprint v1\0");
+        hasher.update(self.0.as_slice());
+        let digest = hasher.finalize();
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.0.as_slice().into())
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvhost_dataverse::{
-    Authority, Certificate, Client, Connection, Environment, HttpClient, SigningAlgorithm,
-    TokenSource,
+    Authority, Certificate, Client, Connection, DeviceSignIn, Environment, HttpClient,
+    SigningAlgorithm, TokenSource,
 };
 use dvhost_emulator::{EmulatorBuilder, RunningEmulator, Seed};
 use serde_json::{Map, Value};
@@ -147,6 +147,30 @@ pub fn control(emu: &RunningEmulator) -> reqwest::Client {
         b = b.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap());
     }
     b.build().unwrap()
+}
+
+/// A device-code sign-in client of the tenant's public client.
+pub fn device_sign_in(emu: &RunningEmulator) -> DeviceSignIn {
+    DeviceSignIn::new(authority(emu), TENANT, PUBLIC_CLIENT, http(emu)).unwrap()
+}
+
+/// Approves `user_code` as the admin after a short delay, as a user would.
+pub fn approve_later(emu: &RunningEmulator, user_code: &str) -> tokio::task::JoinHandle<()> {
+    let control = control(emu);
+    let url = format!(
+        "{}/_emulator/device-codes/{user_code}/approve",
+        emu.base_url()
+    );
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let resp = control
+            .post(url)
+            .json(&serde_json::json!({ "user": ADMIN }))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "approve: {}", resp.status());
+    })
 }
 
 /// Adds a fault rule through the control API.

@@ -8,7 +8,7 @@ use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 
 use super::connections::{insert_history, locked_connection};
-use super::{Cols, SqliteBackend, commit, millis};
+use super::{Cols, SqliteBackend, commit, millis, row_by_id};
 use crate::backend::CertificateRows;
 use crate::certificates::certificate_detail;
 use crate::{
@@ -46,16 +46,7 @@ async fn locked_certificate(
     action: &'static str,
 ) -> Result<StoredCertificate, StoreError> {
     let sql = concat!("SELECT ", columns!(), " FROM certificates WHERE id = $1");
-    let row = sqlx::query(sql)
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|e| StoreError::database(action, e))?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "certificate",
-            key: id.to_string(),
-        })?;
-    certificate(&row)
+    row_by_id(tx, sql, "certificate", id.to_string(), action, certificate).await
 }
 
 /// Sets the state of the certificate `id` (`by_connection`: of the

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, Transaction};
 
-use super::{Cols, SqliteBackend, commit, millis};
+use super::{Cols, SqliteBackend, commit, millis, row_by_id};
 use crate::backend::ConnectionRows;
 use crate::connections::{ConnectionFacts, ConnectionUpdate};
 use crate::{
@@ -60,16 +60,7 @@ pub(super) async fn locked_connection(
     action: &'static str,
 ) -> Result<Connection, StoreError> {
     let sql = concat!("SELECT ", columns!(), " FROM connections WHERE id = $1");
-    let row = sqlx::query(sql)
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|e| StoreError::database(action, e))?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "connection",
-            key: id.to_string(),
-        })?;
-    connection(&row)
+    row_by_id(tx, sql, "connection", id.to_string(), action, connection).await
 }
 
 /// Appends a history row (the next `seq` of this connection).

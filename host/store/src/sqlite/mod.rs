@@ -78,6 +78,46 @@ impl SqliteBackend {
     }
 }
 
+/// The row `sql` selects by the id `$1` inside `tx`, read by `read`;
+/// [`StoreError::NotFound`] naming `what` when there is none.
+async fn row_by_id<T>(
+    tx: &mut Transaction<'static, Sqlite>,
+    sql: &'static str,
+    what: &'static str,
+    id: String,
+    action: &'static str,
+    read: fn(&SqliteRow) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let row = sqlx::query(sql)
+        .bind(&id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| StoreError::database(action, e))?
+        .ok_or(StoreError::NotFound { what, key: id })?;
+    read(&row)
+}
+
+/// Deletes the row `sql` names by the id `$1`, with the components no
+/// plugin version uses any more, in one transaction. `true` when a row went.
+async fn delete_with_components(
+    backend: &SqliteBackend,
+    sql: &'static str,
+    id: String,
+    action: &'static str,
+) -> Result<bool, StoreError> {
+    let mut tx = backend.write(action).await?;
+    let deleted = sqlx::query(sql)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::database(action, e))?
+        .rows_affected()
+        > 0;
+    plugins::prune_components(&mut tx, action).await?;
+    commit(tx, action).await?;
+    Ok(deleted)
+}
+
 /// Commits `tx`.
 async fn commit(tx: Transaction<'static, Sqlite>, action: &'static str) -> Result<(), StoreError> {
     tx.commit()

@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, Transaction};
 
 use super::connections::locked_connection;
-use super::{Cols, SqliteBackend, commit, millis};
+use super::{Cols, SqliteBackend, commit, delete_with_components, millis, row_by_id};
 use crate::backend::PluginRows;
 use crate::{
     ConnectionId, ConnectionState, ContentHash, Name, NewPluginVersion, Plugin, PluginId,
@@ -55,26 +55,13 @@ fn plugin_version(row: &SqliteRow) -> Result<PluginVersion, StoreError> {
     })
 }
 
-fn not_found(id: PluginId) -> StoreError {
-    StoreError::NotFound {
-        what: "plugin",
-        key: id.to_string(),
-    }
-}
-
 async fn locked_plugin(
     tx: &mut Transaction<'static, Sqlite>,
     id: PluginId,
     action: &'static str,
 ) -> Result<Plugin, StoreError> {
     let sql = concat!("SELECT ", columns!(), " FROM plugins WHERE id = $1");
-    let row = sqlx::query(sql)
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|e| StoreError::database(action, e))?
-        .ok_or_else(|| not_found(id))?;
-    plugin(&row)
+    row_by_id(tx, sql, "plugin", id.to_string(), action, plugin).await
 }
 
 /// Deletes the components no plugin version uses any more.
@@ -304,17 +291,7 @@ impl PluginRows for SqliteBackend {
     }
 
     async fn delete_plugin(&self, id: PluginId) -> Result<bool, StoreError> {
-        const ACTION: &str = "deleting a plugin";
-        let mut tx = self.write(ACTION).await?;
-        let deleted = sqlx::query("DELETE FROM plugins WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::database(ACTION, e))?
-            .rows_affected()
-            > 0;
-        prune_components(&mut tx, ACTION).await?;
-        commit(tx, ACTION).await?;
-        Ok(deleted)
+        let sql = "DELETE FROM plugins WHERE id = $1";
+        delete_with_components(self, sql, id.to_string(), "deleting a plugin").await
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Cols, SqliteBackend, commit, insert_error, millis};
+use super::{Cols, SqliteBackend, delete_with_components, insert_error, millis};
 use crate::backend::TenantRows;
 use crate::{Name, StoreError, Tenant, TenantId};
 
@@ -62,19 +62,9 @@ impl TenantRows for SqliteBackend {
     }
 
     async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
-        const ACTION: &str = "deleting a tenant";
-        let mut tx = self.write(ACTION).await?;
         // Connections, history, certificates, plugins, versions and keys
         // follow by ON DELETE CASCADE.
-        let deleted = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::database(ACTION, e))?
-            .rows_affected()
-            > 0;
-        super::plugins::prune_components(&mut tx, ACTION).await?;
-        commit(tx, ACTION).await?;
-        Ok(deleted)
+        let sql = "DELETE FROM tenants WHERE id = $1";
+        delete_with_components(self, sql, id.to_string(), "deleting a tenant").await
     }
 }
