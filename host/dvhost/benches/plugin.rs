@@ -7,7 +7,9 @@
 //!   fresh store by design), so that row says so;
 //! - `hello`'s `retrieve-account` against the in-process emulator against
 //!   the same retrieve made directly through the transport's `Client`,
-//!   interleaved in one run so both see the same machine.
+//!   interleaved in one run so both see the same machine, with the same
+//!   retrieve through `DataverseBackend` alone (no guest) between them, to
+//!   split the difference into the runtime's share and the glue's.
 //!
 //! Prints a table of medians and 99th percentiles. Goals (issue 9, on a
 //! 2-core machine): instantiate + no-op at most 25 µs median and 60 µs p99;
@@ -20,7 +22,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use dvhost_dataverse::{ColumnName, EntitySet};
-use dvhost_runtime::{Capabilities, Grants, Operation};
+use dvhost_runtime::backend::{CallContext, RowKey};
+use dvhost_runtime::{Capabilities, Grants, Operation, Plugin, Records as _};
 use serde_json::json;
 
 /// Median and 99th percentile of `samples`.
@@ -52,16 +55,8 @@ fn main() {
     runtime.block_on(run());
 }
 
-async fn run() {
-    let scale = scale();
-    let engine = support::engine();
-    let hello = support::load(&engine, dvhost_testkit::HELLO).await;
-    println!(
-        "hello loaded (compiled artifact from the cache: {})",
-        hello.from_cache()
-    );
-
-    // (a) fresh store + instantiate + no-op invoke.
+/// Fresh store + instantiate + `noop`, timed around `Plugin::invoke`.
+async fn noop_samples(hello: &Plugin, runs: usize) -> Vec<Duration> {
     let unconnected = Capabilities::unconnected();
     for _ in 0..1000 {
         assert!(
@@ -72,24 +67,34 @@ async fn run() {
                 .is_ok()
         );
     }
-    let mut noop = Vec::with_capacity(20_000 * scale);
-    for _ in 0..20_000 * scale {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
         let started = Instant::now();
         let report = hello.invoke(&unconnected, "noop", "{}").await;
-        noop.push(started.elapsed());
+        samples.push(started.elapsed());
         assert!(report.output.is_ok());
     }
-    let (noop_median, noop_p99) = stats(&mut noop);
+    samples
+}
 
-    // (c) one retrieve through the plugin vs the same retrieve direct.
+/// One account read three ways, interleaved: through the plugin, through
+/// the backend alone, and through the transport's client.
+struct RetrieveSamples {
+    plugin: Vec<Duration>,
+    backend: Vec<Duration>,
+    direct: Vec<Duration>,
+}
+
+async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
     let world = support::World::start().await;
     let accounts = EntitySet::new("accounts").unwrap();
     let row = json!({"name": "Contoso", "revenue": 5, "telephone1": "555"});
+    let primary_id = ColumnName::new("accountid").unwrap();
     let id = world
         .client
         .create(
             &accounts,
-            &ColumnName::new("accountid").unwrap(),
+            &primary_id,
             row.as_object().unwrap(),
             None,
             support::soon(),
@@ -98,57 +103,100 @@ async fn run() {
         .unwrap();
     let caps = world.capabilities(Grants::none().allow("account", &[Operation::Read]));
     let input = json!({ "id": id }).to_string();
-    let key = id.into();
-    let mut plugin = Vec::new();
-    let mut direct = Vec::new();
-    for i in 0..(200 + 2000 * scale) {
+    let (key, row_key) = (id.into(), RowKey::Id(id));
+    let mut samples = RetrieveSamples {
+        plugin: Vec::new(),
+        backend: Vec::new(),
+        direct: Vec::new(),
+    };
+    // The first 200 rounds warm connections, caches and the allocator.
+    for round in 0..(200 + runs) {
         let started = Instant::now();
         let report = hello.invoke(&caps, "retrieve-account", &input).await;
-        let through_plugin = started.elapsed();
+        let plugin = started.elapsed();
         assert!(report.output.is_ok(), "{:?}", report.output);
         let started = Instant::now();
-        let direct_row = world
+        let call = CallContext::new(support::soon());
+        let read = world
+            .backend
+            .retrieve(&call, "account", &row_key, &[], &[])
+            .await;
+        let backend = started.elapsed();
+        assert!(read.is_ok());
+        let started = Instant::now();
+        let read = world
             .client
             .retrieve(&accounts, &key, &[], support::soon())
             .await;
-        let direct_call = started.elapsed();
-        assert!(direct_row.is_ok());
-        // The first 200 of each warm connections, caches and the allocator.
-        if i >= 200 {
-            plugin.push(through_plugin);
-            direct.push(direct_call);
+        let direct = started.elapsed();
+        assert!(read.is_ok());
+        if round >= 200 {
+            samples.plugin.push(plugin);
+            samples.backend.push(backend);
+            samples.direct.push(direct);
         }
     }
-    let (plugin_median, plugin_p99) = stats(&mut plugin);
-    let (direct_median, direct_p99) = stats(&mut direct);
-    let ratio = plugin_median.as_secs_f64() / direct_median.as_secs_f64();
+    samples
+}
+
+fn row(what: &str, samples: &mut [Duration], goal: &str) -> Duration {
+    let (median, p99) = stats(samples);
+    println!(
+        "| {what} | {} | {} | {} | {goal} |",
+        samples.len(),
+        micros(median),
+        micros(p99)
+    );
+    median
+}
+
+async fn run() {
+    let scale = scale();
+    let engine = support::engine();
+    let hello = support::load(&engine, dvhost_testkit::HELLO).await;
+    println!(
+        "hello loaded (compiled artifact from the cache: {})",
+        hello.from_cache()
+    );
+    let mut noop = noop_samples(&hello, 20_000 * scale).await;
+    let mut retrieve = retrieve_samples(&hello, 2000 * scale).await;
 
     println!();
     println!("| measurement | runs | median | p99 | goal |");
     println!("|---|---|---|---|---|");
-    println!(
-        "| fresh store + instantiate + no-op invoke (`noop`) | {} | {} | {} | ≤ 25 µs median, ≤ 60 µs p99 |",
-        noop.len(),
-        micros(noop_median),
-        micros(noop_p99)
+    row(
+        "fresh store + instantiate + no-op invoke (`noop`)",
+        &mut noop,
+        "≤ 25 µs median, ≤ 60 µs p99",
     );
     println!(
         "| reused-instance invoke | - | not offered by the runtime (a fresh store per call) | - | - |"
     );
+    let plugin = row(
+        "`retrieve-account` through the plugin",
+        &mut retrieve.plugin,
+        "",
+    );
+    let backend = row(
+        "the same retrieve through `DataverseBackend` (no guest)",
+        &mut retrieve.backend,
+        "",
+    );
+    let direct = row(
+        "the same retrieve, transport direct",
+        &mut retrieve.direct,
+        "",
+    );
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let extra = |a: Duration, b: Duration| (a.as_secs_f64() - b.as_secs_f64()) * 1e6;
     println!(
-        "| `retrieve-account` through the plugin | {} | {} | {} | |",
-        plugin.len(),
-        micros(plugin_median),
-        micros(plugin_p99)
+        "| plugin / direct (medians) | | {:.3} ({:+.1} µs) | | ≤ 1.10 |",
+        ratio(plugin, direct),
+        extra(plugin, direct)
     );
     println!(
-        "| the same retrieve, transport direct | {} | {} | {} | |",
-        direct.len(),
-        micros(direct_median),
-        micros(direct_p99)
-    );
-    println!(
-        "| plugin / direct (medians) | | {ratio:.3} ({:+.1} µs) | | ≤ 1.10 |",
-        (plugin_median.as_secs_f64() - direct_median.as_secs_f64()) * 1e6
+        "| backend / direct (medians) | | {:.3} ({:+.1} µs) | | |",
+        ratio(backend, direct),
+        extra(backend, direct)
     );
 }

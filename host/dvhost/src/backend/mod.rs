@@ -32,7 +32,7 @@ struct TableRef {
 }
 
 /// [`Records`] and [`Metadata`] for one connection's environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DataverseBackend {
     client: Client,
     /// `host[:port]` of the environment, taken out of error messages.
@@ -43,6 +43,16 @@ pub struct DataverseBackend {
 fn authority_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+/// Names the environment by host only: the client's own `Debug` shows more
+/// than a log line about the backend needs.
+impl std::fmt::Debug for DataverseBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataverseBackend")
+            .field("environment", &self.environment_host)
+            .finish()
+    }
 }
 
 impl DataverseBackend {
