@@ -68,10 +68,13 @@ async fn fake_entra(tokens: Arc<FakeTokens>) -> String {
     url
 }
 
-async fn sign_in(url: &str) -> UserTokens {
+fn sign_in_client(url: &str) -> DeviceSignIn {
     let http = HttpClient::new(None).unwrap();
-    let client =
-        DeviceSignIn::new(Authority::parse(url).unwrap(), ENTRA_TENANT, CLIENT, http).unwrap();
+    DeviceSignIn::new(Authority::parse(url).unwrap(), ENTRA_TENANT, CLIENT, http).unwrap()
+}
+
+async fn sign_in(url: &str) -> UserTokens {
+    let client = sign_in_client(url);
     let pending = client
         .start(&[
             "https://graph.microsoft.com/.default",
@@ -169,9 +172,24 @@ async fn no_secret_is_stored_in_clear() {
     secrets.push(("API key", api_key.clone()));
     let api_secret = api_key.rsplit(|b| *b == b'_').next().unwrap().to_vec();
     secrets.push(("API key secret", api_secret));
+    // Resuming with another master key fails without naming the token;
+    // with the right one it redeems the stored sign-in.
+    let client = sign_in_client(&url);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let graph = ["https://graph.microsoft.com/.default"];
+    let wrong = MasterKey::from_bytes(rand_bytes());
+    let refused = client
+        .resume(&sealed, &wrong, USER, &graph, deadline)
+        .await
+        .unwrap_err();
+    let resumed = client
+        .resume(&sealed, &master, USER, &graph, deadline)
+        .await
+        .unwrap();
+    assert_eq!(resumed.upn.as_deref(), Some("admin@contoso"));
     // Nothing the test holds shows one either.
     let shown = format!(
-        "{tokens:?} {sealed:?} {:?}",
+        "{tokens:?} {sealed:?} {resumed:?} {refused} {refused:?} {:?}",
         store.sign_ins().await.unwrap()
     );
     for (what, secret) in &secrets {
