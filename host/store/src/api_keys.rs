@@ -59,7 +59,7 @@ impl ApiKeyRights {
 
 /// A key to record, as the secret-owning crate minted it.
 #[derive(Debug, Clone)]
-pub struct NewApiKey {
+pub struct NewApiKeyRecord {
     /// Its public id.
     pub id: ApiKeyId,
     /// The tenant it opens.
@@ -100,7 +100,7 @@ impl ApiKeyRecord {
 
 impl Store {
     /// Records a new key of a tenant.
-    pub async fn add_api_key(&self, new: NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+    pub async fn add_api_key(&self, new: NewApiKeyRecord) -> Result<ApiKeyRecord, StoreError> {
         let record = ApiKeyRecord {
             id: new.id,
             tenant: new.tenant,

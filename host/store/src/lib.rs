@@ -74,7 +74,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-pub use api_keys::{ApiKeyRecord, ApiKeyRight, ApiKeyRights, NewApiKey};
+pub use api_keys::{ApiKeyRecord, ApiKeyRight, ApiKeyRights, NewApiKeyRecord};
 pub use audit::{AuditEntry, AuditOutcome, AuditPage, AuditQuery, MAX_AUDIT_PAGE, NewAuditEntry};
 pub use certificates::{CertificateState, NewCertificate, StoredCertificate};
 pub use connections::{

@@ -4,7 +4,7 @@
 
 use dvhost_dataverse::{NewApiKey, PresentedApiKey};
 use dvhost_store::{
-    ApiKeyId, ApiKeyRight, ApiKeyRights, NewApiKey as NewApiKeyRecord, Sealed, SignIn, StoreError,
+    ApiKeyId, ApiKeyRight, ApiKeyRights, NewApiKeyRecord, Sealed, SignIn, StoreError,
 };
 use uuid::Uuid;
 

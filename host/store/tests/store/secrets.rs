@@ -12,9 +12,7 @@ use axum::Router;
 use axum::routing::post;
 use base64::Engine as _;
 use dvhost_dataverse::{Authority, DeviceSignIn, HttpClient, MasterKey, NewApiKey, UserTokens};
-use dvhost_store::{
-    ApiKeyId, ApiKeyRight, ApiKeyRights, NewApiKey as NewApiKeyRecord, Sealed, SignIn,
-};
+use dvhost_store::{ApiKeyId, ApiKeyRight, ApiKeyRights, NewApiKeyRecord, Sealed, SignIn};
 use serde_json::json;
 use uuid::Uuid;
 
