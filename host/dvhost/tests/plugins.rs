@@ -364,7 +364,10 @@ async fn queries_follow_every_page_and_bulk_writes_land() {
 async fn metadata_and_log_imports() {
     let (w, p) = setup().await;
     let shown = format!("{:?}", w.backend);
-    assert!(shown.contains("127.0.0.1") && !shown.contains("http"), "{shown}");
+    assert!(
+        shown.contains("127.0.0.1") && !shown.contains("http"),
+        "{shown}"
+    );
     let (tables, report) = ok(&w, &p, "list-tables", json!({})).await;
     let names: Vec<&str> = tables
         .as_array()
