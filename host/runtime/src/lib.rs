@@ -51,6 +51,7 @@ mod log;
 mod metadata;
 mod plugin;
 mod records;
+mod session;
 mod wasi;
 
 pub use audit::{CallOutcome, CallRecord, Interface};
@@ -62,4 +63,5 @@ pub use limits::{CEILING, LimitsConfig, LimitsError, PluginLimits};
 pub use log::{Level, LogLine, Source};
 pub use plugin::{ActionInfo, Capabilities, Plugin, Report};
 pub use records::PageCursor;
+pub use session::Session;
 pub use wasi::SCRATCH_GUEST_PATH;

@@ -84,7 +84,7 @@ pub struct Report {
 #[derive(Clone)]
 pub struct Plugin {
     engine: Engine,
-    pre: bindings::PluginPre<Invocation>,
+    pub(crate) pre: bindings::PluginPre<Invocation>,
     hash: Arc<str>,
     actions: Arc<[ActionInfo]>,
     from_cache: bool,
@@ -204,7 +204,7 @@ impl Plugin {
         self.from_cache
     }
 
-    fn store(
+    pub(crate) fn store(
         &self,
         caps: &Capabilities,
         deadline: Instant,
@@ -335,18 +335,7 @@ impl Plugin {
             Err(_) => Err(InvokeError::Deadline(caps.limits.deadline)),
             Ok(Err(Failure::Instantiate(e))) => Err(InvokeError::Instantiate(format!("{e:#}"))),
             Ok(Err(Failure::Run(e))) => Err(classify(e, &store, &caps.limits)),
-            Ok(Ok(Err(e))) => Err(match e {
-                actions::ActionError::InvalidInput(m) => InvokeError::InvalidInput(m),
-                actions::ActionError::UnknownAction(m) => InvokeError::UnknownAction(m),
-                actions::ActionError::Failed(m) => InvokeError::Failed(m),
-            }),
-            Ok(Ok(Ok(out))) if out.len() > caps.limits.output_bytes => {
-                Err(InvokeError::OutputTooLarge {
-                    size: out.len(),
-                    limit: caps.limits.output_bytes,
-                })
-            }
-            Ok(Ok(Ok(out))) => Ok(out),
+            Ok(Ok(answer)) => action_output(answer, &caps.limits),
         };
         after(&mut store);
         let invocation = store.into_data();
@@ -380,6 +369,23 @@ fn runaway_recursion(e: &wasmtime::Error) -> bool {
             .all(|f| f.func_index() == frames[0].func_index())
 }
 
+/// The guest's answer to `invoke`, checked against the output limit.
+pub(crate) fn action_output(
+    answer: Result<String, actions::ActionError>,
+    limits: &PluginLimits,
+) -> Result<String, InvokeError> {
+    match answer {
+        Err(actions::ActionError::InvalidInput(m)) => Err(InvokeError::InvalidInput(m)),
+        Err(actions::ActionError::UnknownAction(m)) => Err(InvokeError::UnknownAction(m)),
+        Err(actions::ActionError::Failed(m)) => Err(InvokeError::Failed(m)),
+        Ok(out) if out.len() > limits.output_bytes => Err(InvokeError::OutputTooLarge {
+            size: out.len(),
+            limit: limits.output_bytes,
+        }),
+        Ok(out) => Ok(out),
+    }
+}
+
 enum Failure {
     Instantiate(wasmtime::Error),
     Run(wasmtime::Error),
@@ -388,7 +394,11 @@ enum Failure {
 /// Turns a failed call into the error callers see: limits by name, other
 /// traps with wasmtime's message (and backtrace with function names) plus
 /// the last lines the guest wrote to stderr, where a Rust panic lands.
-fn classify(e: wasmtime::Error, store: &Store<Invocation>, limits: &PluginLimits) -> InvokeError {
+pub(crate) fn classify(
+    e: wasmtime::Error,
+    store: &Store<Invocation>,
+    limits: &PluginLimits,
+) -> InvokeError {
     if let Some(wanted) = store.data().limiter.memory_refused {
         return InvokeError::MemoryLimit {
             wanted,

@@ -95,3 +95,38 @@ async fn describe_gives_names_and_schemas() {
         action.input_schema
     );
 }
+
+#[tokio::test]
+async fn a_session_reuses_one_instance_and_ends_after_a_trap() {
+    use dvhost_runtime::{Capabilities, InvokeError};
+    let hostile = crate::common::plugin(dvhost_testkit::HOSTILE).await;
+    let hello = crate::common::plugin(HELLO).await;
+    let mut session = hello.session(&Capabilities::unconnected()).await.unwrap();
+    for name in ["Ada", "Grace"] {
+        let out = session
+            .invoke("hello", &format!(r#"{{"name":"{name}"}}"#))
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::common::json(&out)["greeting"],
+            format!("Hello, {name}!")
+        );
+    }
+    assert!(matches!(
+        session.invoke("nope", "{}").await,
+        Err(InvokeError::UnknownAction(_))
+    ));
+    assert!(
+        session.invoke("noop", "{}").await.is_ok(),
+        "an action error leaves the session usable"
+    );
+    let mut session = hostile.session(&Capabilities::unconnected()).await.unwrap();
+    assert!(matches!(
+        session.invoke("panic", "{}").await,
+        Err(InvokeError::Trap(_))
+    ));
+    assert!(matches!(
+        session.invoke("env", "{}").await,
+        Err(InvokeError::Instantiate(_))
+    ));
+}
