@@ -83,6 +83,7 @@
 //! }
 //! ```
 
+mod admin;
 mod at_rest;
 mod endpoint;
 mod identity;
@@ -90,6 +91,9 @@ mod retry;
 mod seconds;
 mod webapi;
 
+pub use admin::{
+    AdminError, AppRegistration, EnvironmentAdmin, GraphAdmin, GraphService, RegisteredKey,
+};
 pub use at_rest::{
     API_KEY_PREFIX, ApiKeyError, MASTER_KEY_ENV, MasterKeyError, MasterKeyOrigin, NewApiKey,
     PresentedApiKey,

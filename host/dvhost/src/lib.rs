@@ -11,6 +11,7 @@
 
 mod backend;
 pub mod cli;
+pub mod flows;
 
 pub use backend::DataverseBackend;
 

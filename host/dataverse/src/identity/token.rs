@@ -76,7 +76,9 @@ impl Connection {
         &self.environment
     }
 
-    /// The certificate (public parts only leave it).
+    /// The certificate the connection was made with (public parts only
+    /// leave it); a [`TokenSource`] may have switched to a newer one since
+    /// ([`TokenSource::switch_certificate`]).
     pub fn certificate(&self) -> &Certificate {
         &self.certificate
     }
@@ -85,9 +87,8 @@ impl Connection {
         Ok(self.authority.oauth2(&self.tenant, "token")?)
     }
 
-    /// Signs a fresh client assertion (new `jti`, 10 minutes).
-    fn assertion(&self) -> Result<Zeroizing<String>, IdentityError> {
-        let cert = &self.certificate;
+    /// Signs a fresh client assertion (new `jti`, 10 minutes) with `cert`.
+    fn assertion(&self, cert: &Certificate) -> Result<Zeroizing<String>, IdentityError> {
         let (alg, header) = match self.algorithm {
             SigningAlgorithm::Rs256 => {
                 let mut h = Header::new(Algorithm::RS256);
@@ -182,6 +183,9 @@ pub struct TokenSource {
     connection: Connection,
     http: HttpClient,
     issued: AtomicU64,
+    /// The certificate assertions are signed with: the connection's, until
+    /// a rotation switches it.
+    signer: parking_lot::RwLock<Arc<Certificate>>,
     cached: parking_lot::RwLock<Option<AccessToken>>,
     /// Held by the one caller that talks to Entra; the others wait and reuse its result.
     inflight: tokio::sync::Mutex<()>,
@@ -201,6 +205,7 @@ impl TokenSource {
     /// A token source for `connection`, talking to Entra through `http`.
     pub fn new(connection: Connection, http: HttpClient) -> Self {
         TokenSource {
+            signer: parking_lot::RwLock::new(connection.certificate.clone()),
             connection,
             http,
             issued: AtomicU64::new(0),
@@ -216,6 +221,21 @@ impl TokenSource {
 
     pub(crate) fn http(&self) -> &HttpClient {
         &self.http
+    }
+
+    /// Signs the next token requests with `certificate` (rotation). Waits
+    /// for a request in flight, so none signed with the previous certificate
+    /// is still on its way once this returns: the previous one may then be
+    /// removed from the app. The cached token stays in use until renewal.
+    pub async fn switch_certificate(&self, certificate: Arc<Certificate>) {
+        let _guard = self.inflight.lock().await;
+        *self.signer.write() = certificate;
+    }
+
+    /// The SHA-1 thumbprint (upper-case hex) of the certificate token
+    /// requests are signed with.
+    pub fn certificate_thumbprint(&self) -> String {
+        self.signer.read().sha1_thumbprint_hex()
     }
 
     /// Makes sure a valid token is cached (getting one if needed) and tells
@@ -285,7 +305,8 @@ impl TokenSource {
 
     async fn request(&self) -> Result<AccessToken, IdentityError> {
         let c = &self.connection;
-        let assertion = c.assertion()?;
+        let signer = self.signer.read().clone();
+        let assertion = c.assertion(&signer)?;
         let scope = c.environment.default_scope();
         let form = [
             ("grant_type", "client_credentials"),
