@@ -13,6 +13,7 @@
 //! - everything is bounded by the caller's deadline.
 
 mod batch;
+mod credentials;
 mod crud;
 mod metadata;
 mod parallelism;
@@ -179,7 +180,7 @@ pub struct Client {
     http: HttpClient,
     /// `<environment URL>/api/data/v9.2/`.
     api: Url,
-    tokens: Arc<TokenSource>,
+    credentials: credentials::Credentials,
     parallel: Arc<Parallelism>,
     stats: Arc<Stats>,
     metadata: Arc<metadata::Cache>,
@@ -205,10 +206,24 @@ impl Client {
 
     /// [`Client::new`] with a metadata cache of the given size and lifetime.
     pub fn with_metadata_cache(tokens: Arc<TokenSource>, cache: MetadataCacheConfig) -> Self {
+        Client::build(
+            tokens.http().clone(),
+            tokens.connection().environment().web_api(),
+            credentials::Credentials::App(tokens),
+            cache,
+        )
+    }
+
+    fn build(
+        http: HttpClient,
+        api: Url,
+        credentials: credentials::Credentials,
+        cache: MetadataCacheConfig,
+    ) -> Self {
         Client {
-            http: tokens.http().clone(),
-            api: tokens.connection().environment().web_api(),
-            tokens,
+            http,
+            api,
+            credentials,
             parallel: Arc::new(Parallelism::new(8)),
             stats: Arc::default(),
             metadata: Arc::new(metadata::Cache::new(cache)),
@@ -348,7 +363,7 @@ impl Client {
     ) -> Result<(u16, reqwest::header::HeaderMap, bytes::Bytes), DataverseError> {
         target::check_within(&self.api, url)?;
         let _slot = self.parallel.acquire().await;
-        let token = self.tokens.token(deadline).await?;
+        let token = self.credentials.bearer(deadline).await?;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if attempt.number > 1 {
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -404,7 +419,7 @@ impl Client {
             self.parallel.follow(hint);
         }
         if status == 401 {
-            self.tokens.invalidate();
+            self.credentials.invalidate();
         }
         if (300..400).contains(&status) {
             // Redirects are never followed: the token stays with its environment.

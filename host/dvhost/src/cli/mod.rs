@@ -1,7 +1,12 @@
 //! Command-line interface: clap definitions and the code wiring each
-//! subcommand to the library.
+//! subcommand to the library. One file per command group; `context`
+//! holds the global options and the opened store.
 
+mod connection;
+pub mod context;
 mod emulator;
+mod sign_in;
+mod tenant;
 
 use clap::{Parser, Subcommand};
 
@@ -9,6 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "dvhost", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Options of every command.
+    #[command(flatten)]
+    pub globals: context::Globals,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -19,12 +27,31 @@ pub struct Cli {
 pub enum Command {
     /// Run the local emulator of Entra ID, Global Discovery and Microsoft
     /// Graph, or act on a running one (approve/decline device codes).
-    Emulator(emulator::EmulatorArgs),
+    Emulator(Box<emulator::EmulatorArgs>),
+    /// Sign in with a device code; the sign-in is kept (sealed) for you only.
+    Login(sign_in::LoginArgs),
+    /// List the Dataverse environments you can reach (Global Discovery).
+    Environments(sign_in::EnvironmentsArgs),
+    /// List the tables of an environment, with your own permissions.
+    Tables(sign_in::TablesArgs),
+    /// List the columns of a table, with your own permissions.
+    Columns(sign_in::ColumnsArgs),
+    /// Tenants and their API keys.
+    Tenant(tenant::TenantArgs),
+    /// Connections to Dataverse environments.
+    Connection(connection::ConnectionArgs),
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.globals;
     match cli.command {
-        Command::Emulator(args) => emulator::run(args).await,
+        Command::Emulator(args) => emulator::run(*args).await,
+        Command::Login(args) => sign_in::login(args, g).await,
+        Command::Environments(args) => sign_in::environments(args, g).await,
+        Command::Tables(args) => sign_in::tables(args, g).await,
+        Command::Columns(args) => sign_in::columns(args, g).await,
+        Command::Tenant(args) => tenant::run(args, g).await,
+        Command::Connection(args) => connection::run(args, g).await,
     }
 }
