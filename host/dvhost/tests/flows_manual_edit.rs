@@ -11,9 +11,9 @@ use base64::Engine as _;
 use dvhost::emulator::{EmulatorBuilder, RunningEmulator, Seed};
 use dvhost::flows::edit::{self, ConnectionEdit, EditError, Editor, FRESH_SIGN_IN};
 use dvhost::flows::manual::{
-    self, EntraEndpoint, MailOutcome, ManualConnection, ManualError, SmtpSecurity, SmtpSettings,
+    self, MailOutcome, ManualConnection, ManualError, Services, SmtpSecurity, SmtpSettings,
 };
-use dvhost_dataverse::{Authority, DeviceSignIn, HttpClient, MasterKey};
+use dvhost_dataverse::{Authority, DeviceSignIn, GraphService, HttpClient, MasterKey};
 use dvhost_store::{
     AuditOutcome, AuditQuery, ConnectionMode, ConnectionState, HistoryEvent, Name, NewConnection,
     Sealed, SignIn, Store, TenantId,
@@ -109,9 +109,10 @@ impl World {
         HttpClient::new(self.emu.ca_certificate_pem()).unwrap()
     }
 
-    fn entra(&self) -> EntraEndpoint {
-        EntraEndpoint {
+    fn services(&self) -> Services {
+        Services {
             authority: Authority::parse(self.emu.base_url()).unwrap(),
+            graph: GraphService::parse(self.emu.base_url()).unwrap(),
             http: self.http(),
         }
     }
@@ -199,7 +200,7 @@ impl World {
         manual::complete(
             &self.store,
             &self.master,
-            &self.entra(),
+            &self.services(),
             id,
             tenant,
             client,

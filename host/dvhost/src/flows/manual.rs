@@ -20,12 +20,10 @@
 
 mod request;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvhost_dataverse::{
-    Authority, Certificate, Client, Connection as Credentials, DataverseError, EndpointError,
-    Environment, HttpClient, IdentityError, MasterKey, SealedKey, SigningAlgorithm, TokenSource,
+    Certificate, Client, DataverseError, EndpointError, Environment, IdentityError, MasterKey,
 };
 use dvhost_store::{
     AuditOutcome, Connection, ConnectionChanges, ConnectionId, ConnectionMode, ConnectionState,
@@ -35,11 +33,14 @@ use dvhost_store::{
 use serde_json::json;
 use uuid::Uuid;
 
+use super::auto::{open_certificate, token_source};
+
 pub use request::{AdminRequest, AdminRequestFiles, MailError, SmtpSecurity, SmtpSettings};
 
-/// The role asked for when none is named: Dataverse's least-privileged
-/// built-in role, which the administrator widens only as the plugins need.
-pub const DEFAULT_SECURITY_ROLE: &str = "Basic User";
+/// The role asked for when none is named (the automatic flow's default).
+pub use super::auto::DEFAULT_SECURITY_ROLE;
+/// Where Entra is and how to reach it (shared with the automatic flow).
+pub use super::auto::Services;
 
 /// How long [`complete`] waits for the WhoAmI test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -342,16 +343,6 @@ pub(super) async fn audit(
         .map(|_| ())
 }
 
-/// Where Entra is and how to reach it (the public cloud's
-/// `login.microsoftonline.com`, or the emulator).
-#[derive(Debug, Clone)]
-pub struct EntraEndpoint {
-    /// The authority host.
-    pub authority: Authority,
-    /// The HTTP client (it trusts the emulator's CA in tests).
-    pub http: HttpClient,
-}
-
 /// Completes a manual connection with the administrator's answer.
 ///
 /// Tests `entra_tenant_id` and `client_id` with WhoAmI over client
@@ -363,7 +354,7 @@ pub struct EntraEndpoint {
 pub async fn complete(
     store: &Store,
     master: &MasterKey,
-    entra: &EntraEndpoint,
+    services: &Services,
     connection: ConnectionId,
     entra_tenant_id: Uuid,
     client_id: Uuid,
@@ -384,7 +375,7 @@ pub async fn complete(
         tenant: entra_tenant_id,
         client: client_id,
     };
-    match who_am_i(master, entra, &current, &stored, answer).await {
+    match who_am_i(master, services, &current, &stored, answer).await {
         Ok(user) => activate(store, &current, &stored, answer, user, actor).await,
         Err(failure) => {
             let (outcome, error) = failure.into_error(&current, &stored, answer);
@@ -479,26 +470,25 @@ enum TestFailure {
 /// Runs WhoAmI as the app `answer` names; the systemuser id on success.
 async fn who_am_i(
     master: &MasterKey,
-    entra: &EntraEndpoint,
+    services: &Services,
     connection: &Connection,
     stored: &StoredCertificate,
     answer: Answer,
 ) -> Result<Uuid, TestFailure> {
-    let sealed = SealedKey::from_bytes(stored.sealed_private_key.as_bytes().to_vec());
-    let certificate = Certificate::unseal(&stored.certificate_pem, &sealed, master)
-        .map_err(TestFailure::Certificate)?;
+    let certificate = open_certificate(stored, master).map_err(TestFailure::Certificate)?;
     let environment = Environment::parse(&connection.environment_url)
         .map_err(|e| TestFailure::Certificate(e.into()))?;
-    let credentials = Credentials::new(
-        entra.authority.clone(),
-        &answer.tenant.to_string(),
-        &answer.client.to_string(),
-        environment,
-        Arc::new(certificate),
-        SigningAlgorithm::Rs256,
+    let tokens = token_source(
+        services,
+        answer.tenant,
+        answer.client,
+        &environment,
+        certificate,
     )
     .map_err(TestFailure::Certificate)?;
-    let client = Client::new(Arc::new(TokenSource::new(credentials, entra.http.clone())));
+    // Not the automatic flow's WhoAmI: it waits for propagation, which
+    // would hold a wrong client id for minutes before reporting it.
+    let client = Client::new(tokens);
     client
         .who_am_i(Instant::now() + TEST_TIMEOUT)
         .await
