@@ -28,6 +28,9 @@ const PUBLIC_CLIENT: &str = "aaaaaaaa-0000-0000-0000-000000000003";
 const ADMIN: &str = "admin@contoso.onmicrosoft.com";
 const MAKER: &str = "maker@contoso.onmicrosoft.com";
 const ENVIRONMENT: &str = "contoso-dev";
+/// An environment where the directory administrator is not a System
+/// Administrator (the maker is).
+const OTHER_ENVIRONMENT: &str = "contoso-test";
 const SCOPES: &[&str] = &[
     "https://graph.microsoft.com/.default",
     "offline_access",
@@ -72,6 +75,10 @@ impl World {
             [[environments]]
             tenant = "contoso"
             unique_name = "{ENVIRONMENT}"
+            [[environments]]
+            tenant = "contoso"
+            unique_name = "{OTHER_ENVIRONMENT}"
+            admins = ["{MAKER}"]
             "#
         );
         let emu = EmulatorBuilder::new()
@@ -130,11 +137,11 @@ impl World {
         self.sign_in.complete(pending, soon()).await.unwrap()
     }
 
-    fn request(&self, name: &str) -> AutoRequest {
+    fn request(&self, name: &str, environment: &str) -> AutoRequest {
         AutoRequest {
             tenant: self.tenant.clone(),
             name: Name::parse(name).unwrap(),
-            environment: Environment::parse(&self.emu.environment_url(ENVIRONMENT).unwrap())
+            environment: Environment::parse(&self.emu.environment_url(environment).unwrap())
                 .unwrap(),
             security_role: None,
             deadline: soon(),
@@ -147,6 +154,16 @@ impl World {
         name: &str,
         progress: &mut Vec<Progress>,
     ) -> Result<dvhost_store::Connection, ProvisionError> {
+        self.create_in(tokens, name, ENVIRONMENT, progress).await
+    }
+
+    async fn create_in(
+        &self,
+        tokens: &UserTokens,
+        name: &str,
+        environment: &str,
+        progress: &mut Vec<Progress>,
+    ) -> Result<dvhost_store::Connection, ProvisionError> {
         let admin = AdminSignIn {
             sign_in: &self.sign_in,
             tokens,
@@ -157,7 +174,7 @@ impl World {
             &self.master,
             admin,
             &self.services,
-            self.request(name),
+            self.request(name, environment),
             &mut record,
         )
         .await
@@ -307,6 +324,31 @@ async fn a_non_administrator_is_refused_before_anything_is_created() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_directory_administrator_who_is_not_system_administrator_is_refused_first() {
+    let w = World::start("").await;
+    let admin = w.signed_in(ADMIN).await;
+    let apps_before = w.apps().await.len();
+    let err = w
+        .create_in(&admin, "sales", OTHER_ENVIRONMENT, &mut Vec::new())
+        .await
+        .unwrap_err();
+    let ProvisionError::NotAdministrator { who, why } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(who, ADMIN);
+    assert!(why.contains("System Administrator"), "{why}");
+    assert!(err.to_string().contains("--manual"), "{err}");
+    assert_eq!(w.apps().await.len(), apps_before);
+    assert!(
+        w.store
+            .connections(w.tenant.id, true)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{AdminError, send};
+use super::{AdminError, odata_string, send, who};
 use crate::endpoint::Environment;
 use crate::identity::{DeviceSignIn, HttpClient, UserTokens};
 
@@ -30,10 +30,6 @@ impl std::fmt::Debug for EnvironmentAdmin {
             .field("user", &self.tokens.upn)
             .finish_non_exhaustive()
     }
-}
-
-fn odata_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn uuid_of(v: &Value, what: &str) -> Result<Uuid, AdminError> {
@@ -62,11 +58,7 @@ impl EnvironmentAdmin {
     }
 
     fn who(&self) -> String {
-        self.tokens
-            .upn
-            .clone()
-            .or_else(|| self.tokens.oid.clone())
-            .unwrap_or_else(|| "the signed-in user".into())
+        who(&self.tokens)
     }
 
     /// `<environment>/api/data/v9.2/<path>?<query>`; the path is built here

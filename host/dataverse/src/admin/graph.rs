@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{AdminError, GraphService, may_register_apps, send};
+use super::{AdminError, GraphService, may_register_apps, odata_string, send, who};
 use crate::identity::{Certificate, DeviceSignIn, HttpClient, UserTokens};
 
 const SERVICE: &str = "Microsoft Graph";
@@ -95,10 +95,6 @@ impl std::fmt::Debug for GraphAdmin {
     }
 }
 
-fn odata_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 impl GraphAdmin {
     /// A Graph session for the user of `user`, whose refresh token is
     /// redeemed for a Graph token (`<graph>/.default`) by `sign_in`.
@@ -121,11 +117,7 @@ impl GraphAdmin {
 
     /// The signed-in user's name (or object id).
     pub fn who(&self) -> String {
-        self.tokens
-            .upn
-            .clone()
-            .or_else(|| self.tokens.oid.clone())
-            .unwrap_or_else(|| "the signed-in user".into())
+        who(&self.tokens)
     }
 
     /// Refuses, before anything is created, a user whose token names no

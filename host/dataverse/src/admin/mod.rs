@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::endpoint::{Authority, EndpointError};
-use crate::identity::{IdentityError, read_json};
+use crate::identity::{IdentityError, UserTokens, read_json};
 
 pub use environment::EnvironmentAdmin;
 pub use graph::{AppRegistration, GraphAdmin, RegisteredKey};
@@ -123,6 +123,20 @@ impl GraphService {
     }
 }
 
+/// An OData string literal (quotes doubled).
+fn odata_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The signed-in user's name, else object id, for messages and history.
+fn who(tokens: &UserTokens) -> String {
+    tokens
+        .upn
+        .clone()
+        .or_else(|| tokens.oid.clone())
+        .unwrap_or_else(|| "the signed-in user".into())
+}
+
 /// Sends one request with the administrator's bearer token and reads the
 /// JSON answer; an error status becomes [`AdminError::Refused`].
 async fn send(
@@ -186,4 +200,47 @@ fn may_register_apps(access_token: &str) -> bool {
     directory_roles(access_token)
         .iter()
         .any(|r| APP_ADMIN_ROLES.contains(&r.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(claims: Value) -> String {
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.sig",
+            part(&serde_json::json!({"alg": "RS256"})),
+            part(&claims)
+        )
+    }
+
+    #[test]
+    fn only_app_registering_roles_count_as_administrator() {
+        let global = token(serde_json::json!({"wids": ["62E90394-69F5-4237-9190-012177145E10"]}));
+        assert!(may_register_apps(&global));
+        let reader = token(serde_json::json!({"wids": ["88d8e3e3-8f55-4a1e-953a-9b9898b8876b"]}));
+        assert!(!may_register_apps(&reader));
+        assert!(!may_register_apps(&token(serde_json::json!({"oid": "x"}))));
+        assert!(!may_register_apps("not a token"));
+    }
+
+    #[test]
+    fn odata_strings_double_their_quotes() {
+        assert_eq!(odata_string("O'Brien"), "'O''Brien'");
+    }
+
+    #[test]
+    fn graph_trusts_its_own_cloud_or_the_authority_origin() {
+        assert!(GraphService::public_cloud().trusts(&Authority::public_cloud()));
+        let local = Authority::parse("https://127.0.0.1:8443").unwrap();
+        assert!(!GraphService::public_cloud().trusts(&local));
+        assert!(
+            GraphService::parse("https://127.0.0.1:8443")
+                .unwrap()
+                .trusts(&local)
+        );
+        let elsewhere = GraphService::parse("https://127.0.0.1:9443").unwrap();
+        assert!(!elsewhere.trusts(&local));
+    }
 }

@@ -181,14 +181,12 @@ impl From<AdminError> for ProvisionError {
     }
 }
 
-/// Signs the administrator in to Graph and the environment and checks
-/// their rights in both: nothing is created before this returns.
-pub(crate) async fn admin_sessions(
+/// Signs the administrator in to Graph and checks they may register apps.
+pub(crate) async fn graph_session(
     admin: AdminSignIn<'_>,
     services: &Services,
-    environment: &Environment,
     deadline: Instant,
-) -> Result<AdminSessions, ProvisionError> {
+) -> Result<GraphAdmin, ProvisionError> {
     let graph = GraphAdmin::sign_in(
         admin.sign_in,
         admin.tokens,
@@ -198,6 +196,18 @@ pub(crate) async fn admin_sessions(
     )
     .await?;
     graph.check_administrator()?;
+    Ok(graph)
+}
+
+/// Signs the administrator in to Graph and the environment and checks
+/// their rights in both: nothing is created before this returns.
+pub(crate) async fn admin_sessions(
+    admin: AdminSignIn<'_>,
+    services: &Services,
+    environment: &Environment,
+    deadline: Instant,
+) -> Result<AdminSessions, ProvisionError> {
+    let graph = graph_session(admin, services, deadline).await?;
     let env = EnvironmentAdmin::sign_in(
         admin.sign_in,
         admin.tokens,

@@ -30,8 +30,8 @@ use dvhost_store::{
 use uuid::Uuid;
 
 use super::auto::{
-    AdminSignIn, Cause, Environment, ProvisionError, Services, new_certificate, open_certificate,
-    token_source, who_am_i,
+    AdminSignIn, Cause, Environment, ProvisionError, Services, graph_session, new_certificate,
+    open_certificate, token_source, who_am_i,
 };
 
 /// A step of a rotation, for progress and errors.
@@ -122,15 +122,7 @@ pub async fn rotate_certificate(
     };
     let environment = Environment::parse(&conn.environment_url)
         .map_err(|e| ProvisionError::Conflict(format!("the connection's environment: {e}")))?;
-    let graph = GraphAdmin::sign_in(
-        admin.sign_in,
-        admin.tokens,
-        services.graph.clone(),
-        services.http.clone(),
-        deadline,
-    )
-    .await?;
-    graph.check_administrator()?;
+    let graph = graph_session(admin, services, deadline).await?;
     let who = graph.who();
     let fail = |step: RotationStep| move |e: Cause| ProvisionError::Rotation { step, cause: e };
     let app = graph
