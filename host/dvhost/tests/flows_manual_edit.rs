@@ -13,7 +13,7 @@ use dvhost::flows::edit::{self, ConnectionEdit, EditError, Editor, FRESH_SIGN_IN
 use dvhost::flows::manual::{
     self, MailOutcome, ManualConnection, ManualError, Services, SmtpSecurity, SmtpSettings,
 };
-use dvhost_dataverse::{Authority, DeviceSignIn, GraphService, HttpClient, MasterKey};
+use dvhost_dataverse::{Authority, Certificate, DeviceSignIn, GraphService, HttpClient, MasterKey};
 use dvhost_store::{
     AuditOutcome, AuditQuery, ConnectionMode, ConnectionState, HistoryEvent, Name, NewConnection,
     Sealed, SignIn, Store, TenantId,
@@ -28,6 +28,8 @@ const OTHER_TENANT: &str = "99999999-2222-3333-4444-555555555555";
 /// as an application user from the start; registered with the manual
 /// flow's certificate once it exists).
 const MANUAL_CLIENT: &str = "bbbbbbbb-0000-0000-0000-000000000001";
+/// An app registered with a certificate of its own.
+const OTHER_CLIENT: &str = "bbbbbbbb-0000-0000-0000-000000000002";
 const WRONG_CLIENT: &str = "bbbbbbbb-0000-0000-0000-00000000dead";
 const PUBLIC_CLIENT: &str = "aaaaaaaa-0000-0000-0000-000000000003";
 const OTHER_PUBLIC_CLIENT: &str = "aaaaaaaa-0000-0000-0000-000000000004";
@@ -129,13 +131,13 @@ impl World {
 
     /// What the administrator does in Entra: registers the app with the
     /// certificate from the request (its service principal comes with it).
-    fn register_app(&self, certificate_pem: &str) {
+    fn register_app(&self, client: &str, certificate_pem: &str) {
         let toml = format!(
             r#"
             [[apps]]
             tenant = "contoso"
             display_name = "dvhost-contoso-sales"
-            app_id = "{MANUAL_CLIENT}"
+            app_id = "{client}"
             certificates = [{certificate_pem:?}]
             "#
         );
@@ -386,7 +388,7 @@ async fn complete_reports_a_wrong_client_id_and_accepts_the_right_one() {
             .await
             .unwrap();
     assert_eq!(created.mail, MailOutcome::NotConfigured);
-    w.register_app(&created.request.pem);
+    w.register_app(MANUAL_CLIENT, &created.request.pem);
     let id = created.connection.id;
     let tenant: Uuid = TENANT.parse().unwrap();
 
@@ -423,6 +425,27 @@ async fn complete_reports_a_wrong_client_id_and_accepts_the_right_one() {
         "{last:?}"
     );
 
+    // An app registered with another certificate than the request's.
+    let other = Certificate::generate("not the request's", Certificate::default_validity());
+    w.register_app(OTHER_CLIENT, &other.unwrap().pem());
+    let no_cert = w.complete(id, OTHER_CLIENT.parse().unwrap()).await;
+    let Err(ManualError::Refused {
+        aadsts: Some(700027),
+        cause,
+        ..
+    }) = no_cert
+    else {
+        panic!("expected AADSTS700027, got {no_cert:?}");
+    };
+    assert!(
+        cause.contains("does not hold this connection's certificate"),
+        "{cause}"
+    );
+    assert!(
+        cause.contains(&created.certificate.sha1_thumbprint),
+        "{cause}"
+    );
+
     let client: Uuid = MANUAL_CLIENT.parse().unwrap();
     let active = w.complete(id, client).await.unwrap();
     assert_eq!(active.state, ConnectionState::Active);
@@ -436,8 +459,12 @@ async fn complete_reports_a_wrong_client_id_and_accepts_the_right_one() {
     let outcomes: Vec<AuditOutcome> = audit.iter().map(|e| e.outcome).collect();
     assert_eq!(
         outcomes,
-        [AuditOutcome::Success, AuditOutcome::Denied],
-        "newest first"
+        [
+            AuditOutcome::Success,
+            AuditOutcome::Denied,
+            AuditOutcome::Denied
+        ],
+        "newest first: the right answer, the app without the certificate, the wrong client id"
     );
 
     // An active connection is not completed twice.
@@ -582,4 +609,45 @@ async fn edit_is_accepted_with_the_editors_own_fresh_sign_in_and_audited() {
         matches!(refused, Err(EditError::Environment(_))),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_relay_that_is_down_leaves_the_files_and_says_why() {
+    let w = world().await;
+    // A port nothing listens on any more.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let smtp = SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::None,
+        from: "dvhost@ops.test".into(),
+        credentials: Some(("ops".into(), "relay-password".into())),
+        timeout: Duration::from_secs(5),
+    };
+    assert!(!format!("{smtp:?}").contains("relay-password"));
+    let out = tempfile::tempdir().unwrap();
+    let request = w.request("sales", Some("admin@contoso.test"));
+    let created = manual::create_manual(
+        &w.store,
+        &w.master,
+        &request,
+        out.path(),
+        Some(&smtp),
+        "user:ops",
+    )
+    .await
+    .unwrap();
+    match &created.mail {
+        MailOutcome::Failed { to, reason } => {
+            assert_eq!(to, "admin@contoso.test");
+            assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}");
+        }
+        other => panic!("expected a failed e-mail, got {other:?}"),
+    }
+    assert!(created.files.cer.exists() && created.files.instructions.exists());
+    let audit = w.audit("connection.create_manual").await;
+    assert_eq!(audit[0].detail["mail"]["failed_to"], "admin@contoso.test");
 }
