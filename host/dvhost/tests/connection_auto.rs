@@ -488,3 +488,52 @@ async fn rotation_during_1000_runtime_calls_fails_none_and_leaves_only_the_new_k
     assert_eq!(certs[0].state, CertificateState::Active);
     assert_eq!(certs[0].sha1_thumbprint, rotation.new_sha1_thumbprint);
 }
+
+#[tokio::test]
+async fn an_interrupted_rotation_resumes_with_the_certificate_it_began() {
+    let w = World::start("").await;
+    let admin = w.signed_in(ADMIN).await;
+    let connection = w.create(&admin, "sales", &mut Vec::new()).await.unwrap();
+    // A rotation that stopped after storing its new certificate.
+    let begun = Certificate::generate("dvhost begun", Certificate::default_validity()).unwrap();
+    let pending = w
+        .store
+        .add_certificate(
+            connection.id,
+            auto::new_certificate(&begun, &w.master),
+            "test",
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.state, CertificateState::Pending);
+    let rotation = rotate_certificate(
+        &w.store,
+        &w.master,
+        AdminSignIn {
+            sign_in: &w.sign_in,
+            tokens: &admin,
+        },
+        &w.services,
+        RotateRequest {
+            connection: connection.id,
+            deadline: soon(),
+        },
+        &[],
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(rotation.new_sha1_thumbprint, begun.sha1_thumbprint_hex());
+    let apps = w.apps_of("sales").await;
+    assert_eq!(thumbprints(&apps[0]), vec![begun.sha1_thumbprint_hex()]);
+    let certs = w.store.certificates(connection.id).await.unwrap();
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    assert_eq!(certs[0].id, pending.id);
+    assert_eq!(certs[0].state, CertificateState::Active);
+    // A client signing with the new certificate alone works.
+    w.runtime_client(&connection)
+        .await
+        .who_am_i(soon())
+        .await
+        .unwrap();
+}

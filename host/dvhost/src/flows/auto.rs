@@ -559,7 +559,7 @@ impl Run<'_> {
 }
 
 /// A certificate as the store keeps it: public parts and the sealed key.
-pub(crate) fn new_certificate(cert: &Certificate, master: &MasterKey) -> NewCertificate {
+pub fn new_certificate(cert: &Certificate, master: &MasterKey) -> NewCertificate {
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     NewCertificate {
         certificate_pem: cert.pem(),
