@@ -48,6 +48,12 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 }
 
 #[test]
+fn the_command_line_definition_is_consistent() {
+    use clap::CommandFactory as _;
+    dvhost::cli::Cli::command().debug_assert();
+}
+
+#[test]
 fn tenants_are_created_listed_and_deleted_with_json() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -271,6 +277,7 @@ fn against(dir: &Path, emu: &RunningEmulator) -> Command {
     let mut cmd = dvhost(dir);
     cmd.env("DVHOST_AUTHORITY", emu.base_url())
         .env("DVHOST_DISCOVERY_URL", emu.base_url())
+        .env("DVHOST_GRAPH_URL", emu.base_url())
         .env("DVHOST_ENTRA_TENANT", TENANT_ID)
         .env("DVHOST_CLIENT_ID", PUBLIC_CLIENT);
     cmd
@@ -444,5 +451,125 @@ async fn a_signed_in_user_lists_environments_and_must_name_one_of_several() {
             .any(|c| c["logical_name"] == "accountnumber"),
         "{described}"
     );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_are_created_tested_rotated_edited_and_deleted_through_the_cli() {
+    let emu = emulator_with_two_environments().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |out: Output| -> Value {
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    ok(cli(d, &emu, &["tenant", "create", "contoso", "--json"]).await);
+    login(d, &emu, ADMIN).await;
+
+    // Automatic, with the signed-in administrator, the environment by name.
+    let created = ok(cli(
+        d,
+        &emu,
+        &[
+            "connection",
+            "create",
+            "contoso/sales",
+            "--environment",
+            "contoso-dev",
+            "--auto",
+            "--json",
+        ],
+    )
+    .await);
+    assert_eq!(created["state"], "active", "{created}");
+    assert_eq!(created["mode"], "automatic");
+    assert_eq!(created["entra_tenant_id"], TENANT_ID);
+    let tested = ok(cli(d, &emu, &["connection", "test", "contoso/sales", "--json"]).await);
+    assert_eq!(tested["ok"], true);
+    let shown = ok(cli(d, &emu, &["connection", "show", "contoso/sales", "--json"]).await);
+    let certs = shown["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 1, "{shown}");
+    let first = certs[0]["sha1_thumbprint"].as_str().unwrap().to_string();
+
+    let rotated = ok(cli(
+        d,
+        &emu,
+        &["connection", "rotate-cert", "contoso/sales", "--json"],
+    )
+    .await);
+    assert_eq!(rotated["old_sha1_thumbprint"], first.as_str());
+    assert_ne!(rotated["new_sha1_thumbprint"], first.as_str());
+    ok(cli(d, &emu, &["connection", "test", "contoso/sales", "--json"]).await);
+
+    // Edited with the editor's own fresh sign-in.
+    let edited = ok(cli(
+        d,
+        &emu,
+        &[
+            "connection",
+            "edit",
+            "contoso/sales",
+            "--name",
+            "crm",
+            "--json",
+        ],
+    )
+    .await);
+    assert_eq!(edited["name"], "crm");
+
+    // Manual: the request's files, then a wrong answer leaves it pending.
+    let out_dir = d.join("request");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let dev_url = emu.environment_url("contoso-dev").unwrap();
+    let manual = ok(cli(
+        d,
+        &emu,
+        &[
+            "connection",
+            "create",
+            "contoso/byhand",
+            "--environment",
+            &dev_url,
+            "--manual",
+            "--admin-email",
+            "it@contoso.example",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await);
+    assert_eq!(manual["state"], "pending", "{manual}");
+    let cer = manual["files"]["cer"].as_str().unwrap();
+    assert!(Path::new(cer).exists(), "{manual}");
+    let wrong_client = "99999999-0000-4000-8000-000000000000";
+    let out = cli(
+        d,
+        &emu,
+        &[
+            "connection",
+            "complete",
+            "contoso/byhand",
+            "--tenant-id",
+            TENANT_ID,
+            "--client-id",
+            wrong_client,
+        ],
+    )
+    .await;
+    assert!(!out.status.success());
+    let listed = ok(cli(d, &emu, &["connection", "list", "contoso", "--json"]).await);
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("byhand", "pending"), ("crm", "active")]);
+
+    let deleted = ok(cli(d, &emu, &["connection", "delete", "contoso/crm", "--json"]).await);
+    assert_eq!(deleted["state"], "deleted");
+    let listed = ok(cli(d, &emu, &["connection", "list", "contoso", "--json"]).await);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     emu.shutdown().await;
 }

@@ -49,6 +49,16 @@ enum ConnectionAction {
         /// TENANT/NAME.
         connection: String,
     },
+    /// Create a connection: --auto as the signed-in administrator, or
+    /// --manual --admin-email ADDR through an administrator.
+    Create(super::connection_flows::CreateArgs),
+    /// Store a manual connection's answer (tenant and client id), test it
+    /// with WhoAmI and mark it active.
+    Complete(super::connection_flows::CompleteArgs),
+    /// Edit a connection (needs your own fresh sign-in in its Entra tenant).
+    Edit(super::connection_flows::EditArgs),
+    /// Rotate an automatic connection's certificate (as the signed-in administrator).
+    RotateCert(super::connection_flows::RotateArgs),
 }
 
 /// Runs `dvhost connection ...`.
@@ -84,6 +94,10 @@ pub async fn run(args: ConnectionArgs, globals: &Globals) -> anyhow::Result<()> 
             globals.emit(&value, &text)
         }
         ConnectionAction::Test { connection } => test(&cx, &connection).await,
+        ConnectionAction::Create(args) => super::connection_flows::create(&cx, args).await,
+        ConnectionAction::Complete(args) => super::connection_flows::complete(&cx, args).await,
+        ConnectionAction::Edit(args) => super::connection_flows::edit(&cx, args).await,
+        ConnectionAction::RotateCert(args) => super::connection_flows::rotate_cert(&cx, args).await,
         ConnectionAction::Delete { connection } => {
             let c = find(&cx, &connection).await?;
             let deleted = cx.store.delete_connection(c.id, &actor()).await?;
@@ -162,7 +176,7 @@ async fn test(cx: &Context, spec: &str) -> anyhow::Result<()> {
     )
 }
 
-fn connection_json(c: &Connection) -> Value {
+pub(super) fn connection_json(c: &Connection) -> Value {
     json!({
         "id": c.id.as_uuid(),
         "name": c.name.as_str(),

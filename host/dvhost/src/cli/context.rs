@@ -52,9 +52,22 @@ pub struct Globals {
         default_value = "organizations"
     )]
     pub entra_tenant: String,
+    /// Microsoft Graph (the emulator's base URL in tests).
+    #[arg(
+        long,
+        global = true,
+        env = "DVHOST_GRAPH_URL",
+        default_value = "https://graph.microsoft.com"
+    )]
+    pub graph_url: String,
     /// Public client (application) id used for device-code sign-in.
-    #[arg(long, global = true, env = "DVHOST_CLIENT_ID", default_value = DEFAULT_CLIENT_ID)]
-    pub client_id: String,
+    #[arg(
+        long,
+        global = true,
+        env = "DVHOST_CLIENT_ID",
+        default_value = DEFAULT_CLIENT_ID
+    )]
+    pub sign_in_client_id: String,
     /// Extra CA certificate (PEM) to trust, e.g. the emulator's.
     #[arg(long, global = true, env = "DVHOST_CA_FILE")]
     pub ca_file: Option<PathBuf>,
@@ -95,6 +108,16 @@ impl Globals {
     pub fn discovery(&self) -> anyhow::Result<DiscoveryService> {
         DiscoveryService::parse(&self.discovery_url)
             .context("--discovery-url / DVHOST_DISCOVERY_URL")
+    }
+
+    /// Where the Microsoft services are, for the connection flows.
+    pub fn services(&self) -> anyhow::Result<crate::flows::auto::Services> {
+        Ok(crate::flows::auto::Services {
+            authority: self.authority()?,
+            graph: dvhost_dataverse::GraphService::parse(&self.graph_url)
+                .context("--graph-url / DVHOST_GRAPH_URL")?,
+            http: self.http()?,
+        })
     }
 
     /// A spinner on stderr for a long step; hidden with `--json` or when

@@ -3,6 +3,7 @@
 //! holds the global options and the opened store.
 
 mod connection;
+mod connection_flows;
 pub mod context;
 mod emulator;
 mod sign_in;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::context::{Context, Globals, interactive, rfc3339};
 
 /// What Global Discovery wants (the same scope for the emulator).
-const DISCOVERY_SCOPE: &str = "https://globaldisco.crm.dynamics.com/user_impersonation";
+pub(super) const DISCOVERY_SCOPE: &str = "https://globaldisco.crm.dynamics.com/user_impersonation";
 /// How long one resumed call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -31,7 +31,7 @@ pub struct LoginArgs {}
 pub struct UserArg {
     /// The signed-in user (sign-in name or object id), when several are stored.
     #[arg(long)]
-    user: Option<String>,
+    pub user: Option<String>,
 }
 
 /// `dvhost environments`
@@ -64,11 +64,11 @@ pub struct ColumnsArgs {
     table: String,
 }
 
-fn device_sign_in(globals: &Globals) -> anyhow::Result<DeviceSignIn> {
+pub(super) fn device_sign_in(globals: &Globals) -> anyhow::Result<DeviceSignIn> {
     Ok(DeviceSignIn::new(
         globals.authority()?,
         &globals.entra_tenant,
-        &globals.client_id,
+        &globals.sign_in_client_id,
         globals.http()?,
     )?)
 }
@@ -156,7 +156,7 @@ fn sign_in_json(s: &SignIn) -> Value {
 }
 
 /// The stored sign-in to use: the one named by `--user`, or the only one.
-async fn chosen_sign_in(cx: &Context, user: &UserArg) -> anyhow::Result<SignIn> {
+pub(super) async fn chosen_sign_in(cx: &Context, user: &UserArg) -> anyhow::Result<SignIn> {
     let all = cx.store.sign_ins().await?;
     let matches = |s: &SignIn, who: &str| {
         s.upn
@@ -187,7 +187,11 @@ async fn chosen_sign_in(cx: &Context, user: &UserArg) -> anyhow::Result<SignIn> 
 
 /// Fresh tokens for `scopes` from the stored sign-in, stored again when
 /// Entra rotated the refresh token.
-async fn resume(cx: &Context, stored: &SignIn, scopes: &[&str]) -> anyhow::Result<UserTokens> {
+pub(super) async fn resume(
+    cx: &Context,
+    stored: &SignIn,
+    scopes: &[&str],
+) -> anyhow::Result<UserTokens> {
     let sign_in = device_sign_in(&cx.globals)?;
     let sealed = SealedSignIn::from_bytes(stored.sealed_refresh_token.as_bytes().to_vec());
     let tokens = sign_in
@@ -204,7 +208,7 @@ async fn resume(cx: &Context, stored: &SignIn, scopes: &[&str]) -> anyhow::Resul
     Ok(tokens)
 }
 
-async fn instances(cx: &Context, stored: &SignIn) -> anyhow::Result<Vec<Instance>> {
+pub(super) async fn instances(cx: &Context, stored: &SignIn) -> anyhow::Result<Vec<Instance>> {
     let bar = cx
         .globals
         .progress("asking Global Discovery for your environments");
