@@ -25,7 +25,8 @@ use dvhost_dataverse::{
     AdminError, AppRegistration, Certificate, GraphAdmin, MasterKey, TokenSource,
 };
 use dvhost_store::{
-    CertificateState, ConnectionId, ConnectionMode, ConnectionState, Store, StoredCertificate,
+    CertificateState, Connection, ConnectionId, ConnectionMode, ConnectionState, Store,
+    StoredCertificate,
 };
 use uuid::Uuid;
 
@@ -112,16 +113,7 @@ pub async fn rotate_certificate(
         .await?
         .filter(|c| c.state != ConnectionState::Deleted)
         .ok_or_else(|| ProvisionError::Conflict("no such connection".into()))?;
-    let (Some(tenant), Some(app_id), ConnectionMode::Automatic) =
-        (conn.entra_tenant_id, conn.client_id, conn.mode)
-    else {
-        return Err(ProvisionError::Conflict(format!(
-            "connection {} is not a completed automatic connection: rotate a manual one with a new administrator request",
-            conn.name
-        )));
-    };
-    let environment = Environment::parse(&conn.environment_url)
-        .map_err(|e| ProvisionError::Conflict(format!("the connection's environment: {e}")))?;
+    let (tenant, app_id, environment) = automatic_target(&conn)?;
     let graph = graph_session(admin, services, deadline).await?;
     let who = graph.who();
     let fail = |step: RotationStep| move |e: Cause| ProvisionError::Rotation { step, cause: e };
@@ -176,6 +168,22 @@ pub async fn rotate_certificate(
         old_sha1_thumbprint: pair.old.sha1_thumbprint,
         new_sha1_thumbprint: pair.new.sha1_thumbprint,
     })
+}
+
+/// The Entra tenant, app and environment of a completed automatic
+/// connection; other connections cannot be rotated with Graph.
+fn automatic_target(conn: &Connection) -> Result<(Uuid, Uuid, Environment), ProvisionError> {
+    let (Some(tenant), Some(app_id), ConnectionMode::Automatic) =
+        (conn.entra_tenant_id, conn.client_id, conn.mode)
+    else {
+        return Err(ProvisionError::Conflict(format!(
+            "connection {} is not a completed automatic connection: rotate a manual one with a new administrator request",
+            conn.name
+        )));
+    };
+    let environment = Environment::parse(&conn.environment_url)
+        .map_err(|e| ProvisionError::Conflict(format!("the connection's environment: {e}")))?;
+    Ok((tenant, app_id, environment))
 }
 
 /// The certificate being rolled out and the one rolled in: found from an
