@@ -1,8 +1,11 @@
 //! The `dvhost` binary over a temporary data directory: tenants and API
 //! keys with `--json`, the master key (file created owner-only, a wrong key
-//! refused), and a signed-in user listing environments from the in-process
-//! emulator (device code approved through its control API), with the
-//! several-environments error when nobody can be asked.
+//! refused), and, against the in-process emulator with a user signed in
+//! through a device code approved on its control API: environments, the
+//! several-environments listing error (no terminal) and prompt (on a
+//! pseudo-terminal), tables and columns with the user's token, and the
+//! connection lifecycle (automatic, test, rotate, edit, manual, complete,
+//! delete).
 
 use std::io::BufRead as _;
 use std::path::Path;
@@ -571,5 +574,79 @@ async fn connections_are_created_tested_rotated_edited_and_deleted_through_the_c
     assert_eq!(deleted["state"], "deleted");
     let listed = ok(cli(d, &emu, &["connection", "list", "contoso", "--json"]).await);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    emu.shutdown().await;
+}
+
+/// Runs `dvhost tables` on a pseudo-terminal (util-linux `script`), waits
+/// for the environment prompt, picks the second entry with the arrow key,
+/// and returns everything the terminal showed.
+fn tables_on_a_terminal(mut cmd: Command) -> (bool, String) {
+    use std::io::{Read as _, Write as _};
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = shown.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    let started = std::time::Instant::now();
+    while !text().contains("contoso-test") && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\x1b[B").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stdin.write_all(b"\r").unwrap();
+    stdin.flush().unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    (status.success(), text())
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn on_a_terminal_the_user_picks_one_of_several_environments() {
+    let emu = emulator_with_two_environments().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    login(d, &emu, ADMIN).await;
+    // `script` gives dvhost a terminal; its own stdin is the test's pipe.
+    let mut script = Command::new("script");
+    script.args(["-qec", &format!("{DVHOST} tables"), "/dev/null"]);
+    for (k, v) in against(d, &emu).get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let (ok, shown) = tokio::task::spawn_blocking(move || tables_on_a_terminal(script))
+        .await
+        .unwrap();
+    assert!(ok, "{shown}");
+    assert!(shown.contains("Which environment?"), "{shown}");
+    let test_url = emu.environment_url("contoso-test").unwrap();
+    assert!(
+        shown.contains("Which environment?: contoso-test"),
+        "the second entry was chosen: {shown}"
+    );
+    assert!(shown.contains(test_url.trim_end_matches('/')), "{shown}");
+    assert!(
+        shown.contains("accounts"),
+        "the tables were listed: {shown}"
+    );
     emu.shutdown().await;
 }
