@@ -543,6 +543,8 @@ async fn connections_are_created_tested_rotated_edited_and_deleted_through_the_c
     )
     .await);
     assert_eq!(manual["state"], "pending", "{manual}");
+    assert_eq!(manual["mail"]["sent"], false, "no SMTP relay: {manual}");
+    assert_eq!(manual["mail"]["reason"], "SMTP is not configured");
     let cer = manual["files"]["cer"].as_str().unwrap();
     assert!(Path::new(cer).exists(), "{manual}");
     let wrong_client = "99999999-0000-4000-8000-000000000000";

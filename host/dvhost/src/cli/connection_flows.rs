@@ -184,9 +184,10 @@ pub async fn create(cx: &Context, args: CreateArgs) -> anyhow::Result<()> {
             "pem": made.files.pem,
             "instructions": made.files.instructions,
         });
-        value["mail"] = json!(format!("{:?}", made.mail));
+        let (mail, said) = mail_outcome(&made.mail);
+        value["mail"] = mail;
         let text = format!(
-            "connection {} is pending: the administrator's request is in {} (certificate {}); then run dvhost connection complete {} --tenant-id ... --client-id ...",
+            "connection {} is pending: the administrator's request is in {} (certificate {}); {said}; then run dvhost connection complete {} --tenant-id ... --client-id ...",
             args.connection,
             made.files.instructions.display(),
             made.files.cer.display(),
@@ -213,7 +214,15 @@ pub async fn create(cx: &Context, args: CreateArgs) -> anyhow::Result<()> {
     };
     let bar = cx.globals.progress("creating the connection");
     let shown = bar.clone();
-    let mut progress = move |p: auto::Progress| shown.set_message(format!("{p:?}"));
+    let mut progress = move |p: auto::Progress| {
+        shown.set_message(match p {
+            auto::Progress::CheckingAdministrator => {
+                "checking the administrator's rights".to_string()
+            }
+            auto::Progress::Started(step) => format!("{step}: working"),
+            auto::Progress::Done(step) => format!("{step}: done"),
+        })
+    };
     let made = auto::create_connection(
         &cx.store,
         &cx.master,
@@ -317,4 +326,23 @@ pub async fn rotate_cert(cx: &Context, args: RotateArgs) -> anyhow::Result<()> {
             args.connection, rotated.new_sha1_thumbprint, rotated.old_sha1_thumbprint
         ),
     )
+}
+
+/// The e-mail's fate, for `--json` and in words.
+fn mail_outcome(mail: &manual::MailOutcome) -> (serde_json::Value, String) {
+    match mail {
+        manual::MailOutcome::NoRecipient => (json!({ "sent": false }), "no e-mail".into()),
+        manual::MailOutcome::NotConfigured => (
+            json!({ "sent": false, "reason": "SMTP is not configured" }),
+            "SMTP is not configured: send the files to the administrator".into(),
+        ),
+        manual::MailOutcome::Sent { to } => (
+            json!({ "sent": true, "to": to }),
+            format!("e-mailed to {to}"),
+        ),
+        manual::MailOutcome::Failed { to, reason } => (
+            json!({ "sent": false, "to": to, "reason": reason }),
+            format!("the e-mail to {to} failed ({reason}): send the files"),
+        ),
+    }
 }
