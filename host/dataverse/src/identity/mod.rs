@@ -30,8 +30,8 @@ pub use device::{DeviceCodePrompt, DeviceSignIn, PendingSignIn, UserTokens};
 pub use discovery::{Discovery, Instance};
 pub use sealed::{MasterKey, SealedKey};
 pub use sealed_sign_in::SealedSignIn;
-pub use token::{Connection, SigningAlgorithm, TokenInfo, TokenSource};
 pub(crate) use token::AccessToken;
+pub use token::{Connection, SigningAlgorithm, TokenInfo, TokenSource};
 
 /// What went wrong getting a token or handling a certificate. Never carries
 /// a key, an assertion or a token.
