@@ -28,9 +28,11 @@ pub struct World {
     control: reqwest::Client,
 }
 
-fn seed(cert: &Certificate) -> Seed {
+fn seed(cert: &Certificate, settings: &str) -> Seed {
     let toml = format!(
         r#"
+        [settings]
+        {settings}
         [[tenants]]
         name = "contoso"
         id = "{TENANT}"
@@ -59,10 +61,21 @@ impl World {
 
     /// [`World::start`] with the connection's certificate given.
     pub async fn start_with(cert: Certificate) -> World {
+        World::launch(cert, "").await
+    }
+
+    /// [`World::start`] with emulator `settings` (TOML inside the seed's
+    /// `[settings]`).
+    pub async fn start_with_settings(settings: &str) -> World {
+        let cert = Certificate::generate("dvhost plugins", Certificate::default_validity());
+        World::launch(cert.unwrap(), settings).await
+    }
+
+    async fn launch(cert: Certificate, settings: &str) -> World {
         let cert = Arc::new(cert);
         let emu = EmulatorBuilder::new()
             .tls(true)
-            .seed(seed(&cert))
+            .seed(seed(&cert, settings))
             .start()
             .await
             .expect("the emulator starts");
