@@ -5,6 +5,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -52,10 +53,18 @@ pub(crate) fn compile(
         }
     }
     let artifact = engine.precompile_component(bytes).map_err(invalid)?;
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temporary, &artifact)
-        .and_then(|()| std::fs::rename(&temporary, &path))
-        .map_err(|e| LoadError::Cache(format!("cannot write {}: {e}", path.display())))?;
+    // A temporary name of its own per write: loads of the same component
+    // may run at once in one process. The cache only saves work, so a
+    // failed write is logged and the compiled component still used.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
+    let written =
+        std::fs::write(&temporary, &artifact).and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        tracing::warn!(path = %path.display(), "compiled artifact not cached: {e}");
+    }
     // SAFETY: `artifact` was produced by `precompile_component` of this engine
     // just above.
     let component = unsafe { Component::deserialize(engine, &artifact) }.map_err(invalid)?;

@@ -130,3 +130,30 @@ async fn a_session_reuses_one_instance_and_ends_after_a_trap() {
         Err(InvokeError::Instantiate(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_of_one_component_all_succeed_and_cache_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        max_instances: 4,
+        inspectable: false,
+    })
+    .unwrap();
+    let bytes = guest_bytes(HELLO);
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let (engine, bytes) = (engine.clone(), bytes.clone());
+            tokio::spawn(async move { engine.load(&bytes).await })
+        })
+        .collect();
+    for load in loads {
+        load.await.unwrap().expect("every concurrent load succeeds");
+    }
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with(".cwasm"), "{files:?}");
+}
