@@ -238,6 +238,7 @@ mod tests {
                 .collect(),
             valid_for_create: true,
             valid_for_update,
+            ..ColumnInfo::default()
         }
     }
 

@@ -232,6 +232,7 @@ mod tests {
                 .collect(),
             valid_for_create: true,
             valid_for_update: true,
+            ..ColumnInfo::default()
         }
     }
 

@@ -107,7 +107,7 @@ pub use identity::{
 pub use retry::counting_retries;
 pub use webapi::{
     AlternateKey, BatchOperation, BatchPart, BatchResponse, BulkWrite, Client, ColumnInfo,
-    ColumnName, DataverseError, EntitySet, Expand, FilterValue, KeyValue, MetadataCacheConfig, Op,
-    OptionValue, Page, Query, RecordKey, Stats, TableDescription, TableInfo, TableName,
-    TargetError, TextMatch, WhoAmI,
+    ColumnName, DataverseError, EntitySet, Expand, FilterValue, KeyValue, LookupTarget,
+    MetadataCacheConfig, Op, OptionValue, Page, Query, RecordKey, Stats, TableDescription,
+    TableInfo, TableName, TargetError, TextMatch, WhoAmI,
 };

@@ -305,9 +305,10 @@ pub struct TableInfo {
 }
 
 /// How much a column is required.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RequiredLevel {
     /// Optional.
+    #[default]
     None,
     /// Recommended.
     Recommended,
@@ -317,8 +318,20 @@ pub enum RequiredLevel {
     SystemRequired,
 }
 
+/// How a lookup column is set to a row of one target table:
+/// `<navigation>@odata.bind` = `/<entity_set>(<id>)` in the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupTarget {
+    /// The target table's logical name.
+    pub table: String,
+    /// The single-valued navigation property for this target.
+    pub navigation: String,
+    /// The target table's entity set.
+    pub entity_set: String,
+}
+
 /// A column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ColumnInfo {
     /// Logical name.
     pub logical_name: String,
@@ -338,6 +351,20 @@ pub struct ColumnInfo {
     pub valid_for_create: bool,
     /// Settable on update.
     pub valid_for_update: bool,
+    /// `AttributeTypeName` (`StringType`, `MultiSelectPicklistType`...).
+    pub type_name: Option<String>,
+    /// Smallest value of a number column.
+    pub min_value: Option<f64>,
+    /// Largest value of a number column.
+    pub max_value: Option<f64>,
+    /// Digits after the decimal point of a decimal, float or money column.
+    pub precision: Option<u32>,
+    /// Whether a date-time column holds a date only (`DateTimeBehavior`
+    /// `DateOnly`).
+    pub date_only: bool,
+    /// For a lookup, how to set it to each target, in the order of
+    /// `targets` (targets without a navigation property are absent).
+    pub lookup_targets: Vec<LookupTarget>,
 }
 
 /// A table with its columns.

@@ -77,6 +77,11 @@ impl Grants {
         self.tables.contains_key(&table.to_ascii_lowercase()) || self.tables.contains_key(ANY_TABLE)
     }
 
+    /// Whether no table is granted at all.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
     /// Whether every table is granted.
     pub fn is_unbounded(&self) -> bool {
         self.tables.contains_key(ANY_TABLE)

@@ -178,7 +178,7 @@ impl Engine {
             actions: Arc::from(Vec::new()),
             from_cache,
         };
-        plugin.actions = plugin.describe().await?.into();
+        plugin.actions = plugin.describe(&Capabilities::unconnected()).await?.into();
         Ok(plugin)
     }
 }
@@ -233,11 +233,41 @@ impl Plugin {
         Ok(store)
     }
 
-    async fn describe(&self) -> Result<Vec<ActionInfo>, LoadError> {
-        let caps = Capabilities::unconnected();
+    /// Describes the plugin again, this time under `caps`: the guest's
+    /// `describe` may call the `metadata` (and `records`) imports of a
+    /// connection, within `caps`' grants, quotas and deadline, exactly as an
+    /// invocation would. Returns a plugin sharing this one's compiled code
+    /// (cheap: nothing is compiled or linked again) whose
+    /// [`actions`](Plugin::actions) are the new answer.
+    ///
+    /// [`Engine::load`] describes with [`Capabilities::unconnected`]; a
+    /// plugin whose actions depend on the environment (such as the
+    /// generated table actions, `plugins/tables`) answers there with what it
+    /// can without a connection, and gets its real action list from this
+    /// call once it is bound to one. Call it again after the grants or the
+    /// environment's tables change.
+    ///
+    /// The answer is checked as at load: action names, no action described
+    /// twice, schemas that are JSON Schema objects (or booleans).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Describe`] when `describe` traps (a guest that fails to
+    /// read metadata and panics says why on stderr, which the message
+    /// carries), runs past `caps.limits.deadline`, runs out of memory, or
+    /// answers something the checks above refuse.
+    pub async fn describe_with(&self, caps: &Capabilities) -> Result<Plugin, LoadError> {
+        let actions = self.describe(caps).await?;
+        Ok(Plugin {
+            actions: actions.into(),
+            ..self.clone()
+        })
+    }
+
+    async fn describe(&self, caps: &Capabilities) -> Result<Vec<ActionInfo>, LoadError> {
         let deadline = Instant::now() + caps.limits.deadline;
         let mut store = self
-            .store(&caps, deadline)
+            .store(caps, deadline)
             .map_err(|e| LoadError::Describe(e.to_string()))?;
         let described = tokio::time::timeout_at(deadline.into(), async {
             let instance = self.pre.instantiate_async(&mut store).await?;

@@ -20,7 +20,7 @@ mod rust_guests;
 mod surface;
 
 pub use rust_guests::{
-    CONTACTS, HELLO, HOSTILE, IMPORTS, LEAD_SCORING, RUST_GUESTS, UNKNOWN_IMPORT, guest_target_dir,
-    rust_guest, workspace_root,
+    CONTACTS, HELLO, HOSTILE, IMPORTS, LEAD_SCORING, RUST_GUESTS, TABLES, UNKNOWN_IMPORT,
+    guest_target_dir, rust_guest, workspace_root,
 };
 pub use surface::{Surface, component_surface};

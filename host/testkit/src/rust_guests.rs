@@ -14,6 +14,9 @@ pub const HELLO: &str = "dvhost-example-hello";
 pub const CONTACTS: &str = "dvhost-example-contacts";
 /// The lead-scoring example plugin `examples/lead-scoring`.
 pub const LEAD_SCORING: &str = "dvhost-example-lead-scoring";
+/// The generated table actions `plugins/tables` (`<table>.create`,
+/// `.retrieve`, `.update`, `.delete`, `.list` for every granted table).
+pub const TABLES: &str = "dvhost-tables";
 /// The hostile fixture `host/testkit/guests/hostile`.
 pub const HOSTILE: &str = "dvhost-guest-hostile";
 /// The fixture importing an interface no host provides,
@@ -23,10 +26,11 @@ pub const UNKNOWN_IMPORT: &str = "dvhost-guest-unknown-import";
 pub const IMPORTS: &str = "dvhost-guest-imports";
 
 /// Every Rust guest, by package name; all are built together.
-pub const RUST_GUESTS: [&str; 6] = [
+pub const RUST_GUESTS: [&str; 7] = [
     HELLO,
     CONTACTS,
     LEAD_SCORING,
+    TABLES,
     HOSTILE,
     UNKNOWN_IMPORT,
     IMPORTS,

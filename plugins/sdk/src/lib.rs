@@ -19,6 +19,8 @@
 //! - [`export_actions!`]: declares the plugin's actions as plain Rust functions
 //!   with serde input and output; their JSON Schemas are derived with
 //!   [`schemars`].
+//! - [`dynamic`] and [`export_dynamic_actions!`]: a plugin whose actions are
+//!   computed when the host describes it (from table metadata, say).
 //!
 //! What this crate never sees: a URL, a token, a key or a next link. The host
 //! owns every credential and checks every name and grant; a page's next link
@@ -95,6 +97,7 @@
 extern crate self as dvhost_sdk;
 
 mod action;
+pub mod dynamic;
 mod error;
 pub mod log;
 pub mod metadata;
@@ -102,6 +105,7 @@ mod query;
 mod records;
 
 pub use action::{ActionError, Empty};
+pub use dynamic::{DynamicAction, DynamicActions};
 pub use error::{Error, ErrorKind};
 pub use query::{Condition, FilterValue, Operator, Page, Pages, Query, TextMatch};
 pub use records::{Expand, Key, KeyValue, Record, Retrieve, Table};
@@ -131,5 +135,6 @@ pub mod bindings {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::action::{describe_action, description, run_action, unknown_action};
+    pub use crate::dynamic::{describe_dynamic, invoke_dynamic};
     pub use wit_bindgen;
 }

@@ -23,10 +23,11 @@ pub struct TableInfo {
 }
 
 /// How much a column is required.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RequiredLevel {
     /// Optional.
+    #[default]
     None,
     /// Recommended on forms, not enforced.
     Recommended,
@@ -45,8 +46,33 @@ pub struct OptionValue {
     pub label: Option<String>,
 }
 
-/// A column.
+/// How a lookup column is set to a row of one target table: the row carries
+/// `<navigation>@odata.bind` = `/<entity_set>(<id>)` (see
+/// [`LookupTarget::bind`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LookupTarget {
+    /// The target table's logical name, such as `account`.
+    pub table: String,
+    /// The single-valued navigation property for this target, such as
+    /// `parentcustomerid_account`.
+    pub navigation: String,
+    /// The target table's entity set, such as `accounts`.
+    pub entity_set: String,
+}
+
+impl LookupTarget {
+    /// The key and value that set the lookup to row `id` of this target:
+    /// `("<navigation>@odata.bind", "/<entity_set>(<id>)")`.
+    pub fn bind(&self, id: &str) -> (String, String) {
+        (
+            format!("{}@odata.bind", self.navigation),
+            format!("/{}({id})", self.entity_set),
+        )
+    }
+}
+
+/// A column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ColumnInfo {
     /// Logical name.
     pub logical_name: String,
@@ -66,6 +92,20 @@ pub struct ColumnInfo {
     pub valid_for_create: bool,
     /// Whether an update may set it.
     pub valid_for_update: bool,
+    /// `AttributeTypeName`, such as `StringType`; tells `Virtual` columns
+    /// apart (`MultiSelectPicklistType`, `ImageType`, `FileType`).
+    pub type_name: Option<String>,
+    /// Smallest value of a number column.
+    pub min_value: Option<f64>,
+    /// Largest value of a number column.
+    pub max_value: Option<f64>,
+    /// Digits after the decimal point of a decimal, float or money column.
+    pub precision: Option<u32>,
+    /// Whether a date-time column holds a date only (`YYYY-MM-DD`).
+    pub date_only: bool,
+    /// For a lookup, how to set it to each target, in the order of
+    /// `targets` (a target without a navigation property is absent).
+    pub lookup_targets: Vec<LookupTarget>,
 }
 
 impl ColumnInfo {
@@ -82,6 +122,11 @@ impl ColumnInfo {
             .map(|option| option.value)
     }
 
+    /// How to set this lookup to a row of `table`, when it can point there.
+    pub fn lookup_target(&self, table: &str) -> Option<&LookupTarget> {
+        self.lookup_targets.iter().find(|t| t.table == table)
+    }
+
     /// The label of option `value`.
     pub fn option_label(&self, value: i64) -> Option<&str> {
         self.options
@@ -92,7 +137,7 @@ impl ColumnInfo {
 }
 
 /// A table with its columns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TableDescription {
     /// The table.
     pub table: TableInfo,
@@ -167,6 +212,20 @@ impl From<wit::ColumnInfo> for ColumnInfo {
                 .collect(),
             valid_for_create: column.valid_for_create,
             valid_for_update: column.valid_for_update,
+            type_name: column.type_name,
+            min_value: column.min_value,
+            max_value: column.max_value,
+            precision: column.precision,
+            date_only: column.date_only,
+            lookup_targets: column
+                .lookup_targets
+                .into_iter()
+                .map(|target| LookupTarget {
+                    table: target.table,
+                    navigation: target.navigation,
+                    entity_set: target.entity_set,
+                })
+                .collect(),
         }
     }
 }
@@ -195,6 +254,12 @@ mod tests {
             ],
             valid_for_create: true,
             valid_for_update: false,
+            type_name: Some("PicklistType".to_owned()),
+            min_value: None,
+            max_value: None,
+            precision: None,
+            date_only: false,
+            lookup_targets: Vec::new(),
         }
     }
 

@@ -61,8 +61,21 @@ pub struct OptionValue {
     pub label: Option<String>,
 }
 
+/// How a lookup column is set to a row of one target table: the row
+/// carries `<navigation>@odata.bind` = `/<entity_set>(<id>)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LookupTarget {
+    /// The target table's logical name (`account`).
+    pub table: String,
+    /// The single-valued navigation property (`parentcustomerid_account`),
+    /// `ReferencingEntityNavigationPropertyName` of the relationship.
+    pub navigation: String,
+    /// The target table's entity set (`accounts`).
+    pub entity_set: EntitySet,
+}
+
 /// A column.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ColumnInfo {
     /// Logical name.
     pub logical_name: String,
@@ -84,6 +97,18 @@ pub struct ColumnInfo {
     pub valid_for_create: bool,
     /// Whether an update may set it.
     pub valid_for_update: bool,
+    /// `MinValue` of a number column.
+    pub min_value: Option<f64>,
+    /// `MaxValue` of a number column.
+    pub max_value: Option<f64>,
+    /// `Precision` of a decimal, float or money column.
+    pub precision: Option<u32>,
+    /// `DateTimeBehavior.Value` of a date-time column (`UserLocal`,
+    /// `DateOnly`, `TimeZoneIndependent`).
+    pub date_time_behavior: Option<String>,
+    /// For a lookup, how to set it to each target that has a navigation
+    /// property, in the order of `targets`.
+    pub lookup_targets: Vec<LookupTarget>,
 }
 
 /// A table with its columns.
@@ -258,6 +283,10 @@ impl Client {
         let entity = get(Target::definition(table).option("$select", TABLE_COLUMNS)).await?;
         let info = table_info(&entity)?;
         let attrs = get(Target::definition(table).then("Attributes")).await?;
+        let relationships = get(Target::definition(table)
+            .then("ManyToOneRelationships")
+            .option("$select", RELATIONSHIP_COLUMNS))
+        .await?;
         let mut columns: Vec<ColumnInfo> = attrs
             .get("value")
             .and_then(Value::as_array)
@@ -291,6 +320,17 @@ impl Client {
                 }
             }
         }
+        let relationships: Vec<Value> = relationships
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if columns.iter().any(|c| !c.targets.is_empty()) {
+            let tables = self.list_tables(deadline).await?;
+            for c in &mut columns {
+                c.lookup_targets = lookup_targets(c, &relationships, &tables);
+            }
+        }
         Ok(Arc::new(TableDescription {
             table: info,
             columns,
@@ -302,6 +342,59 @@ impl Client {
         self.metadata.tables.invalidate_all();
         self.metadata.described.invalidate_all();
     }
+}
+
+/// The `$select` of many-to-one relationship queries.
+const RELATIONSHIP_COLUMNS: &str =
+    "ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName";
+
+/// How lookup `column` is set to each of its targets, from the table's
+/// many-to-one relationships: the relationship whose `ReferencingAttribute`
+/// is the column and whose `ReferencedEntity` is the target gives the
+/// navigation property. An owner lookup has one relationship to the
+/// abstract `owner` table (not among its targets) whose navigation property
+/// (`ownerid`) serves every target; that one is used when it is the
+/// column's only relationship. A target without a relationship, a
+/// navigation property that is not a name, or a target table this
+/// environment does not list is left out (never guessed).
+fn lookup_targets(
+    column: &ColumnInfo,
+    relationships: &[Value],
+    tables: &[TableInfo],
+) -> Vec<LookupTarget> {
+    let of_column: Vec<(&str, &str)> = relationships
+        .iter()
+        .filter(|r| {
+            r.get("ReferencingAttribute").and_then(Value::as_str)
+                == Some(column.logical_name.as_str())
+        })
+        .filter_map(|r| {
+            Some((
+                r.get("ReferencedEntity")?.as_str()?,
+                r.get("ReferencingEntityNavigationPropertyName")?.as_str()?,
+            ))
+        })
+        .collect();
+    column
+        .targets
+        .iter()
+        .filter_map(|target| {
+            let navigation = match of_column.iter().find(|(t, _)| t == target) {
+                Some((_, nav)) => *nav,
+                None => match of_column.as_slice() {
+                    [(base, nav)] if !column.targets.iter().any(|t| t == base) => *nav,
+                    _ => return None,
+                },
+            };
+            let navigation = ColumnName::new(navigation).ok()?;
+            let table = tables.iter().find(|t| t.logical_name.as_str() == target)?;
+            Some(LookupTarget {
+                table: target.clone(),
+                navigation: navigation.to_string(),
+                entity_set: table.entity_set.clone(),
+            })
+        })
+        .collect()
 }
 
 /// A column from an `Attributes` entry (`None` without a logical name).
@@ -339,5 +432,17 @@ fn column_info(a: &Value) -> Option<ColumnInfo> {
             .get("IsValidForUpdate")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        min_value: a.get("MinValue").and_then(Value::as_f64),
+        max_value: a.get("MaxValue").and_then(Value::as_f64),
+        precision: a
+            .get("Precision")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok()),
+        date_time_behavior: a
+            .get("DateTimeBehavior")
+            .and_then(|b| b.get("Value"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        lookup_targets: Vec::new(),
     })
 }

@@ -34,7 +34,9 @@ use crate::retry::{self, Attempt, Failure, Repeat, Retryable};
 
 pub use batch::{BatchOperation, BatchPart, BatchResponse};
 pub use crud::BulkWrite;
-pub use metadata::{ColumnInfo, MetadataCacheConfig, OptionValue, TableDescription, TableInfo};
+pub use metadata::{
+    ColumnInfo, LookupTarget, MetadataCacheConfig, OptionValue, TableDescription, TableInfo,
+};
 pub use query::{Expand, FilterValue, Op, Query, TextMatch};
 pub use target::{
     AlternateKey, ColumnName, EntitySet, KeyValue, RecordKey, TableName, TargetError,

@@ -181,6 +181,20 @@ fn column_info(c: &dvhost_dataverse::ColumnInfo) -> ColumnInfo {
             .collect(),
         valid_for_create: c.valid_for_create,
         valid_for_update: c.valid_for_update,
+        type_name: c.type_name.clone(),
+        min_value: c.min_value,
+        max_value: c.max_value,
+        precision: c.precision,
+        date_only: c.date_time_behavior.as_deref() == Some("DateOnly"),
+        lookup_targets: c
+            .lookup_targets
+            .iter()
+            .map(|t| backend::LookupTarget {
+                table: t.table.clone(),
+                navigation: t.navigation.clone(),
+                entity_set: t.entity_set.to_string(),
+            })
+            .collect(),
     }
 }
 
@@ -610,8 +624,19 @@ mod tests {
             }],
             valid_for_create: true,
             valid_for_update: false,
+            date_time_behavior: Some("DateOnly".into()),
+            lookup_targets: vec![dvhost_dataverse::LookupTarget {
+                table: "account".into(),
+                navigation: "parentcustomerid_account".into(),
+                entity_set: dvhost_dataverse::EntitySet::new("accounts").unwrap(),
+            }],
+            ..Default::default()
         };
         let c = column_info(&column);
+        assert!(c.date_only);
+        assert_eq!(c.type_name.as_deref(), Some("StringType"));
+        assert_eq!(c.lookup_targets[0].navigation, "parentcustomerid_account");
+        assert_eq!(c.lookup_targets[0].entity_set, "accounts");
         assert_eq!(c.max_length, Some(u32::MAX));
         assert_eq!(c.required, RequiredLevel::ApplicationRequired);
         assert_eq!(c.options, vec![(1, Some("One".into()))]);

@@ -13,6 +13,10 @@ use uuid::Uuid;
 pub struct Fake {
     pub requests: AtomicU32,
     pub tables: Mutex<BTreeMap<String, BTreeMap<Uuid, Row>>>,
+    /// Descriptions that replace the generic one, by table.
+    pub descriptions: Mutex<BTreeMap<String, TableDescription>>,
+    /// Every query the backend received.
+    pub queries: Mutex<Vec<(String, QuerySpec)>>,
 }
 
 struct Cursor {
@@ -171,6 +175,7 @@ impl Records for Fake {
         q: &QuerySpec,
     ) -> Result<PageData, BackendError> {
         self.count();
+        self.queries.lock().push((table.to_owned(), q.clone()));
         Ok(self.page(table, 0, q.page_size.unwrap_or(5000) as usize))
     }
     async fn next_page(&self, _: &CallContext, c: &Continuation) -> Result<PageData, BackendError> {
@@ -231,6 +236,9 @@ impl Metadata for Fake {
         table: &str,
     ) -> Result<TableDescription, BackendError> {
         let tables = self.list_tables(call).await?;
+        if let Some(d) = self.descriptions.lock().get(table) {
+            return Ok(d.clone());
+        }
         let table = tables
             .into_iter()
             .find(|t| t.logical_name == table)
@@ -247,6 +255,7 @@ impl Metadata for Fake {
                     options: vec![],
                     valid_for_create: true,
                     valid_for_update: true,
+                    ..Default::default()
                 },
                 ColumnInfo {
                     logical_name: "primarycontactid".into(),
@@ -258,6 +267,7 @@ impl Metadata for Fake {
                     options: vec![],
                     valid_for_create: true,
                     valid_for_update: true,
+                    ..Default::default()
                 },
             ],
             table,

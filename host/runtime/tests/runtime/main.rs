@@ -7,3 +7,4 @@ mod loading;
 mod polyglot;
 mod records;
 mod sandbox;
+mod tables;
