@@ -12,6 +12,7 @@
 mod backend;
 pub mod cli;
 pub mod flows;
+pub mod serve;
 
 pub use backend::DataverseBackend;
 

@@ -521,7 +521,8 @@ async fn dataverse_errors_reach_the_guest_typed_and_retries_are_audited() {
         only_call(&report).outcome,
         CallOutcome::Dataverse {
             status: 404,
-            code: Some("0x80040217".into())
+            code: Some("0x80040217".into()),
+            retry_after: None,
         }
     );
     let (out, _) = call(

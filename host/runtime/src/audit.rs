@@ -28,6 +28,9 @@ pub enum CallOutcome {
         status: u16,
         /// Dataverse's error code.
         code: Option<String>,
+        /// Seconds Dataverse asked to wait (throttling).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u32>,
     },
     /// The table or operation is not granted; nothing was sent.
     NotGranted,

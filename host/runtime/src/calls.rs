@@ -76,12 +76,16 @@ fn outcome(e: &CallError) -> CallOutcome {
         }
         CallError::Backend(BackendError::Deadline) => CallOutcome::Deadline,
         CallError::Backend(BackendError::Unavailable(_)) => CallOutcome::Unavailable,
-        CallError::Backend(BackendError::Dataverse { status, code, .. }) => {
-            CallOutcome::Dataverse {
-                status: *status,
-                code: code.clone(),
-            }
-        }
+        CallError::Backend(BackendError::Dataverse {
+            status,
+            code,
+            retry_after,
+            ..
+        }) => CallOutcome::Dataverse {
+            status: *status,
+            code: code.clone(),
+            retry_after: *retry_after,
+        },
     }
 }
 

@@ -130,6 +130,13 @@ impl PresentedApiKey {
         &self.id
     }
 
+    /// The SHA-256 of the whole key: what the store keeps, and what an
+    /// operator configures for the admin key. Not a secret: a key of 256
+    /// random bits cannot be found from it.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        hash(&self.key)
+    }
+
     /// Whether this key is the one whose hash the store kept, compared in
     /// constant time.
     pub fn verify(&self, stored_hash: &[u8; 32]) -> bool {

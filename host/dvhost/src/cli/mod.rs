@@ -2,10 +2,12 @@
 //! subcommand to the library. One file per command group; `context`
 //! holds the global options and the opened store.
 
+mod client;
 mod connection;
 mod connection_flows;
 pub mod context;
 mod emulator;
+mod serve;
 mod sign_in;
 mod tenant;
 
@@ -41,6 +43,16 @@ pub enum Command {
     Tenant(tenant::TenantArgs),
     /// Connections to Dataverse environments.
     Connection(connection::ConnectionArgs),
+    /// Serve plugin actions, deploys and the admin API over HTTP.
+    Serve(serve::ServeArgs),
+    /// Mint an admin key for `dvhost serve` (shown once).
+    AdminKey(serve::AdminKeyArgs),
+    /// Call a plugin action on a running server.
+    Call(client::CallArgs),
+    /// Deploy, list, show and roll back plugins on a running server.
+    Plugin(client::PluginArgs),
+    /// Generated table integrations on a running server.
+    Integration(client::IntegrationArgs),
 }
 
 /// Runs a parsed command line.
@@ -54,5 +66,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Columns(args) => sign_in::columns(args, g).await,
         Command::Tenant(args) => tenant::run(args, g).await,
         Command::Connection(args) => connection::run(args, g).await,
+        Command::Serve(args) => serve::run(args, g).await,
+        Command::AdminKey(args) => serve::admin_key(args, g),
+        Command::Call(args) => client::call(args, g).await,
+        Command::Plugin(args) => client::plugin(args, g).await,
+        Command::Integration(args) => client::integration(args, g).await,
     }
 }

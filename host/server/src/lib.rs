@@ -1,0 +1,183 @@
+//! dvhost's HTTP service: callers invoke plugin actions with a tenant API
+//! key, tenants deploy and roll back plugin versions, operators manage
+//! tenants, keys, connections and generated table integrations with the
+//! admin key, and everything is audited, measured and described by an
+//! OpenAPI document.
+//!
+//! The server knows nothing of credentials: it reaches a connection's
+//! Dataverse through the [`Connections`] trait, which the `dvhost` binary
+//! implements with the secret-owning transport, and it runs plugins with
+//! `dvhost-runtime`.
+//!
+//! # Routes
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `POST /v1/tenants/{t}/plugins/{p}/actions/{a}` | invoke | run an action |
+//! | `GET /v1/tenants/{t}/plugins[/{p}]` | invoke | the catalogue |
+//! | `PUT /v1/tenants/{t}/plugins/{p}` | deploy | deploy a version |
+//! | `PATCH /v1/tenants/{t}/plugins/{p}` | deploy | grants, limits, connection |
+//! | `POST /v1/tenants/{t}/plugins/{p}/rollback` | deploy | serve an earlier version |
+//! | `DELETE /v1/tenants/{t}/plugins/{p}` | deploy | delete a plugin |
+//! | `GET /v1/tenants/{t}/audit` | audit | the audit log |
+//! | `/v1/admin/...` | admin key | tenants, keys, connections, integrations |
+//! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | anyone | operations |
+//!
+//! Every error is `{"error": {"code", "message", ...}}`.
+#![deny(missing_docs)]
+
+mod audit;
+mod auth;
+mod config;
+mod connections;
+mod error;
+mod gate;
+mod metrics;
+mod openapi;
+mod registry;
+mod routes;
+mod state;
+
+use std::future::{Future, IntoFuture as _};
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+
+pub use auth::Caller;
+pub use config::{ServerConfig, TenantLimits};
+pub use connections::{ConnectionBackend, ConnectionFailure, Connections, NoConnections};
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
+pub use routes::invoke::{REQUEST_ID_HEADER, VERSION_HEADER};
+pub use state::{AppState, Services};
+
+use crate::error::ApiError as Error;
+use routes::{admin, audit as audit_routes, health, invoke, plugins};
+
+/// The service's routes with their middleware: request ids, tracing, body
+/// limits and JSON 404s.
+pub fn router(state: AppState) -> Router {
+    let config = state.config().clone();
+    let deploy_routes = Router::new()
+        .route(
+            "/v1/tenants/{tenant}/plugins/{plugin}",
+            get(plugins::show)
+                .put(plugins::deploy)
+                .patch(plugins::configure)
+                .delete(plugins::delete),
+        )
+        .layer(DefaultBodyLimit::max(config.component_limit_bytes));
+    let api = Router::new()
+        .route(
+            "/v1/tenants/{tenant}/plugins/{plugin}/actions/{action}",
+            post(invoke::invoke),
+        )
+        .route("/v1/tenants/{tenant}/plugins", get(plugins::list))
+        .route(
+            "/v1/tenants/{tenant}/plugins/{plugin}/rollback",
+            post(plugins::rollback),
+        )
+        .route("/v1/tenants/{tenant}/audit", get(audit_routes::audit))
+        .route(
+            "/v1/admin/tenants",
+            get(admin::tenants).post(admin::create_tenant),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}",
+            axum::routing::delete(admin::delete_tenant),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/keys",
+            get(admin::keys).post(admin::create_key),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/keys/{id}",
+            axum::routing::delete(admin::revoke_key),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/connections",
+            get(admin::connections),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/connections/{connection}/test",
+            post(admin::test_connection),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/integrations",
+            post(admin::create_integration),
+        )
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes));
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    Router::new()
+        .merge(api)
+        .merge(deploy_routes)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi_json))
+        .fallback(|| async { Error::not_found("no such route") })
+        .layer(middleware::from_fn(count_answers))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn count_answers(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    metrics::http_answer(response.status().as_u16());
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops
+/// accepting, reports not ready, gives in-flight requests up to the
+/// configured grace time to finish, and writes out the audit log.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = state.config().shutdown_grace();
+    let draining = state.clone();
+    let app = router(state.clone());
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        draining.0.draining.store(true, Ordering::Release);
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let mut server = std::pin::pin!(server.into_future());
+    let result = tokio::select! {
+        result = &mut server => result,
+        _ = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace = ?grace, "in-flight requests outlived the shutdown grace time");
+            Ok(())
+        }
+    };
+    state.flush_audit().await;
+    result
+}
