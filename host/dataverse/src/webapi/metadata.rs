@@ -280,13 +280,18 @@ impl Client {
         deadline: Instant,
     ) -> Result<Arc<TableDescription>, DataverseError> {
         let get = |target: Target| async move { self.get(&target, &[], deadline).await };
-        let entity = get(Target::definition(table).option("$select", TABLE_COLUMNS)).await?;
+        // The table's many-to-one relationships name each lookup's
+        // navigation property per target ("Query relationship definitions
+        // using the Web API": `$expand=ManyToOneRelationships($select=...)`).
+        let entity = get(Target::definition(table)
+            .option("$select", TABLE_COLUMNS)
+            .option(
+                "$expand",
+                format!("ManyToOneRelationships($select={RELATIONSHIP_COLUMNS})"),
+            ))
+        .await?;
         let info = table_info(&entity)?;
         let attrs = get(Target::definition(table).then("Attributes")).await?;
-        let relationships = get(Target::definition(table)
-            .then("ManyToOneRelationships")
-            .option("$select", RELATIONSHIP_COLUMNS))
-        .await?;
         let mut columns: Vec<ColumnInfo> = attrs
             .get("value")
             .and_then(Value::as_array)
@@ -320,8 +325,8 @@ impl Client {
                 }
             }
         }
-        let relationships: Vec<Value> = relationships
-            .get("value")
+        let relationships: Vec<Value> = entity
+            .get("ManyToOneRelationships")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
