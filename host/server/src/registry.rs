@@ -169,16 +169,19 @@ impl Registry {
             .map_err(invalid_component)?;
         let mut validators = HashMap::new();
         for action in compiled.actions() {
-            let validator = jsonschema::validator_for(&action.input_schema).map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_component",
-                    format!(
-                        "the input schema of action '{}' is not a usable JSON Schema: {e}",
-                        action.name
-                    ),
-                )
-            })?;
+            let validator = jsonschema::options()
+                .should_validate_formats(true)
+                .build(&action.input_schema)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_component",
+                        format!(
+                            "the input schema of action '{}' is not a usable JSON Schema: {e}",
+                            action.name
+                        ),
+                    )
+                })?;
             validators.insert(action.name.clone(), validator);
         }
         Ok(Arc::new(Deployed {

@@ -16,10 +16,15 @@ use super::context::Globals;
 #[derive(Debug, Clone, Args)]
 pub struct Endpoint {
     /// The server's base URL.
-    #[arg(long, env = "DVHOST_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "DVHOST_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     url: String,
     /// The API key (a tenant key, or the admin key for admin commands).
-    #[arg(long, env = "DVHOST_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "DVHOST_API_KEY", hide_env_values = true)]
     key: Option<String>,
 }
 
@@ -35,7 +40,7 @@ impl Endpoint {
 }
 
 /// Sends a request; the JSON answer, or the server's error as an error.
-async fn send(request: RequestBuilder) -> anyhow::Result<Value> {
+pub(crate) async fn send(request: RequestBuilder) -> anyhow::Result<Value> {
     let response = request.send().await.context("reaching the dvhost server")?;
     let status = response.status();
     let text = response.text().await.context("reading the answer")?;

@@ -61,17 +61,90 @@ pub(crate) async fn invoke(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let deadline = started + state.config().request_timeout();
+    let deadline = Instant::now() + state.config().request_timeout();
     let tenant = caller.tenant(&state, &tenant, ApiKeyRight::Invoke).await?;
     let name = Name::parse(&plugin)
         .map_err(|_| ApiError::not_found(format!("there is no plugin named {plugin:?}")))?;
     let deployed = state.0.registry.deployed(tenant.id, &name).await?;
-    let validator = deployed.validators.get(&action).ok_or_else(|| {
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let started_at = time::OffsetDateTime::now_utc();
+    let (report, answer) = run(&state, &deployed, &action, body, deadline).await;
+    let code = answer.as_ref().err().map(|e| e.code);
+    if let Some(report) = &report {
+        metrics::invocation(report, code);
+    }
+    let ended = match &answer {
+        Ok(_) => (AuditOutcome::Success, 200, None),
+        Err(e) if report.is_none() => (AuditOutcome::Denied, e.status.as_u16(), code),
+        Err(e) => (AuditOutcome::Failure, e.status.as_u16(), code),
+    };
+    let call = Call {
+        caller: &caller,
+        deployed: &deployed,
+        action: &action,
+        started_at,
+        request_id,
+    };
+    audit(&state, call, report.as_ref(), ended).await;
+    answer
+}
+
+/// Checks the input, waits for the tenant's gate and runs the action; the
+/// report when the plugin ran.
+async fn run(
+    state: &AppState,
+    deployed: &Deployed,
+    action: &str,
+    body: Result<Bytes, BytesRejection>,
+    deadline: Instant,
+) -> (Option<Report>, Result<Response, ApiError>) {
+    let input = match checked_input(deployed, action, body) {
+        Ok(input) => input,
+        Err(e) => return (None, Err(e)),
+    };
+    let permit = match state.0.gates.enter(deployed.plugin.tenant, deadline).await {
+        Ok(permit) => permit,
+        Err(e) => return (None, Err(e)),
+    };
+    let caps = state
+        .0
+        .registry
+        .capabilities(
+            deployed.plugin.connection,
+            deployed.grants.clone(),
+            deployed.limits,
+        )
+        .await;
+    let caps = match caps {
+        Ok(caps) => caps,
+        Err(e) => return (None, Err(e)),
+    };
+    let report = {
+        let _running = metrics::running();
+        deployed.compiled.invoke(&caps, action, &input).await
+    };
+    drop(permit);
+    let answer = answer(&report, deployed);
+    (Some(report), answer)
+}
+
+/// The body as text, once it is JSON matching the action's input schema.
+fn checked_input(
+    deployed: &Deployed,
+    action: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<String, ApiError> {
+    let validator = deployed.validators.get(action).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_action",
-            format!("plugin {plugin:?} has no action named {action:?}"),
+            format!(
+                "plugin {:?} has no action named {action:?}",
+                deployed.plugin.name.as_str()
+            ),
         )
     })?;
     let body = body.map_err(body_error)?;
@@ -90,37 +163,8 @@ pub(crate) async fn invoke(
         )
         .details(Value::Array(violations)));
     }
-    let request_id = headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let permit = state.0.gates.enter(tenant.id, deadline).await?;
-    let caps = state
-        .0
-        .registry
-        .capabilities(
-            deployed.plugin.connection,
-            deployed.grants.clone(),
-            deployed.limits,
-        )
-        .await?;
-    let input_text = String::from_utf8_lossy(&body);
-    let report = {
-        let _running = metrics::running();
-        deployed.compiled.invoke(&caps, &action, &input_text).await
-    };
-    drop(permit);
-    let answer = answer(&report, &deployed);
-    metrics::invocation(&report, answer.as_ref().err().map(|e| e.code));
-    let ended = match &answer {
-        Ok(_) => (AuditOutcome::Success, 200, None),
-        Err(e) => (AuditOutcome::Failure, e.status.as_u16(), Some(e.code)),
-    };
-    audit(
-        &state, &caller, &deployed, &action, &report, request_id, ended,
-    )
-    .await;
-    answer
+    // It parsed as JSON, so it is UTF-8.
+    String::from_utf8(body.to_vec()).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
@@ -213,33 +257,43 @@ fn throttle_wait(report: &Report) -> u64 {
     }
 }
 
+/// Who called what, for the audit entry.
+struct Call<'a> {
+    caller: &'a Caller,
+    deployed: &'a Deployed,
+    action: &'a str,
+    started_at: time::OffsetDateTime,
+    request_id: Option<String>,
+}
+
 async fn audit(
     state: &AppState,
-    caller: &Caller,
-    deployed: &Deployed,
-    action: &str,
-    report: &Report,
-    request_id: Option<String>,
+    call: Call<'_>,
+    report: Option<&Report>,
     (outcome, status, error): (AuditOutcome, u16, Option<&'static str>),
 ) {
+    let deployed = call.deployed;
+    let mut detail = json!({
+        "plugin": deployed.plugin.name.as_str(),
+        "version": deployed.version.version,
+        "action": call.action,
+        "status": status,
+        "error": error,
+    });
+    if let Some(report) = report {
+        detail["duration_ms"] = json!(report.duration.as_secs_f64() * 1000.0);
+        detail["calls"] = json!(report.calls);
+        detail["log_dropped_bytes"] = json!(report.log_dropped_bytes);
+    }
     let entry = NewAuditEntry {
-        at: time::OffsetDateTime::now_utc() - report.duration,
+        at: call.started_at,
         tenant: Some(deployed.plugin.tenant),
         plugin: Some(deployed.plugin.id),
-        actor: caller.actor(),
+        actor: call.caller.actor(),
         action: "plugin.invoke".into(),
         outcome,
-        request_id,
-        detail: json!({
-            "plugin": deployed.plugin.name.as_str(),
-            "version": deployed.version.version,
-            "action": action,
-            "status": status,
-            "error": error,
-            "duration_ms": report.duration.as_secs_f64() * 1000.0,
-            "calls": report.calls,
-            "log_dropped_bytes": report.log_dropped_bytes,
-        }),
+        request_id: call.request_id,
+        detail,
     };
     state.0.audit.record(entry).await;
 }

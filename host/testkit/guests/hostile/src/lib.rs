@@ -37,6 +37,9 @@ impl<T, E> From<Result<T, E>> for Outcome<T, E> {
 dvhost_sdk::export_actions! {
     /// Loops forever (the deadline must stop it).
     "spin" => limits::spin,
+    /// Keeps the CPU busy for `ms` milliseconds, then answers (a slow but
+    /// well-behaved call, for shutdown and queueing tests).
+    "busy" => limits::busy,
     /// Allocates and touches 1 MiB chunks forever (the memory cap must stop it).
     "grow-memory" => limits::grow_memory,
     /// Recurses without end (the stack limit must stop it).

@@ -19,6 +19,31 @@ pub fn spin(_: Value) -> Result<Empty, ActionError> {
     }
 }
 
+/// How long `busy` works.
+#[derive(Deserialize, JsonSchema)]
+pub struct Busy {
+    /// Milliseconds, at most 60,000.
+    #[schemars(range(max = 60_000))]
+    pub ms: u64,
+}
+
+/// What `busy` did.
+#[derive(Serialize, JsonSchema)]
+pub struct BusyDone {
+    /// Milliseconds it worked.
+    pub ms: u64,
+}
+
+/// Spins on the clock for `ms` milliseconds, then answers.
+pub fn busy(input: Busy) -> Result<BusyDone, ActionError> {
+    let start = std::time::Instant::now();
+    let mut turns: u64 = 0;
+    while start.elapsed().as_millis() < u128::from(input.ms) {
+        turns = black_box(turns.wrapping_add(1));
+    }
+    Ok(BusyDone { ms: input.ms })
+}
+
 /// Allocates 1 MiB chunks and writes to every page of each, keeping them
 /// all, until the host stops it.
 pub fn grow_memory(_: Value) -> Result<Empty, ActionError> {
