@@ -11,6 +11,7 @@
 
 mod backend;
 pub mod cli;
+mod dev;
 pub mod flows;
 pub mod serve;
 

@@ -214,15 +214,7 @@ pub async fn create(cx: &Context, args: CreateArgs) -> anyhow::Result<()> {
     };
     let bar = cx.globals.progress("creating the connection");
     let shown = bar.clone();
-    let mut progress = move |p: auto::Progress| {
-        shown.set_message(match p {
-            auto::Progress::CheckingAdministrator => {
-                "checking the administrator's rights".to_string()
-            }
-            auto::Progress::Started(step) => format!("{step}: working"),
-            auto::Progress::Done(step) => format!("{step}: done"),
-        })
-    };
+    let mut progress = move |p: auto::Progress| shown.set_message(p.to_string());
     let made = auto::create_connection(
         &cx.store,
         &cx.master,

@@ -156,7 +156,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// are printed (a signal sent as soon as "listening" appears must reach the
 /// clean shutdown, not the default action), and returns the future that ends
 /// on either.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(super) fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static>
+{
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

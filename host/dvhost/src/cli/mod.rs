@@ -2,10 +2,11 @@
 //! subcommand to the library. One file per command group; `context`
 //! holds the global options and the opened store.
 
-mod client;
-mod connection;
+pub(crate) mod client;
+pub(crate) mod connection;
 mod connection_flows;
 pub mod context;
+mod dev;
 mod emulator;
 mod serve;
 mod sign_in;
@@ -28,6 +29,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run everything locally: the emulator, a dev tenant and connection,
+    /// the example plugins and a table integration, served on loopback and
+    /// rebuilt when their sources change.
+    Dev(Box<dev::DevArgs>),
     /// Run the local emulator of Entra ID, Global Discovery and Microsoft
     /// Graph, or act on a running one (approve/decline device codes).
     Emulator(Box<emulator::EmulatorArgs>),
@@ -59,6 +64,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.globals;
     match cli.command {
+        Command::Dev(args) => dev::run(*args, g).await,
         Command::Emulator(args) => emulator::run(*args).await,
         Command::Login(args) => sign_in::login(args, g).await,
         Command::Environments(args) => sign_in::environments(args, g).await,

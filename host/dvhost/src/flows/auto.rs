@@ -85,6 +85,16 @@ pub enum Progress {
     Done(ProvisioningStep),
 }
 
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Progress::CheckingAdministrator => f.write_str("checking the administrator's rights"),
+            Progress::Started(step) => write!(f, "{step}: working"),
+            Progress::Done(step) => write!(f, "{step}: done"),
+        }
+    }
+}
+
 /// Why a flow stopped. Never carries a token or a key.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]

@@ -61,30 +61,39 @@ impl StoreConnections {
     }
 
     async fn client_for(&self, row: &Connection) -> Result<Client, ConnectionFailure> {
-        let fail = |why: String| ConnectionFailure(format!("connection {}: {why}", row.name));
-        if row.state != ConnectionState::Active {
-            return Err(fail(format!(
-                "it is {}, not active; complete or test it first",
-                row.state.as_str()
-            )));
-        }
-        let (Some(entra), Some(client_id)) = (row.entra_tenant_id, row.client_id) else {
-            return Err(fail("it has no Entra tenant or client id yet".into()));
-        };
-        let stored = self
-            .store
-            .active_certificate(row.id)
-            .await
-            .map_err(|e| fail(format!("the store: {e}")))?
-            .ok_or_else(|| fail("it has no active certificate".into()))?;
-        let certificate = open_certificate(&stored, &self.master)
-            .map_err(|e| fail(format!("its key cannot be opened: {e}")))?;
-        let environment =
-            Environment::parse(&row.environment_url).map_err(|e| fail(e.to_string()))?;
-        let tokens = token_source(&self.services, entra, client_id, &environment, certificate)
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(Client::new(tokens))
+        connection_client(&self.store, &self.master, &self.services, row).await
     }
+}
+
+/// A Web API client acting as an active connection: its active certificate
+/// opened, a token source for its app, nothing else.
+pub(crate) async fn connection_client(
+    store: &Store,
+    master: &MasterKey,
+    services: &Services,
+    row: &Connection,
+) -> Result<Client, ConnectionFailure> {
+    let fail = |why: String| ConnectionFailure(format!("connection {}: {why}", row.name));
+    if row.state != ConnectionState::Active {
+        return Err(fail(format!(
+            "it is {}, not active; complete or test it first",
+            row.state.as_str()
+        )));
+    }
+    let (Some(entra), Some(client_id)) = (row.entra_tenant_id, row.client_id) else {
+        return Err(fail("it has no Entra tenant or client id yet".into()));
+    };
+    let stored = store
+        .active_certificate(row.id)
+        .await
+        .map_err(|e| fail(format!("the store: {e}")))?
+        .ok_or_else(|| fail("it has no active certificate".into()))?;
+    let certificate = open_certificate(&stored, master)
+        .map_err(|e| fail(format!("its key cannot be opened: {e}")))?;
+    let environment = Environment::parse(&row.environment_url).map_err(|e| fail(e.to_string()))?;
+    let tokens = token_source(services, entra, client_id, &environment, certificate)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Client::new(tokens))
 }
 
 #[async_trait]

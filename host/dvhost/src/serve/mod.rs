@@ -3,6 +3,7 @@
 
 pub mod config;
 mod connections;
+pub(crate) use connections::connection_client;
 
 use std::sync::Arc;
 

@@ -4,5 +4,6 @@
 //! SIGTERM. The binary is the one `cargo test --workspace` builds beside
 //! this test (`target/<profile>/dvhost`).
 
+mod dev;
 mod serve;
 mod support;
