@@ -29,6 +29,10 @@ pub struct SourceWatch {
 impl SourceWatch {
     /// Starts watching `workspace`'s plugin sources.
     pub fn start(workspace: &Path) -> anyhow::Result<SourceWatch> {
+        // Events name canonical paths on some platforms (macOS's /private).
+        let workspace = workspace
+            .canonicalize()
+            .unwrap_or_else(|_| workspace.to_path_buf());
         let (tx, changes) = mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
@@ -50,7 +54,7 @@ impl SourceWatch {
             }
         }
         Ok(SourceWatch {
-            workspace: workspace.to_path_buf(),
+            workspace,
             changes,
             _watcher: watcher,
         })
@@ -72,5 +76,29 @@ impl SourceWatch {
                 return Some(plugins);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn saving_a_plugins_source_names_that_plugin_once_the_burst_is_over() {
+        let workspace = tempfile::tempdir().unwrap();
+        let hello = workspace.path().join("examples/hello/src");
+        std::fs::create_dir_all(&hello).unwrap();
+        std::fs::create_dir_all(workspace.path().join("plugins/tables/src")).unwrap();
+        let mut watch = SourceWatch::start(workspace.path()).unwrap();
+        // An editor's save: a temporary file, then the file, written twice.
+        std::fs::write(hello.join("lib.rs.swp"), "x").unwrap();
+        std::fs::write(hello.join("lib.rs"), "fn a() {}").unwrap();
+        std::fs::write(hello.join("lib.rs"), "fn b() {}").unwrap();
+        let changed = tokio::time::timeout(Duration::from_secs(20), watch.next())
+            .await
+            .expect("a change within 20 s")
+            .expect("the watch runs");
+        let names: Vec<&str> = changed.iter().map(|p| p.name).collect();
+        assert_eq!(names, ["hello"]);
     }
 }
