@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::audit::CallRecord;
 use crate::backend::{Metadata, Records, Unconnected};
 use crate::bindings::{self, actions};
 use crate::cache;
 use crate::calls::DataverseState;
-use crate::engine::{Engine, TICK};
+use crate::engine::Engine;
 use crate::error::{InvokeError, LoadError};
 use crate::grants::Grants;
 use crate::invocation::{Invocation, Limiter};
@@ -227,9 +227,17 @@ impl Plugin {
         };
         let mut store = Store::new(self.engine.wasmtime(), invocation);
         store.limiter(|s| &mut s.limiter);
-        let ticks = caps.limits.deadline.as_nanos().div_ceil(TICK.as_nanos()) as u64;
-        store.set_epoch_deadline(ticks.max(1));
-        store.epoch_deadline_trap();
+        // Every epoch tick the guest yields to the async executor, so a
+        // guest computing for its whole deadline shares its worker thread
+        // with other calls instead of holding it; at the deadline it traps.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
         Ok(store)
     }
 

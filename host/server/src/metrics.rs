@@ -22,6 +22,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their summaries.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process's recorder, installed on first use.
 pub(crate) fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
@@ -29,6 +32,20 @@ pub(crate) fn handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        // Histogram samples pile up until upkeep drains them; without a
+        // scraper calling `/metrics`, nothing else would.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dvhost-metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the metrics upkeep thread");
         }
         handle
     })

@@ -73,6 +73,9 @@ impl AppState {
             tables_component,
             config,
         } = services;
+        // Install the metrics recorder before anything is counted: the
+        // `metrics` facade drops what is recorded while none is installed.
+        crate::metrics::handle();
         AppState(Arc::new(Inner {
             registry: Registry::new(engine, store.clone(), connections.clone()),
             gates: Gates::new(config.tenants),
