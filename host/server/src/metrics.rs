@@ -13,6 +13,8 @@
 //!   made for them.
 //! - `dvhost_instances_running`: plugin instances running now.
 //! - `dvhost_http_requests_total{status}`: every HTTP answer by status.
+//! - `dvhost_token_renewals_total{outcome}`: access tokens the transport
+//!   fetched for connections (counted inside `dvhost-dataverse`).
 
 use std::sync::OnceLock;
 

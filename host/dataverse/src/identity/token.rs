@@ -293,14 +293,19 @@ impl TokenSource {
     }
 
     async fn fetch(&self, deadline: Instant) -> Result<AccessToken, IdentityError> {
-        retry::run(
+        let fetched = retry::run(
             &retry::TOKEN,
             Repeat::Safe,
             deadline,
             "token request",
             |_| self.request(),
         )
-        .await
+        .await;
+        // Counted through the `metrics` facade: a no-op unless the host
+        // installed a recorder (the server's /metrics).
+        let outcome = if fetched.is_ok() { "ok" } else { "error" };
+        metrics::counter!("dvhost_token_renewals_total", "outcome" => outcome).increment(1);
+        fetched
     }
 
     async fn request(&self) -> Result<AccessToken, IdentityError> {
