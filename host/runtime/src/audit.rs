@@ -56,8 +56,14 @@ pub struct CallRecord {
     /// How it ended.
     #[serde(flatten)]
     pub outcome: CallOutcome,
-    /// Time spent, including retries.
+    /// Time spent, including retries (serialized as `duration_ms`).
+    #[serde(rename = "duration_ms", serialize_with = "milliseconds")]
     pub duration: Duration,
     /// Repeats made by the backend (throttling, lost answers).
     pub retries: u32,
+}
+
+/// A duration as fractional milliseconds, as the audit log shows it.
+fn milliseconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
