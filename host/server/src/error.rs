@@ -1,11 +1,18 @@
 //! The API's one error shape: `{"error": {"code", "message", ...}}` with a
 //! fitting status, and `Retry-After` when waiting helps. Messages name what
 //! was wrong and what to do; none carries a secret (the server holds none).
+//! The extractors [`JsonBody`] and [`PathParams`] give axum's rejections
+//! (a body that is not a JSON object, a path that does not decode) the
+//! same shape.
 
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dvhost_store::StoreError;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -128,5 +135,76 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
             other => ApiError::internal("the store", other),
         }
+    }
+}
+
+/// A JSON object body (`Content-Type: application/json`) read into `T`.
+/// Unlike axum's `Json`, it refuses a body that is not an object (serde
+/// would read a struct from an array) and answers every rejection with an
+/// [`ApiError`]: 415 without the JSON content type, 413 past the body
+/// limit, 400 otherwise.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
+        let axum::Json(value) = <axum::Json<Value> as FromRequest<S>>::from_request(req, state)
+            .await
+            .map_err(json_rejection)?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))
+    }
+}
+
+/// An optional body: `None` when the request has no `Content-Type`.
+impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<JsonBody<T>>, ApiError> {
+        if !req.headers().contains_key(header::CONTENT_TYPE) {
+            return Ok(None);
+        }
+        <JsonBody<T> as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            rejection.body_text(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        _ => ApiError::bad_request(rejection.body_text()),
+    }
+}
+
+/// Path parameters read into `T`. A path segment that does not decode
+/// (bad percent-encoding, not UTF-8) names nothing: 404, like any unknown
+/// name, instead of axum's plain-text 400.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathParams<T>, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| PathParams(t))
+            .map_err(|e| ApiError::not_found(format!("no such resource: {}", e.body_text())))
     }
 }

@@ -4,7 +4,7 @@
 //! integrations.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dvhost_dataverse::NewApiKey;
@@ -16,9 +16,10 @@ use dvhost_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, JsonBody, PathParams};
 use crate::routes::plugins::{PluginSettings, PluginView, publish, time_text};
 use crate::state::AppState;
 
@@ -38,6 +39,7 @@ pub struct TenantView {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Lower-case letters, digits, `-` and `_`, 1 to 63.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub name: String,
     /// For people; the name when absent.
     pub display_name: Option<String>,
@@ -63,6 +65,7 @@ pub struct KeyView {
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// `invoke`, `deploy`, `audit`; `["invoke"]` when absent.
+    #[schema(schema_with = right_names)]
     pub rights: Option<Vec<String>>,
     /// Who or what uses it.
     pub label: Option<String>,
@@ -101,15 +104,56 @@ pub struct ConnectionView {
 #[serde(deny_unknown_fields)]
 pub struct NewIntegration {
     /// Its name (a plugin name of the tenant).
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub name: String,
     /// The tenant's connection to use.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     pub connection: String,
     /// Table logical names, e.g. `["account", "contact"]`.
+    #[schema(schema_with = table_names)]
     pub tables: Vec<String>,
     /// Operations to generate; all of `read`, `create`, `update`, `delete`
     /// when absent.
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = operation_names)]
     pub operations: Option<Vec<Operation>>,
+}
+
+/// The schema of `NewKey::rights`: the rights `ApiKeyRight::parse` knows.
+fn right_names() -> utoipa::openapi::Array {
+    string_array(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["invoke", "deploy", "audit"])),
+    )
+}
+
+/// The schema of `NewIntegration::tables`: at least one logical name.
+fn table_names() -> utoipa::openapi::Array {
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[a-z0-9_]{1,64}$")),
+        )
+        .min_items(Some(1))
+        .build()
+}
+
+/// The schema of `NewIntegration::operations`.
+fn operation_names() -> utoipa::openapi::Array {
+    string_array(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["read", "create", "update", "delete"])),
+    )
+}
+
+/// An array of `items`, or `null` (read as absent).
+fn string_array(items: ObjectBuilder) -> utoipa::openapi::Array {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(items)
+        .build()
 }
 
 fn tenant_view(t: &Tenant) -> TenantView {
@@ -120,11 +164,8 @@ fn tenant_view(t: &Tenant) -> TenantView {
     }
 }
 
-fn json_body<T>(
-    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
-) -> Result<T, ApiError> {
-    body.map(|Json(t)| t)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+fn json_body<T>(body: Result<JsonBody<T>, ApiError>) -> Result<T, ApiError> {
+    body.map(|JsonBody(t)| t)
 }
 
 async fn admin_tenant(state: &AppState, caller: &Caller, name: &str) -> Result<Tenant, ApiError> {
@@ -174,12 +215,14 @@ pub(crate) async fn tenants(
         (status = 401, description = "No or unknown key", body = ErrorBody),
         (status = 403, description = "Not the admin key", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
     ),
     security(("admin_key" = [])))]
 pub(crate) async fn create_tenant(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<NewTenant>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<NewTenant>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let new = json_body(body)?;
@@ -209,7 +252,7 @@ pub(crate) async fn create_tenant(
     security(("admin_key" = [])))]
 pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
@@ -238,7 +281,7 @@ pub(crate) async fn delete_tenant(
     security(("admin_key" = [])))]
 pub(crate) async fn keys(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     caller: Caller,
 ) -> Result<Json<Vec<KeyView>>, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
@@ -275,13 +318,15 @@ fn rights_list(rights: &ApiKeyRights) -> Vec<String> {
         (status = 401, description = "No or unknown key", body = ErrorBody),
         (status = 403, description = "Not the admin key", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
     ),
     security(("admin_key" = [])))]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     caller: Caller,
-    body: Result<Json<NewKey>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<NewKey>, ApiError>,
 ) -> Result<Response, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
     let new = json_body(body)?;
@@ -338,7 +383,7 @@ async fn record_key(state: &AppState, tenant: &Tenant, id: &ApiKeyId, action: &s
     security(("admin_key" = [])))]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
-    Path((tenant, id)): Path<(String, String)>,
+    PathParams((tenant, id)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
@@ -364,7 +409,7 @@ pub(crate) async fn revoke_key(
     security(("admin_key" = [])))]
 pub(crate) async fn connections(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     caller: Caller,
 ) -> Result<Json<Vec<ConnectionView>>, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
@@ -396,7 +441,7 @@ pub(crate) async fn connections(
     security(("admin_key" = [])))]
 pub(crate) async fn test_connection(
     State(state): State<AppState>,
-    Path((tenant, connection)): Path<(String, String)>,
+    PathParams((tenant, connection)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
@@ -434,14 +479,16 @@ pub(crate) async fn test_connection(
         (status = 401, description = "No or unknown key", body = ErrorBody),
         (status = 403, description = "Not the admin key", body = ErrorBody),
         (status = 404, description = "No such tenant or connection", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 503, description = "The table-actions component is not available, or the connection cannot be used", body = ErrorBody),
     ),
     security(("admin_key" = [])))]
 pub(crate) async fn create_integration(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     caller: Caller,
-    body: Result<Json<NewIntegration>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<NewIntegration>, ApiError>,
 ) -> Result<Response, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
     let new = json_body(body)?;
@@ -449,6 +496,8 @@ pub(crate) async fn create_integration(
     if new.tables.is_empty() {
         return Err(ApiError::bad_request("name at least one table"));
     }
+    Name::parse(&new.connection)
+        .map_err(|e| ApiError::bad_request(format!("an integration needs a connection: {e}")))?;
     let operations = new.operations.unwrap_or_else(|| {
         vec![
             Operation::Read,

@@ -2,7 +2,7 @@
 //! with filters and paging.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use dvhost_store::{ApiKeyRight, AuditQuery, MAX_AUDIT_PAGE, Name};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, PathParams};
 use crate::routes::plugins::time_text;
 use crate::state::AppState;
 
@@ -23,12 +23,15 @@ pub struct AuditFilter {
     /// Only this plugin's entries.
     pub plugin: Option<String>,
     /// Only entries at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only entries before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Only entries older than this position (the `next` of the previous page).
     pub before: Option<i64>,
     /// At most this many entries (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -87,7 +90,7 @@ fn instant(text: &Option<String>, what: &str) -> Result<Option<OffsetDateTime>, 
 )]
 pub(crate) async fn audit(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     caller: Caller,
     filter: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPageView>, ApiError> {

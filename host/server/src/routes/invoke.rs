@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dvhost_runtime::{CallOutcome, InvokeError, Report};
@@ -15,7 +15,7 @@ use dvhost_store::{ApiKeyRight, AuditOutcome, Name, NewAuditEntry};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, PathParams};
 use crate::metrics;
 use crate::registry::Deployed;
 use crate::state::AppState;
@@ -56,7 +56,7 @@ const MAX_VIOLATIONS: usize = 20;
 )]
 pub(crate) async fn invoke(
     State(state): State<AppState>,
-    Path((tenant, plugin, action)): Path<(String, String, String)>,
+    PathParams((tenant, plugin, action)): PathParams<(String, String, String)>,
     headers: HeaderMap,
     caller: Caller,
     body: Result<Bytes, BytesRejection>,

@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dvhost_runtime::Plugin as Compiled;
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, JsonBody, PathParams};
 use crate::registry::Settings;
 use crate::state::AppState;
 
@@ -89,7 +89,25 @@ pub struct PluginSettings {
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
     /// The version; the one before the active version when absent.
+    #[serde(default, deserialize_with = "whole_number")]
     pub version: Option<u32>,
+}
+
+/// A version number written as any JSON number with an integral value
+/// (`3` or `3.0`, both integers to JSON Schema).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a version number")))
 }
 
 pub(crate) fn time_text(t: time::OffsetDateTime) -> String {
@@ -170,7 +188,7 @@ async fn existing(state: &AppState, tenant: &Tenant, name: &str) -> Result<Plugi
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     caller: Caller,
 ) -> Result<Json<Vec<PluginView>>, ApiError> {
     let tenant = caller.tenant(&state, &tenant, ApiKeyRight::Invoke).await?;
@@ -194,7 +212,7 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn show(
     State(state): State<AppState>,
-    Path((tenant, plugin)): Path<(String, String)>,
+    PathParams((tenant, plugin)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<Json<PluginView>, ApiError> {
     let tenant = caller.tenant(&state, &tenant, ApiKeyRight::Invoke).await?;
@@ -211,6 +229,23 @@ pub(crate) async fn show(
         None => None,
     };
     Ok(Json(view(&state, &row, actions).await?))
+}
+
+/// A WebAssembly component's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents the body `Upload` reads
+pub(crate) struct ComponentBytes(Vec<u8>);
+
+/// A deploy as a form: the component and, optionally, its settings.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the form `Upload` reads
+pub(crate) struct DeployForm {
+    /// The component's bytes.
+    #[schema(value_type = String, format = Binary)]
+    component: Vec<u8>,
+    /// Grants, limits and connection as JSON (see PluginSettings).
+    settings: Option<String>,
 }
 
 /// A deploy's body: the component alone, or a form with the component and
@@ -292,7 +327,14 @@ impl FromRequest<AppState> for Upload {
 #[utoipa::path(
     put, path = "/v1/tenants/{tenant}/plugins/{plugin}", tag = "plugins",
     params(("tenant" = String, Path, description = "Tenant name"), ("plugin" = String, Path, description = "Plugin name")),
-    request_body(content = Vec<u8>, description = "The component (`application/wasm`), or a `multipart/form-data` form with a `component` part and an optional `settings` part (JSON, see PluginSettings)", content_type = "application/wasm"),
+    request_body(
+        description = "The component's bytes (`application/wasm`; any type but a form is read as the bytes), or a `multipart/form-data` form with a `component` part and an optional `settings` part (JSON, see PluginSettings)",
+        content(
+            (ComponentBytes = "application/wasm"),
+            (ComponentBytes = "application/octet-stream"),
+            (DeployForm = "multipart/form-data"),
+        ),
+    ),
     responses(
         (status = 201, description = "The new version is served", body = PluginView),
         (status = 400, description = "The component or the settings are invalid", body = ErrorBody),
@@ -305,7 +347,7 @@ impl FromRequest<AppState> for Upload {
 )]
 pub(crate) async fn deploy(
     State(state): State<AppState>,
-    Path((tenant, plugin)): Path<(String, String)>,
+    PathParams((tenant, plugin)): PathParams<(String, String)>,
     caller: Caller,
     upload: Upload,
 ) -> Result<Response, ApiError> {
@@ -337,17 +379,19 @@ pub(crate) async fn deploy(
         (status = 401, description = "No or unknown API key", body = ErrorBody),
         (status = 403, description = "The key lacks the deploy right", body = ErrorBody),
         (status = 404, description = "No such tenant, plugin or connection", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
 pub(crate) async fn configure(
     State(state): State<AppState>,
-    Path((tenant, plugin)): Path<(String, String)>,
+    PathParams((tenant, plugin)): PathParams<(String, String)>,
     caller: Caller,
-    settings: Result<Json<PluginSettings>, axum::extract::rejection::JsonRejection>,
+    settings: Result<JsonBody<PluginSettings>, ApiError>,
 ) -> Result<Json<PluginView>, ApiError> {
     let tenant = caller.tenant(&state, &tenant, ApiKeyRight::Deploy).await?;
-    let Json(settings) = settings.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(settings) = settings?;
     let row = existing(&state, &tenant, &plugin).await?;
     let current = state.0.registry.deployed(tenant.id, &row.name).await?;
     let compiled = current.compiled.clone();
@@ -370,15 +414,34 @@ pub(crate) async fn publish(
     compiled: Compiled,
 ) -> Result<PluginView, ApiError> {
     let store = state.store();
-    let _one_at_a_time = state.0.deploys.lock().await;
-    let mut row = match store.plugin_by_name(tenant.id, name).await? {
-        Some(row) => row,
-        None => store.create_plugin(tenant.id, name).await?,
+    // The connection is resolved before anything is written, so a deploy
+    // naming an unknown connection leaves no plugin behind.
+    let connection = match settings.connection {
+        None => None,
+        Some(connection) if connection.is_empty() => Some(None),
+        Some(connection) => {
+            let cname =
+                Name::parse(&connection).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let found = store
+                .connection_by_name(tenant.id, &cname)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("there is no connection named {connection:?}"))
+                })?;
+            Some(Some(found.id))
+        }
     };
-    let versions = store.plugin_versions(row.id).await?;
-    let active = versions
-        .iter()
-        .find(|v| Some(v.version) == row.active_version);
+    let _one_at_a_time = state.0.deploys.lock().await;
+    let existing = store.plugin_by_name(tenant.id, name).await?;
+    let versions = match &existing {
+        Some(row) => store.plugin_versions(row.id).await?,
+        None => Vec::new(),
+    };
+    let active = existing.as_ref().and_then(|row| {
+        versions
+            .iter()
+            .find(|v| Some(v.version) == row.active_version)
+    });
     let grants = settings
         .grants
         .or_else(|| active.map(|v| v.grants.clone()))
@@ -388,20 +451,11 @@ pub(crate) async fn publish(
         .or_else(|| active.map(|v| v.limits.clone()))
         .unwrap_or_else(|| json!({}));
     Settings::parse(&grants, &limits)?;
-    if let Some(connection) = settings.connection {
-        let id = if connection.is_empty() {
-            None
-        } else {
-            let cname =
-                Name::parse(&connection).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let found = store
-                .connection_by_name(tenant.id, &cname)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("there is no connection named {connection:?}"))
-                })?;
-            Some(found.id)
-        };
+    let mut row = match existing {
+        Some(row) => row,
+        None => store.create_plugin(tenant.id, name).await?,
+    };
+    if let Some(id) = connection {
         row = store.bind_plugin(row.id, id).await?;
     }
     let component = match (component, active) {
@@ -464,24 +518,28 @@ pub(crate) async fn publish(
     request_body = Rollback,
     responses(
         (status = 200, description = "The version is served", body = PluginView),
+        (status = 400, description = "The body is not a valid rollback", body = ErrorBody),
         (status = 401, description = "No or unknown API key", body = ErrorBody),
         (status = 403, description = "The key lacks the deploy right", body = ErrorBody),
         (status = 404, description = "No such tenant, plugin or version", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
 pub(crate) async fn rollback(
     State(state): State<AppState>,
-    Path((tenant, plugin)): Path<(String, String)>,
+    PathParams((tenant, plugin)): PathParams<(String, String)>,
     caller: Caller,
-    body: Option<Json<Rollback>>,
+    body: Result<Option<JsonBody<Rollback>>, ApiError>,
 ) -> Result<Json<PluginView>, ApiError> {
     let tenant = caller.tenant(&state, &tenant, ApiKeyRight::Deploy).await?;
+    let body = body?;
     let store = state.store();
     let _one_at_a_time = state.0.deploys.lock().await;
     let mut row = existing(&state, &tenant, &plugin).await?;
     let versions = store.plugin_versions(row.id).await?;
-    let wanted = match body.and_then(|Json(b)| b.version) {
+    let wanted = match body.and_then(|JsonBody(b)| b.version) {
         Some(v) => v,
         None => {
             let active = row.active_version.unwrap_or(0);
@@ -538,7 +596,7 @@ pub(crate) async fn rollback(
 )]
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    Path((tenant, plugin)): Path<(String, String)>,
+    PathParams((tenant, plugin)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     let tenant = caller.tenant(&state, &tenant, ApiKeyRight::Deploy).await?;

@@ -5,5 +5,6 @@
 //! this test (`target/<profile>/dvhost`).
 
 mod dev;
+mod fuzz;
 mod serve;
 mod support;
