@@ -53,14 +53,20 @@ use utoipa::OpenApi as _;
 
 pub use auth::Caller;
 pub use config::{ServerConfig, TenantLimits};
-pub use connections::{ConnectionBackend, ConnectionFailure, Connections, NoConnections};
+pub use connections::{
+    AdministratorAnswer, AutomaticCreated, AutomaticRequest, ConnectionBackend, ConnectionFailure,
+    Connections, FlowError, FlowErrorKind, MailReport, ManualRequest, ManualRequested,
+    NoConnections, Rotated, SignInChoice,
+};
 pub use error::{ApiError, ErrorBody};
 pub use openapi::ApiDoc;
 pub use routes::invoke::{REQUEST_ID_HEADER, VERSION_HEADER};
 pub use state::{AppState, Services};
 
 use crate::error::ApiError as Error;
-use routes::{admin, audit as audit_routes, health, invoke, plugins};
+use routes::{
+    admin, audit as audit_routes, connections as connection_routes, health, invoke, plugins,
+};
 
 /// The service's routes with their middleware: request ids, tracing, body
 /// limits and JSON 404s.
@@ -104,7 +110,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/admin/tenants/{tenant}/connections",
-            get(admin::connections),
+            get(admin::connections).post(connection_routes::create),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/connections/{connection}",
+            get(connection_routes::show).delete(connection_routes::delete),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/connections/{connection}/complete",
+            post(connection_routes::complete),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/connections/{connection}/rotate",
+            post(connection_routes::rotate),
         )
         .route(
             "/v1/admin/tenants/{tenant}/connections/{connection}/test",

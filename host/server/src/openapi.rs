@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, audit, health, invoke, plugins};
+use crate::routes::{admin, audit, connections, health, invoke, plugins};
 
 /// dvhost's HTTP API.
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use crate::routes::{admin, audit, health, invoke, plugins};
         admin::tenants, admin::create_tenant, admin::delete_tenant,
         admin::keys, admin::create_key, admin::revoke_key,
         admin::connections, admin::test_connection, admin::create_integration,
+        connections::create, connections::show, connections::complete, connections::rotate, connections::delete,
         health::healthz, health::readyz, health::metrics,
     ),
     modifiers(&Security),

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::connection::{connection_json, find};
 use super::context::{Context, actor};
-use super::sign_in::{self, DISCOVERY_SCOPE, UserArg};
-use crate::flows::{auto, edit, manual, rotate};
+use super::sign_in::{self, UserArg};
+use crate::flows::{self, auto, edit, manual, rotate};
 
 /// How long an automatic creation or a rotation may take.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(600);
@@ -146,9 +146,15 @@ async fn admin(
     cx: &Context,
     user: &UserArg,
 ) -> anyhow::Result<(dvhost_dataverse::DeviceSignIn, UserTokens)> {
-    let stored = sign_in::chosen_sign_in(cx, user).await?;
-    let tokens = sign_in::resume(cx, &stored, &[DISCOVERY_SCOPE]).await?;
-    Ok((sign_in::device_sign_in(&cx.globals)?, tokens))
+    let device = cx.globals.device_sign_in()?;
+    let wanted = flows::sign_in::Wanted {
+        user: user.user.as_deref(),
+        entra_tenant: None,
+    };
+    let tokens = flows::sign_in::administrator(&cx.store, &cx.master, &device, wanted)
+        .await
+        .map_err(sign_in::sign_in_error)?;
+    Ok((device, tokens))
 }
 
 /// Runs `dvhost connection create`.
@@ -322,19 +328,22 @@ pub async fn rotate_cert(cx: &Context, args: RotateArgs) -> anyhow::Result<()> {
 
 /// The e-mail's fate, for `--json` and in words.
 fn mail_outcome(mail: &manual::MailOutcome) -> (serde_json::Value, String) {
-    match mail {
-        manual::MailOutcome::NoRecipient => (json!({ "sent": false }), "no e-mail".into()),
-        manual::MailOutcome::NotConfigured => (
-            json!({ "sent": false, "reason": "SMTP is not configured" }),
-            "SMTP is not configured: send the files to the administrator".into(),
-        ),
-        manual::MailOutcome::Sent { to } => (
-            json!({ "sent": true, "to": to }),
-            format!("e-mailed to {to}"),
-        ),
-        manual::MailOutcome::Failed { to, reason } => (
-            json!({ "sent": false, "to": to, "reason": reason }),
-            format!("the e-mail to {to} failed ({reason}): send the files"),
-        ),
+    let mut value = json!({ "sent": mail.sent() });
+    if let Some(to) = mail.to() {
+        value["to"] = json!(to);
     }
+    if let Some(reason) = mail.reason() {
+        value["reason"] = json!(reason);
+    }
+    let words = match mail {
+        manual::MailOutcome::NoRecipient => "no e-mail".into(),
+        manual::MailOutcome::NotConfigured => {
+            "SMTP is not configured: send the files to the administrator".into()
+        }
+        manual::MailOutcome::Sent { to } => format!("e-mailed to {to}"),
+        manual::MailOutcome::Failed { to, reason } => {
+            format!("the e-mail to {to} failed ({reason}): send the files")
+        }
+    };
+    (value, words)
 }

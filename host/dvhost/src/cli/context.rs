@@ -110,6 +110,17 @@ impl Globals {
             .context("--discovery-url / DVHOST_DISCOVERY_URL")
     }
 
+    /// The public client users sign in with (`dvhost login`); a stored
+    /// sign-in is resumed only through the same one.
+    pub fn device_sign_in(&self) -> anyhow::Result<dvhost_dataverse::DeviceSignIn> {
+        Ok(dvhost_dataverse::DeviceSignIn::new(
+            self.authority()?,
+            &self.entra_tenant,
+            &self.sign_in_client_id,
+            self.http()?,
+        )?)
+    }
+
     /// Where the Microsoft services are, for the connection flows.
     pub fn services(&self) -> anyhow::Result<crate::flows::auto::Services> {
         Ok(crate::flows::auto::Services {

@@ -9,16 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use dvhost_dataverse::{
-    Client, DeviceSignIn, Discovery, Environment, Instance, SealedSignIn, TableName, UserTokens,
-};
-use dvhost_store::{Sealed, SignIn};
+use dvhost_dataverse::{Client, Discovery, Environment, Instance, TableName, UserTokens};
+use dvhost_store::SignIn;
 use serde_json::{Value, json};
 
 use super::context::{Context, Globals, interactive, rfc3339};
+use crate::flows;
 
-/// What Global Discovery wants (the same scope for the emulator).
-pub(super) const DISCOVERY_SCOPE: &str = "https://globaldisco.crm.dynamics.com/user_impersonation";
+pub(super) use crate::flows::sign_in::DISCOVERY_SCOPE;
 /// How long one resumed call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -64,19 +62,10 @@ pub struct ColumnsArgs {
     table: String,
 }
 
-pub(super) fn device_sign_in(globals: &Globals) -> anyhow::Result<DeviceSignIn> {
-    Ok(DeviceSignIn::new(
-        globals.authority()?,
-        &globals.entra_tenant,
-        &globals.sign_in_client_id,
-        globals.http()?,
-    )?)
-}
-
 /// Runs `dvhost login`.
 pub async fn login(_args: LoginArgs, globals: &Globals) -> anyhow::Result<()> {
     let cx = Context::open(globals).await?;
-    let sign_in = device_sign_in(globals)?;
+    let sign_in = globals.device_sign_in()?;
     let pending = sign_in
         .start(&[DISCOVERY_SCOPE, "offline_access", "openid"])
         .await
@@ -127,23 +116,7 @@ async fn save(
     tokens: &UserTokens,
     previous: Option<&SignIn>,
 ) -> anyhow::Result<SignIn> {
-    let ids = |what: &str, v: &Option<String>| -> anyhow::Result<uuid::Uuid> {
-        let text = v
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("Entra did not name the user's {what}"))?;
-        Ok(text.parse()?)
-    };
-    let sealed: SealedSignIn = tokens.seal_refresh_token(&cx.master)?;
-    let record = SignIn {
-        entra_tenant_id: ids("tenant", &tokens.entra_tenant_id)?,
-        user_oid: ids("object id", &tokens.oid)?,
-        upn: tokens.upn.clone(),
-        scope: tokens.scope.clone(),
-        sealed_refresh_token: Sealed::new(sealed.as_bytes().to_vec()),
-        signed_in_at: previous.map_or_else(time::OffsetDateTime::now_utc, |p| p.signed_in_at),
-    };
-    cx.store.save_sign_in(&record).await?;
-    Ok(record)
+    Ok(flows::sign_in::save(&cx.store, &cx.master, tokens, previous).await?)
 }
 
 fn sign_in_json(s: &SignIn) -> Value {
@@ -157,31 +130,23 @@ fn sign_in_json(s: &SignIn) -> Value {
 
 /// The stored sign-in to use: the one named by `--user`, or the only one.
 pub(super) async fn chosen_sign_in(cx: &Context, user: &UserArg) -> anyhow::Result<SignIn> {
-    let all = cx.store.sign_ins().await?;
-    let matches = |s: &SignIn, who: &str| {
-        s.upn
-            .as_deref()
-            .is_some_and(|u| u.eq_ignore_ascii_case(who))
-            || s.user_oid.to_string() == who.to_ascii_lowercase()
+    let wanted = flows::sign_in::Wanted {
+        user: user.user.as_deref(),
+        entra_tenant: None,
     };
-    let mut found: Vec<SignIn> = match &user.user {
-        Some(who) => all.into_iter().filter(|s| matches(s, who)).collect(),
-        None => all,
-    };
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 if user.user.is_some() => anyhow::bail!("that user is not signed in: run dvhost login"),
-        0 => anyhow::bail!("nobody is signed in: run dvhost login"),
-        _ => {
-            let names: Vec<String> = found
-                .iter()
-                .map(|s| s.upn.clone().unwrap_or_else(|| s.user_oid.to_string()))
-                .collect();
-            anyhow::bail!(
-                "several users are signed in ({}): name one with --user",
-                names.join(", ")
-            )
-        }
+    flows::sign_in::chosen(&cx.store, wanted)
+        .await
+        .map_err(sign_in_error)
+}
+
+/// A sign-in error in the command line's words (`--user`).
+pub(super) fn sign_in_error(e: flows::sign_in::SignInError) -> anyhow::Error {
+    match e {
+        flows::sign_in::SignInError::Ambiguous(names) => anyhow::anyhow!(
+            "several users are signed in ({}): name one with --user",
+            names.join(", ")
+        ),
+        other => other.into(),
     }
 }
 
@@ -192,20 +157,8 @@ pub(super) async fn resume(
     stored: &SignIn,
     scopes: &[&str],
 ) -> anyhow::Result<UserTokens> {
-    let sign_in = device_sign_in(&cx.globals)?;
-    let sealed = SealedSignIn::from_bytes(stored.sealed_refresh_token.as_bytes().to_vec());
-    let tokens = sign_in
-        .resume(
-            &sealed,
-            &cx.master,
-            &stored.user_oid.to_string(),
-            scopes,
-            Instant::now() + CALL_TIMEOUT,
-        )
-        .await
-        .context("using the stored sign-in (run dvhost login again if it expired)")?;
-    save(cx, &tokens, Some(stored)).await?;
-    Ok(tokens)
+    let sign_in = cx.globals.device_sign_in()?;
+    Ok(flows::sign_in::resume(&cx.store, &cx.master, &sign_in, stored, scopes).await?)
 }
 
 pub(super) async fn instances(cx: &Context, stored: &SignIn) -> anyhow::Result<Vec<Instance>> {

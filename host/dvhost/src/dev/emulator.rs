@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dvhost_dataverse::{DeviceSignIn, Environment};
+use dvhost_dataverse::Environment;
 use dvhost_emulator::{
     EmulatorBuilder, EnvironmentSeed, RunningEmulator, Seed, TenantSeed, UserSeed,
 };
@@ -189,12 +189,7 @@ impl DevEmulator {
         let deadline = Instant::now() + PROVISION_TIMEOUT;
         let globals = &cx.globals;
         let bar = globals.progress("signing in the emulator's administrator");
-        let sign_in = DeviceSignIn::new(
-            globals.authority()?,
-            &globals.entra_tenant,
-            &globals.sign_in_client_id,
-            globals.http()?,
-        )?;
+        let sign_in = globals.device_sign_in()?;
         let pending = sign_in.start(ADMIN_SCOPES).await?;
         self.approve(&pending.prompt().user_code).await?;
         let tokens = sign_in.complete(pending, deadline).await?;

@@ -2,7 +2,8 @@
 //!
 //! For an operator who is not an Entra administrator:
 //!
-//! 1. [`create_manual`] generates the connection's certificate, seals its
+//! 1. [`create_manual`] (or [`request_manual`], which writes no files,
+//!    for the admin API) generates the connection's certificate, seals its
 //!    private key under the master key (inside `dvhost-dataverse`) and stores
 //!    it with a pending connection, then produces the administrator request
 //!    ([`AdminRequest`]): the public certificate (`.cer` and `.pem`), its
@@ -27,13 +28,12 @@ use dvhost_dataverse::{
 };
 use dvhost_store::{
     AuditOutcome, Connection, ConnectionChanges, ConnectionId, ConnectionMode, ConnectionState,
-    Name, NewAuditEntry, NewCertificate, NewConnection, Sealed, Store, StoreError,
-    StoredCertificate, TenantId,
+    Name, NewAuditEntry, NewConnection, Store, StoreError, StoredCertificate, TenantId,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use super::auto::{open_certificate, token_source};
+use super::auto::{new_certificate, open_certificate, token_source};
 
 pub use request::{AdminRequest, AdminRequestFiles, MailError, SmtpSecurity, SmtpSettings};
 
@@ -80,6 +80,30 @@ pub enum MailOutcome {
         /// Why, in words (no secret: the request holds none).
         reason: String,
     },
+}
+
+impl MailOutcome {
+    /// Whether the relay took it.
+    pub fn sent(&self) -> bool {
+        matches!(self, MailOutcome::Sent { .. })
+    }
+
+    /// The administrator's address, when one was given.
+    pub fn to(&self) -> Option<&str> {
+        match self {
+            MailOutcome::Sent { to } | MailOutcome::Failed { to, .. } => Some(to),
+            MailOutcome::NoRecipient | MailOutcome::NotConfigured => None,
+        }
+    }
+
+    /// Why it was not sent, when an address was given.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            MailOutcome::NotConfigured => Some("SMTP is not configured"),
+            MailOutcome::Failed { reason, .. } => Some(reason),
+            MailOutcome::NoRecipient | MailOutcome::Sent { .. } => None,
+        }
+    }
 }
 
 /// What [`create_manual`] produced.
@@ -183,6 +207,64 @@ pub async fn create_manual(
     smtp: Option<&SmtpSettings>,
     actor: &str,
 ) -> Result<ManualCreated, ManualError> {
+    let prepared = prepare(store, master, request, actor).await?;
+    let files = prepared
+        .request
+        .write_files(out_dir)
+        .await
+        .map_err(|source| ManualError::Files {
+            dir: out_dir.to_path_buf(),
+            source,
+        })?;
+    let made = deliver(store, prepared, request.admin_email.as_deref(), smtp, actor).await?;
+    Ok(ManualCreated {
+        connection: made.connection,
+        certificate: made.certificate,
+        request: made.request,
+        files,
+        mail: made.mail,
+    })
+}
+
+/// [`create_manual`] without files, for the admin API, which answers with
+/// the request itself.
+pub async fn request_manual(
+    store: &Store,
+    master: &MasterKey,
+    request: &ManualConnection,
+    smtp: Option<&SmtpSettings>,
+    actor: &str,
+) -> Result<ManualRequested, ManualError> {
+    let prepared = prepare(store, master, request, actor).await?;
+    deliver(store, prepared, request.admin_email.as_deref(), smtp, actor).await
+}
+
+/// What [`request_manual`] produced.
+#[derive(Debug, Clone)]
+pub struct ManualRequested {
+    /// The pending connection.
+    pub connection: Connection,
+    /// Its certificate (public parts, sealed key).
+    pub certificate: StoredCertificate,
+    /// The request for the administrator.
+    pub request: AdminRequest,
+    /// Whether it was e-mailed.
+    pub mail: MailOutcome,
+}
+
+/// The pending connection, its stored certificate and the request.
+struct Prepared {
+    connection: Connection,
+    certificate: StoredCertificate,
+    request: AdminRequest,
+}
+
+async fn prepare(
+    store: &Store,
+    master: &MasterKey,
+    request: &ManualConnection,
+    actor: &str,
+) -> Result<Prepared, ManualError> {
     let tenant = store
         .tenant(request.tenant)
         .await?
@@ -210,28 +292,40 @@ pub async fn create_manual(
         sha256_thumbprint: stored.sha256_thumbprint.clone(),
         not_after: certificate.not_after(),
     };
-    let files = admin_request
-        .write_files(out_dir)
-        .await
-        .map_err(|source| ManualError::Files {
-            dir: out_dir.to_path_buf(),
-            source,
-        })?;
-    let mail = mail(&admin_request, request.admin_email.as_deref(), smtp).await;
+    Ok(Prepared {
+        connection,
+        certificate: stored,
+        request: admin_request,
+    })
+}
+
+/// E-mails the request when it can, and audits the creation.
+async fn deliver(
+    store: &Store,
+    prepared: Prepared,
+    admin_email: Option<&str>,
+    smtp: Option<&SmtpSettings>,
+    actor: &str,
+) -> Result<ManualRequested, ManualError> {
+    let Prepared {
+        connection,
+        certificate,
+        request,
+    } = prepared;
+    let mail = mail(&request, admin_email, smtp).await;
     audit(
         store,
         &connection,
         actor,
         "connection.create_manual",
         AuditOutcome::Success,
-        json!({ "sha1_thumbprint": stored.sha1_thumbprint, "mail": mail_detail(&mail) }),
+        json!({ "sha1_thumbprint": certificate.sha1_thumbprint, "mail": mail_detail(&mail) }),
     )
     .await?;
-    Ok(ManualCreated {
+    Ok(ManualRequested {
         connection,
-        certificate: stored,
-        request: admin_request,
-        files,
+        certificate,
+        request,
         mail,
     })
 }
@@ -271,18 +365,6 @@ async fn pending_connection(
         mode: ConnectionMode::Manual,
     };
     Ok(store.create_connection(new, actor).await?)
-}
-
-fn new_certificate(certificate: &Certificate, master: &MasterKey) -> NewCertificate {
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    NewCertificate {
-        certificate_pem: certificate.pem(),
-        sha1_thumbprint: certificate.sha1_thumbprint_hex(),
-        sha256_thumbprint: hex(&certificate.sha256_thumbprint()),
-        not_before: certificate.not_before(),
-        not_after: certificate.not_after(),
-        sealed_private_key: Sealed::new(certificate.seal_private_key(master).as_bytes().to_vec()),
-    }
 }
 
 async fn mail(

@@ -5,3 +5,4 @@ pub mod auto;
 pub mod edit;
 pub mod manual;
 pub mod rotate;
+pub mod sign_in;

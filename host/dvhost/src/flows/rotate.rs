@@ -170,6 +170,12 @@ pub async fn rotate_certificate(
     })
 }
 
+/// Refuses, before any sign-in is used, a connection that cannot be
+/// rotated with Graph (not a completed automatic one).
+pub fn check_rotatable(conn: &Connection) -> Result<(), ProvisionError> {
+    automatic_target(conn).map(|_| ())
+}
+
 /// The Entra tenant, app and environment of a completed automatic
 /// connection; other connections cannot be rotated with Graph.
 fn automatic_target(conn: &Connection) -> Result<(Uuid, Uuid, Environment), ProvisionError> {

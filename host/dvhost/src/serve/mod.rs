@@ -60,7 +60,8 @@ pub async fn prepare(config: &ServeConfig, globals: &Globals) -> anyhow::Result<
         })?)),
         None => None,
     };
-    let connections = StoreConnections::new(cx.store.clone(), cx.master, globals.services()?);
+    let connections = StoreConnections::new(cx.store.clone(), cx.master, globals.services()?)
+        .with_sign_in(globals.device_sign_in()?);
     let state = AppState::new(Services {
         store: cx.store,
         engine,
