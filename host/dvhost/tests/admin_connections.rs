@@ -120,10 +120,7 @@ async fn world() -> World {
         state,
         std::future::pending(),
     ));
-    let control = reqwest::Client::builder()
-        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let control = support::control_client(&emu);
     let w = World {
         emu,
         control,

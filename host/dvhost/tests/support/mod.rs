@@ -92,16 +92,11 @@ impl World {
         let http = HttpClient::new(emu.ca_certificate_pem()).unwrap();
         let client = Client::new(Arc::new(TokenSource::new(connection, http)));
         client.who_am_i(soon()).await.expect("the client signs in");
-        let mut control = reqwest::Client::builder();
-        if let Some(pem) = emu.ca_certificate_pem() {
-            control = control
-                .tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap());
-        }
         World {
             backend: Arc::new(DataverseBackend::new(client.clone())),
             client,
+            control: control_client(&emu),
             emu,
-            control: control.build().unwrap(),
         }
     }
 
@@ -154,6 +149,17 @@ impl World {
             .unwrap_or_else(|| panic!("no counting rule in {faults}"));
         counting["matched"].as_u64().unwrap()
     }
+}
+
+/// A client of the emulator's control API (`/_emulator/...`), trusting its
+/// CA.
+pub fn control_client(emu: &RunningEmulator) -> reqwest::Client {
+    let mut control = reqwest::Client::builder();
+    if let Some(pem) = emu.ca_certificate_pem() {
+        control =
+            control.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap());
+    }
+    control.build().unwrap()
 }
 
 /// A deadline far enough for any test call.
