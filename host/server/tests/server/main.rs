@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 mod common;
+mod connections;
 mod gate;
 mod hostile;
 mod invoke;
