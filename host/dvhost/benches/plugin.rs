@@ -9,12 +9,15 @@
 //!   the same retrieve made directly through the transport's `Client`,
 //!   interleaved in one run so both see the same machine, with the same
 //!   retrieve through `DataverseBackend` alone (no guest) between them, to
-//!   split the difference into the runtime's share and the glue's.
+//!   split the difference into the runtime's share and the glue's, and a
+//!   fresh-store `noop` in the same rotation: what a call costs when the
+//!   caches are cold from the reads around it, as the plugin's call is.
 //!
-//! Prints a table of medians and 99th percentiles. Goals (issue 9, on a
-//! 2-core machine): instantiate + no-op at most 25 µs median and 60 µs p99;
-//! the retrieve through a plugin within 10% of the direct call.
-//! `DVHOST_BENCH_SCALE` multiplies the iteration counts (default 1).
+//! Prints the load average before and after, and a table of medians and
+//! 99th percentiles. Goals (issue 9, on a 2-core machine): instantiate +
+//! no-op at most 25 µs median and 60 µs p99; the retrieve through a plugin
+//! within 10% of the direct call. `DVHOST_BENCH_SCALE` multiplies the
+//! iteration counts (default 1).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -35,6 +38,13 @@ fn stats(samples: &mut [Duration]) -> (Duration, Duration) {
 
 fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` shows them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn scale() -> usize {
@@ -93,14 +103,20 @@ async fn reused_samples(hello: &Plugin, runs: usize) -> Vec<Duration> {
 }
 
 /// One account read three ways, interleaved: through the plugin, through
-/// the backend alone, and through the transport's client.
+/// the backend alone, and through the transport's client; and a no-op
+/// invoke between them.
 struct RetrieveSamples {
     plugin: Vec<Duration>,
     /// The plugin's `records.retrieve` call as its audit record timed it.
     import: Vec<Duration>,
     backend: Vec<Duration>,
     direct: Vec<Duration>,
+    /// A fresh-store `noop` in the same rotation.
+    cold_noop: Vec<Duration>,
 }
+
+/// The ways a round takes, in rotating order.
+const WAYS: usize = 4;
 
 /// Everything one read needs, whichever way it goes.
 struct Reader<'a> {
@@ -113,8 +129,9 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Reads the account one way (0 plugin, 1 backend, 2 direct); returns
-    /// the time it took, and for the plugin its import call's.
+    /// Reads the account one way (0 plugin, 1 backend, 2 direct; 3 is the
+    /// plugin's `noop` instead); returns the time it took, and for the
+    /// plugin its import call's.
     async fn time(&self, way: usize) -> (Duration, Duration) {
         let started = Instant::now();
         let mut import = Duration::ZERO;
@@ -140,7 +157,7 @@ impl Reader<'_> {
                     .await;
                 read.map(drop).map_err(|e| e.to_string())
             }
-            _ => {
+            2 => {
                 let key = self.id.into();
                 let read = self
                     .world
@@ -148,6 +165,10 @@ impl Reader<'_> {
                     .retrieve(&self.accounts, &key, &[], support::soon())
                     .await;
                 read.map(drop).map_err(|e| e.to_string())
+            }
+            _ => {
+                let report = self.hello.invoke(&self.caps, "noop", "{}").await;
+                report.output.map(drop).map_err(|e| e.to_string())
             }
         };
         let took = started.elapsed();
@@ -195,13 +216,14 @@ async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
         import: Vec::new(),
         backend: Vec::new(),
         direct: Vec::new(),
+        cold_noop: Vec::new(),
     };
     // The first 200 rounds warm connections, caches and the allocator. The
     // order rotates, so no way always follows the plugin's instantiation.
     for round in 0..(200 + runs) {
-        let mut took = [(Duration::ZERO, Duration::ZERO); 3];
-        for step in 0..3 {
-            let way = (round + step) % 3;
+        let mut took = [(Duration::ZERO, Duration::ZERO); WAYS];
+        for step in 0..WAYS {
+            let way = (round + step) % WAYS;
             took[way] = reader.time(way).await;
         }
         if round >= 200 {
@@ -209,6 +231,7 @@ async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
             samples.import.push(took[0].1);
             samples.backend.push(took[1].0);
             samples.direct.push(took[2].0);
+            samples.cold_noop.push(took[3].0);
         }
     }
     samples
@@ -227,6 +250,7 @@ fn row(what: &str, samples: &mut [Duration], goal: &str) -> Duration {
 
 async fn run() {
     let scale = scale();
+    println!("load average at the start: {}", load_average());
     let engine = support::engine();
     let hello = support::load(&engine, dvhost_testkit::HELLO).await;
     println!(
@@ -237,6 +261,7 @@ async fn run() {
     let mut reused = reused_samples(&hello, 20_000 * scale).await;
     let mut retrieve = retrieve_samples(&hello, 2000 * scale).await;
 
+    println!("load average at the end: {}", load_average());
     println!();
     println!("| measurement | runs | median | p99 | goal |");
     println!("|---|---|---|---|---|");
@@ -268,6 +293,11 @@ async fn run() {
     let direct = row(
         "the same retrieve, transport direct",
         &mut retrieve.direct,
+        "",
+    );
+    row(
+        "fresh store + `noop` in the same rotation (caches cold from the reads)",
+        &mut retrieve.cold_noop,
         "",
     );
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();

@@ -191,10 +191,17 @@ fn without_urls(mut row: Row) -> Row {
     row
 }
 
+/// A row as JSON text, written straight into a buffer (`Value`'s `Display`
+/// goes through `fmt::Write`, and wrapping a row in a `Value` needs a move
+/// or a clone).
+fn row_text(row: &Row) -> String {
+    serde_json::to_string(row).expect("a JSON map with string keys always serializes")
+}
+
 /// Rows as the guest receives them: JSON text without URL annotations.
 fn to_text(rows: Vec<Row>) -> Vec<String> {
     rows.into_iter()
-        .map(|r| Value::Object(without_urls(r)).to_string())
+        .map(|r| row_text(&without_urls(r)))
         .collect()
 }
 
@@ -311,7 +318,7 @@ impl RecordsView<'_> {
             backend.retrieve(&call.context, &table, &key, &select, &expand),
         )
         .await;
-        let r = r.map(|row| Value::Object(without_urls(row)).to_string());
+        let r = r.map(|row| row_text(&without_urls(row)));
         self.state.finish(call, r, |s| s.len() as u64)
     }
 
@@ -440,10 +447,7 @@ impl RecordsView<'_> {
         )
         .await;
         let page = self.state.finish(call, r, |p| {
-            p.rows
-                .iter()
-                .map(|r| Value::Object(r.clone()).to_string().len() as u64)
-                .sum()
+            p.rows.iter().map(|r| row_text(r).len() as u64).sum()
         })?;
         self.open_page(table, page)
     }
@@ -481,10 +485,7 @@ impl RecordsView<'_> {
         )
         .await;
         let page = self.state.finish(call, r, |p| {
-            p.rows
-                .iter()
-                .map(|r| Value::Object(r.clone()).to_string().len() as u64)
-                .sum()
+            p.rows.iter().map(|r| row_text(r).len() as u64).sum()
         })?;
         self.open_page(table, page).map(Some)
     }

@@ -292,15 +292,17 @@ impl Retrieve<'_> {
 }
 
 /// Serializes a row, which must be a JSON object; nothing is sent otherwise.
+/// One pass, straight to text: serde_json writes an object, and only an
+/// object, starting with `{`, so no `Value` tree is built to check it.
 fn object_json<R: Serialize + ?Sized>(row: &R) -> Result<String, Error> {
-    let value = serde_json::to_value(row).map_err(Error::json)?;
-    if !value.is_object() {
+    let json = serde_json::to_string(row).map_err(Error::json)?;
+    if !json.starts_with('{') {
         return Err(Error::local(
             ErrorKind::InvalidInput,
             "a row must serialize to a JSON object",
         ));
     }
-    serde_json::to_string(&value).map_err(Error::json)
+    Ok(json)
 }
 
 #[cfg(test)]
@@ -318,6 +320,20 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::InvalidInput);
         let error = object_json(&42).unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidInput);
+        for not_objects in [json!("{"), json!(null), json!(" {}")] {
+            let error = object_json(&not_objects).unwrap_err();
+            assert_eq!(error.kind, ErrorKind::InvalidInput);
+        }
+        #[derive(Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            revenue: Option<f64>,
+        }
+        let row = Row {
+            name: "A",
+            revenue: None,
+        };
+        assert_eq!(object_json(&row).unwrap(), r#"{"name":"A","revenue":null}"#);
     }
 
     #[test]
