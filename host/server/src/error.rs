@@ -150,19 +150,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
-        let axum::Json(value) = <axum::Json<Value> as FromRequest<S>>::from_request(req, state)
-            .await
-            .map_err(json_rejection)?;
-        if !value.is_object() {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
-        }
-        serde_json::from_value(value)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))
+        json_object(req, state)
+            .await?
+            .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))
     }
 }
 
-/// An optional body: `None` when the request has no `Content-Type`.
+/// An optional body: `None` when the request has no `Content-Type`, or
+/// when the JSON body is `null`.
 impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
@@ -170,9 +165,24 @@ impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for JsonBody<T>
         if !req.headers().contains_key(header::CONTENT_TYPE) {
             return Ok(None);
         }
-        <JsonBody<T> as FromRequest<S>>::from_request(req, state)
-            .await
-            .map(Some)
+        json_object(req, state).await
+    }
+}
+
+/// The body as `T` when it is a JSON object, `None` when it is `null`.
+async fn json_object<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<Option<JsonBody<T>>, ApiError> {
+    let axum::Json(value) = <axum::Json<Value> as FromRequest<S>>::from_request(req, state)
+        .await
+        .map_err(json_rejection)?;
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(_) => serde_json::from_value(value)
+            .map(|t| Some(JsonBody(t)))
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}"))),
+        _ => Err(ApiError::bad_request("the body must be a JSON object")),
     }
 }
 

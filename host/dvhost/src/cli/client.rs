@@ -136,9 +136,9 @@ enum PluginAction {
     Rollback {
         /// TENANT/PLUGIN
         plugin: String,
-        /// The version to serve.
+        /// The version to serve (`--to 3`); the previous one when absent.
         #[arg(long)]
-        version: Option<u32>,
+        to: Option<u32>,
     },
 }
 
@@ -200,12 +200,12 @@ pub async fn plugin(args: PluginArgs, globals: &Globals) -> anyhow::Result<()> {
             let (tenant, name) = split(&plugin)?;
             send(e.request(Method::GET, &format!("/v1/tenants/{tenant}/plugins/{name}"))?).await?
         }
-        PluginAction::Rollback { plugin, version } => {
+        PluginAction::Rollback { plugin, to } => {
             let (tenant, name) = split(&plugin)?;
             let path = format!("/v1/tenants/{tenant}/plugins/{name}/rollback");
             send(
                 e.request(Method::POST, &path)?
-                    .json(&json!({ "version": version })),
+                    .json(&json!({ "version": to })),
             )
             .await?
         }

@@ -256,6 +256,8 @@ pub(crate) async fn delete_tenant(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
+    // Not while one of its plugins is being deployed.
+    let _one_at_a_time = state.0.deploys.lock().await;
     state.store().delete_tenant(tenant.id).await?;
     state.forget_tenant(&tenant.name).await;
     state.0.registry.forget_tenant(tenant.id);
@@ -436,6 +438,7 @@ pub(crate) async fn connections(
         (status = 401, description = "No or unknown key", body = ErrorBody),
         (status = 403, description = "Not the admin key", body = ErrorBody),
         (status = 404, description = "No such tenant or connection", body = ErrorBody),
+        (status = 409, description = "The connection is not active", body = ErrorBody),
         (status = 502, description = "The test failed; the message says why", body = ErrorBody),
     ),
     security(("admin_key" = [])))]
@@ -452,6 +455,12 @@ pub(crate) async fn test_connection(
         .connection_by_name(tenant.id, &name)
         .await?
         .ok_or_else(none)?;
+    if row.state != dvhost_store::ConnectionState::Active {
+        return Err(ApiError::conflict(format!(
+            "connection {connection:?} is {}: only an active connection can be tested (complete a manual one first)",
+            row.state.as_str()
+        )));
+    }
     let result = state.0.connections.test(&row).await;
     let ok = result.is_ok();
     record(
@@ -479,6 +488,7 @@ pub(crate) async fn test_connection(
         (status = 401, description = "No or unknown key", body = ErrorBody),
         (status = 403, description = "Not the admin key", body = ErrorBody),
         (status = 404, description = "No such tenant or connection", body = ErrorBody),
+        (status = 409, description = "The named connection is not active", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 503, description = "The table-actions component is not available, or the connection cannot be used", body = ErrorBody),

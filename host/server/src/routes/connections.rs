@@ -30,45 +30,49 @@ use crate::state::AppState;
 /// How the audit log and the connection's history name the caller.
 const ACTOR: &str = "admin";
 
-/// How a connection is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CreationMode {
-    /// dvhost prepares a request (certificate and instructions) for an
-    /// administrator, who registers the app and sends back two ids.
-    Manual,
-    /// dvhost registers the app itself, as a stored administrator sign-in.
-    Automatic,
-}
-
 /// A stored delegated sign-in (`dvhost login`) to act as.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInBody {
     /// The signed-in user's sign-in name (UPN) or object id.
+    #[schema(min_length = 1)]
     pub user: String,
     /// The user's Entra tenant id.
     pub entra_tenant: Uuid,
 }
 
-/// A connection to create.
+/// A connection to create, by `mode`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewConnectionBody {
-    /// Its name among the tenant's connections.
-    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
-    pub name: String,
-    /// The Dataverse environment's URL (`https://org.crm.dynamics.com`).
-    pub environment_url: String,
-    /// `manual` or `automatic`.
-    pub mode: CreationMode,
-    /// The application user's security role; `Basic User` when absent.
-    pub security_role: Option<String>,
-    /// Manual only: the administrator's address, named in the request (and
-    /// e-mailed to when the server can send mail).
-    pub admin_email: Option<String>,
-    /// Automatic only (required there): the administrator's stored sign-in.
-    pub sign_in: Option<SignInBody>,
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum NewConnectionBody {
+    /// dvhost prepares a request (certificate and instructions) for an
+    /// administrator, who registers the app and sends back two ids.
+    Manual {
+        /// Its name among the tenant's connections.
+        #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
+        name: String,
+        /// The Dataverse environment's URL (`https://org.crm.dynamics.com`).
+        #[schema(pattern = "^https://[A-Za-z0-9.-]+(:[1-9][0-9]{0,3})?/?$")]
+        environment_url: String,
+        /// The application user's security role; `Basic User` when absent.
+        security_role: Option<String>,
+        /// The administrator's address, named in the request (and e-mailed
+        /// to when the server can send mail).
+        admin_email: Option<String>,
+    },
+    /// dvhost registers the app itself, as a stored administrator sign-in.
+    Automatic {
+        /// Its name among the tenant's connections.
+        #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
+        name: String,
+        /// The Dataverse environment's URL (`https://org.crm.dynamics.com`).
+        #[schema(pattern = "^https://[A-Za-z0-9.-]+(:[1-9][0-9]{0,3})?/?$")]
+        environment_url: String,
+        /// The application user's security role; `Basic User` when absent.
+        security_role: Option<String>,
+        /// The administrator's stored sign-in.
+        sign_in: SignInBody,
+    },
 }
 
 /// The administrator's answer to a manual request.
@@ -406,21 +410,21 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
     let JsonBody(new) = body?;
-    let name = Name::parse(&new.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let connections = &state.0.connections;
-    let created = match new.mode {
-        CreationMode::Manual => {
-            if new.sign_in.is_some() {
-                return Err(ApiError::bad_request(
-                    "a manual connection takes no sign_in: an administrator answers its request",
-                ));
-            }
+    let created = match new {
+        NewConnectionBody::Manual {
+            name,
+            environment_url,
+            security_role,
+            admin_email,
+        } => {
+            let name = Name::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
             let request = ManualRequest {
                 tenant: tenant.clone(),
                 name,
-                environment_url: new.environment_url,
-                security_role: new.security_role,
-                admin_email: new.admin_email,
+                environment_url,
+                security_role,
+                admin_email,
             };
             // The flow itself writes the audit entry (`connection.create_manual`).
             let made = connections
@@ -453,23 +457,19 @@ pub(crate) async fn create(
                 ),
             }
         }
-        CreationMode::Automatic => {
-            if new.admin_email.is_some() {
-                return Err(ApiError::bad_request(
-                    "an automatic connection takes no admin_email: no request is sent",
-                ));
-            }
-            let sign_in = new.sign_in.ok_or_else(|| {
-                ApiError::bad_request(
-                    "an automatic connection needs sign_in: {\"user\", \"entra_tenant\"} of an administrator who ran dvhost login on this host",
-                )
-            })?;
+        NewConnectionBody::Automatic {
+            name,
+            environment_url,
+            security_role,
+            sign_in,
+        } => {
+            let name = Name::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
             let detail = json!({"name": name.as_str(), "user": sign_in.user});
             let request = AutomaticRequest {
                 tenant: tenant.clone(),
                 name,
-                environment_url: new.environment_url,
-                security_role: new.security_role,
+                environment_url,
+                security_role,
                 sign_in: sign_in_choice(sign_in),
             };
             let made = connections.create_automatic(request).await;

@@ -341,6 +341,7 @@ impl FromRequest<AppState> for Upload {
         (status = 401, description = "No or unknown API key", body = ErrorBody),
         (status = 403, description = "The key lacks the deploy right", body = ErrorBody),
         (status = 404, description = "No such tenant or connection", body = ErrorBody),
+        (status = 409, description = "The named connection is not active", body = ErrorBody),
         (status = 413, description = "The component is too large", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -379,6 +380,7 @@ pub(crate) async fn deploy(
         (status = 401, description = "No or unknown API key", body = ErrorBody),
         (status = 403, description = "The key lacks the deploy right", body = ErrorBody),
         (status = 404, description = "No such tenant, plugin or connection", body = ErrorBody),
+        (status = 409, description = "The named connection is not active", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
     ),
@@ -428,6 +430,12 @@ pub(crate) async fn publish(
                 .ok_or_else(|| {
                     ApiError::not_found(format!("there is no connection named {connection:?}"))
                 })?;
+            if found.state != dvhost_store::ConnectionState::Active {
+                return Err(ApiError::conflict(format!(
+                    "connection {connection:?} is {}, not active: complete or test it first",
+                    found.state.as_str()
+                )));
+            }
             Some(Some(found.id))
         }
     };
@@ -460,9 +468,11 @@ pub(crate) async fn publish(
     }
     let component = match (component, active) {
         (Some(bytes), _) => bytes,
-        (None, Some(v)) => store.component(&v.component).await?.ok_or_else(|| {
-            ApiError::internal("publishing a plugin", "the active component is missing")
-        })?,
+        // Gone only when the plugin or its tenant was deleted meanwhile.
+        (None, Some(v)) => store
+            .component(&v.component)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} was deleted meanwhile")))?,
         (None, None) => return Err(ApiError::not_found("the plugin has no version to change")),
     };
     let version = store

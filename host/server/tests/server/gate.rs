@@ -144,7 +144,7 @@ async fn a_working_guest_leaves_other_calls_alone() {
     hello_b.expect(StatusCode::OK);
     busy.await.unwrap().expect(StatusCode::OK);
     assert!(
-        waited < std::time::Duration::from_secs(1),
+        waited < std::time::Duration::from_secs(2),
         "another tenant's call waited {waited:?} for a working guest"
     );
 }

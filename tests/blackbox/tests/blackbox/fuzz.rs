@@ -19,7 +19,11 @@
 //! ranges; those answer such requests with a documented 400.
 //! `ensure_resource_availability` is off on creating an integration: its
 //! 404 there names the connection in the body (the fuzzer's connections do
-//! not exist), not the tenant the fuzzer just created.
+//! not exist), not the tenant the fuzzer just created. Completing a manual
+//! connection is checked against Entra, so made-up ids are refused (422):
+//! `positive_data_acceptance` is off there too. Entra, Graph and Global
+//! Discovery are a `dvhost emulator` started beside the server, so the
+//! connection routes meet a real identity service that refuses.
 //!
 //! The interpreter is `$DVHOST_TEST_PYTHON` (tests/run.sh installs
 //! tests/requirements.txt into tests/.venv and sets it).
@@ -29,7 +33,7 @@ use std::time::Instant;
 
 use reqwest::Method;
 
-use crate::support::{Server, guest};
+use crate::support::{Emulator, Server, guest};
 
 /// The fuzzer's configuration (schemathesis.toml): per-operation
 /// parameters and the one check that is off on three operations.
@@ -57,6 +61,12 @@ parameters = { "path.tenant" = "alpha", "path.plugin" = "hello" }
 [[operations]]
 include-name = "POST /v1/admin/tenants/{tenant}/integrations"
 checks.ensure_resource_availability.enabled = false
+
+# An administrator's answer is checked against Entra (the emulator here):
+# made-up tenant and client ids are refused with a documented 422.
+[[operations]]
+include-name = "POST /v1/admin/tenants/{tenant}/connections/{connection}/complete"
+checks.positive_data_acceptance.enabled = false
 "#;
 
 /// Generated cases per operation and phase: enough to find the classic
@@ -91,7 +101,16 @@ async fn the_api_survives_fuzzing_from_its_own_openapi_document() {
         "{CONFIG}\n[integrations]\ncomponent = {:?}\n",
         tables.display().to_string()
     );
-    let server = Server::start(&config);
+    // Entra and Graph are the emulator's, so the connection routes reach
+    // a real (refusing) identity service instead of an unreachable one.
+    let emulator_dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(emulator_dir.path());
+    let services = [
+        ("DVHOST_AUTHORITY", emulator.url.as_str()),
+        ("DVHOST_GRAPH_URL", emulator.url.as_str()),
+        ("DVHOST_DISCOVERY_URL", emulator.url.as_str()),
+    ];
+    let server = Server::start_with_env(&config, &services);
     server
         .tenant_with_key("alpha", &["invoke", "deploy", "audit"])
         .await;

@@ -97,6 +97,12 @@ impl Server {
     /// `dvhost serve` on a free port with `config` (TOML, without
     /// `listen`), a fresh data directory and a minted admin key.
     pub fn start(config: &str) -> Server {
+        Server::start_with_env(config, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (e.g.
+    /// `DVHOST_AUTHORITY` pointing at an emulator).
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let minted: Value = serde_json::from_str(&run_ok({
             let mut c = dvhost(dir.path());
@@ -111,6 +117,7 @@ impl Server {
             .args(["serve", "--config"])
             .arg(&config_path)
             .env("DVHOST_ADMIN_KEY", &admin_key)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -254,4 +261,44 @@ impl Drop for Server {
 /// Bytes of a Rust guest built by the testkit.
 pub fn guest(name: &str) -> Vec<u8> {
     std::fs::read(dvhost_testkit::rust_guest(name)).expect("the guest was built")
+}
+
+/// A running `dvhost emulator` (plain HTTP on loopback).
+pub struct Emulator {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Emulator {
+    /// Starts `dvhost emulator` on a free port.
+    pub fn start(dir: &Path) -> Emulator {
+        let mut child = dvhost(dir)
+            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dvhost emulator starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the emulator prints where it listens")
+                .expect("utf-8 output");
+            if let Some(url) = line.split("listening on ").nth(1) {
+                break url.trim().to_string();
+            }
+        };
+        // Keep reading so the emulator never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Emulator { child, url }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
