@@ -201,6 +201,22 @@ async fn throughput() {
         )
         .await
         .unwrap();
+    // A certificate so the store lets the connection be active; calls go
+    // to the emulator through `Emulated`, which holds the World's client.
+    let cert = dvhost_dataverse::Certificate::generate(
+        "bench",
+        dvhost_dataverse::Certificate::default_validity(),
+    )
+    .unwrap();
+    let master = dvhost_dataverse::MasterKey::from_bytes([7; 32]);
+    store
+        .add_certificate(
+            connection.id,
+            dvhost::flows::auto::new_certificate(&cert, &master),
+            "bench",
+        )
+        .await
+        .unwrap();
     store
         .set_connection_state(connection.id, ConnectionState::Active, "bench", "bench")
         .await

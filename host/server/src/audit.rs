@@ -1,8 +1,9 @@
 //! The audit writer: handlers hand entries to a task that appends them to
 //! the store in order, so an action call does not wait for a database
 //! write. The channel is bounded: when the store falls behind, callers wait
-//! rather than entries being dropped. [`AuditWriter::flush`] waits until
-//! every entry handed over so far is stored (tests, shutdown).
+//! rather than entries being dropped. Entries waiting together are
+//! written in one transaction. [`AuditWriter::flush`] waits until every
+//! entry handed over so far is stored (tests, shutdown).
 
 use dvhost_store::{NewAuditEntry, Store};
 use tokio::sync::{mpsc, oneshot};
@@ -20,20 +21,34 @@ pub(crate) struct AuditWriter {
     tx: mpsc::Sender<Message>,
 }
 
+/// Entries written in one transaction at most: a busy server writes its
+/// backlog in a few transactions instead of one per call.
+const BATCH: usize = 512;
+
 impl AuditWriter {
     pub(crate) fn start(store: Store) -> AuditWriter {
         let (tx, mut rx) = mpsc::channel(BACKLOG);
         tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
-                match message {
-                    Message::Entry(entry) => {
-                        if let Err(e) = store.append_audit(&entry).await {
-                            tracing::error!(error = %e, action = %entry.action, "an audit entry could not be stored");
-                        }
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut flushes = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(message) = next {
+                    match message {
+                        Message::Entry(entry) => batch.push(*entry),
+                        Message::Flush(done) => flushes.push(done),
                     }
-                    Message::Flush(done) => {
-                        let _ = done.send(());
-                    }
+                    next = if batch.len() < BATCH {
+                        rx.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                write(&store, &batch).await;
+                batch.clear();
+                // Everything queued before a flush is written now.
+                for done in flushes.drain(..) {
+                    let _ = done.send(());
                 }
             }
         });
@@ -52,6 +67,19 @@ impl AuditWriter {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+    }
+}
+
+/// Writes a batch in one transaction; if that fails, entry by entry, so
+/// one bad entry does not lose the others.
+async fn write(store: &Store, batch: &[NewAuditEntry]) {
+    if store.append_audit_all(batch).await.is_ok() {
+        return;
+    }
+    for entry in batch {
+        if let Err(e) = store.append_audit(entry).await {
+            tracing::error!(error = %e, action = %entry.action, "an audit entry could not be stored");
         }
     }
 }

@@ -183,6 +183,8 @@ pub(crate) trait SignInRows: Send + Sync {
 #[async_trait]
 pub(crate) trait AuditRows: Send + Sync {
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError>;
+    /// Appends entries in order, all or none, in one transaction.
+    async fn append_audit_all(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError>;
     /// At most `limit` entries matching `query`, newest first.
     async fn audit(&self, query: &AuditQuery, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }

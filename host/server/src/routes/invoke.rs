@@ -81,6 +81,11 @@ pub(crate) async fn invoke(
         Err(e) if report.is_none() => (AuditOutcome::Denied, e.status.as_u16(), code),
         Err(e) => (AuditOutcome::Failure, e.status.as_u16(), code),
     };
+    // Calls the tenant's gate turned away are counted (metrics), not
+    // audited: a flood would otherwise fill the log with refusals.
+    if code == Some("tenant_busy") {
+        return answer;
+    }
     let call = Call {
         caller: &caller,
         deployed: &deployed,

@@ -2,6 +2,7 @@
 //! refuse UPDATE and DELETE).
 
 use async_trait::async_trait;
+use sqlx::Sqlite;
 use sqlx::sqlite::SqliteRow;
 
 use super::{Cols, SqliteBackend, millis};
@@ -25,24 +26,45 @@ fn entry(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
     })
 }
 
+/// The INSERT of one entry, returning its sequence number.
+fn insert(
+    entry: &NewAuditEntry,
+) -> sqlx::query::QueryScalar<'_, Sqlite, i64, sqlx::sqlite::SqliteArguments> {
+    sqlx::query_scalar(
+        "INSERT INTO audit_log (at, tenant_id, plugin_id, actor, action, outcome, request_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+    )
+    .bind(millis(entry.at))
+    .bind(entry.tenant.map(|t| t.to_string()))
+    .bind(entry.plugin.map(|p| p.to_string()))
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(entry.outcome.as_str())
+    .bind(&entry.request_id)
+    .bind(entry.detail.to_string())
+}
+
 #[async_trait]
 impl AuditRows for SqliteBackend {
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "INSERT INTO audit_log (at, tenant_id, plugin_id, actor, action, outcome, request_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
-        )
-        .bind(millis(entry.at))
-        .bind(entry.tenant.map(|t| t.to_string()))
-        .bind(entry.plugin.map(|p| p.to_string()))
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(entry.outcome.as_str())
-        .bind(&entry.request_id)
-        .bind(entry.detail.to_string())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| StoreError::database("appending to the audit log", e))
+        insert(entry)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::database("appending to the audit log", e))
+    }
+
+    async fn append_audit_all(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError> {
+        const ACTION: &str = "appending to the audit log";
+        let mut tx = self.write(ACTION).await?;
+        for entry in entries {
+            insert(entry)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::database(ACTION, e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::database(ACTION, e))
     }
 
     async fn audit(&self, query: &AuditQuery, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

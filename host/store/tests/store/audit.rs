@@ -126,3 +126,30 @@ async fn the_database_refuses_to_change_or_remove_an_entry() {
     let page = store.audit(&AuditQuery::default()).await.unwrap();
     assert_eq!(page.entries[0].entry.actor, "api_key:key1");
 }
+
+#[tokio::test]
+async fn a_batch_is_appended_in_order_in_one_go() {
+    let (_dir, store) = temp_store().await;
+    let tenant = TenantId::new();
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    store.append_audit_all(&[]).await.unwrap();
+    let batch: Vec<_> = (0..5u32).map(|i| entry(at, tenant, None, i)).collect();
+    store.append_audit_all(&batch).await.unwrap();
+    store
+        .append_audit(&entry(at, tenant, None, 5))
+        .await
+        .unwrap();
+    let page = store
+        .audit(&AuditQuery {
+            tenant: Some(tenant),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let order: Vec<_> = page
+        .entries
+        .iter()
+        .map(|e| (e.seq, e.entry.detail["i"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(order, vec![(6, 5), (5, 4), (4, 3), (3, 2), (2, 1), (1, 0)]);
+}
