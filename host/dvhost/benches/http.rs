@@ -145,6 +145,9 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(throughput());
+    if std::env::var_os("DVHOST_BENCH_ONLY").is_some() {
+        return;
+    }
     runtime.block_on(isolation());
     resident_memory();
 }
@@ -325,8 +328,14 @@ async fn throughput() {
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), 200, "{name}: {}", res.text().await.unwrap());
     }
+    // `DVHOST_BENCH_ONLY=retrieve` runs the cases whose name contains it
+    // (for profiling one path); the ratios need all four.
+    let only = std::env::var("DVHOST_BENCH_ONLY").unwrap_or_default();
     let mut results = Vec::new();
     for (name, url, key, body) in cases {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let (url, body) = (url.clone(), body.clone());
         let figures = tokio::task::spawn_blocking(move || load(&url, key.as_deref(), &body))
             .await
@@ -354,6 +363,9 @@ async fn throughput() {
             "{name:<16} {:>10.0} {:>9.2} {:>9.2}",
             f.rps, f.p50_ms, f.p99_ms
         );
+    }
+    if results.len() < 4 {
+        return;
     }
     let ratio = |a: usize, b: usize| results[a].1.rps / results[b].1.rps;
     println!(

@@ -20,6 +20,15 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 /// samples and tools (device-code sign-in needs a public client).
 const DEFAULT_CLIENT_ID: &str = "51f81489-12ee-4a9e-aaae-a2591f45987d";
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Options every command accepts.
 #[derive(Debug, Clone, Args)]
 pub struct Globals {
@@ -74,6 +83,16 @@ pub struct Globals {
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log lines on stderr as text, or as one JSON object per line (for
+    /// log collectors; each request's lines carry its request id).
+    #[arg(
+        long,
+        global = true,
+        env = "DVHOST_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
 }
 
 impl Globals {

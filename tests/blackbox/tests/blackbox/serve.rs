@@ -278,3 +278,44 @@ async fn a_graceful_shutdown_loses_no_in_flight_call() {
     let status = server.wait(Duration::from_secs(30));
     assert!(status.success(), "{status:?}: {}", server.stderr_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id() {
+    let env = [
+        ("DVHOST_LOG_FORMAT", "json"),
+        ("RUST_LOG", "warn,dvhost_server=info,tower_http=debug"),
+    ];
+    let mut server = Server::start_with_env(CONFIG, &env);
+    let key = server.tenant_with_key("alpha", &["invoke", "deploy"]).await;
+    let (s, b) = server
+        .deploy(&key, "alpha", "hello", guest(dvhost_testkit::HELLO), None)
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let res = server
+        .http
+        .post(format!(
+            "{}/v1/tenants/alpha/plugins/hello/actions/hello",
+            server.url
+        ))
+        .bearer_auth(&key)
+        .header("x-request-id", "trace-me-42")
+        .json(&json!({"name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-request-id"], "trace-me-42");
+    server.terminate();
+    assert!(server.wait(Duration::from_secs(30)).success());
+    let logs = server.stderr_to_end();
+    let line: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.to_string().contains("trace-me-42"))
+        .unwrap_or_else(|| panic!("no JSON log line names the request id:\n{logs}"));
+    assert_eq!(line["span"]["request_id"], "trace-me-42", "{line}");
+    assert_eq!(
+        line["span"]["path"],
+        "/v1/tenants/alpha/plugins/hello/actions/hello"
+    );
+}

@@ -245,6 +245,12 @@ impl Server {
         }
     }
 
+    /// Everything the server wrote to stderr after the ready line, once it
+    /// has exited (waits for the end of the stream).
+    pub fn stderr_to_end(&self) -> String {
+        self.stderr.iter().collect::<Vec<_>>().join("\n")
+    }
+
     /// What the server wrote to stderr so far (after the ready line).
     pub fn stderr_text(&self) -> String {
         self.stderr.try_iter().collect::<Vec<_>>().join("\n")
