@@ -138,6 +138,34 @@ fn load_with(
     }
 }
 
+/// A dvhost server in this process on a free port; its base URL.
+async fn start_server(
+    store: Store,
+    connections: Arc<dyn Connections>,
+    admin_key_hash: [u8; 32],
+    tenants: TenantLimits,
+) -> String {
+    let state = AppState::new(Services {
+        store,
+        engine: support::engine(),
+        connections,
+        admin_key_hash: Some(admin_key_hash),
+        tables_component: None,
+        config: ServerConfig {
+            tenants,
+            ..ServerConfig::default()
+        },
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(dvhost_server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    server
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -235,24 +263,7 @@ async fn throughput() {
         rate_per_second: 10_000_000,
         burst: 10_000_000,
     };
-    let state = AppState::new(Services {
-        store,
-        engine: support::engine(),
-        connections: Arc::new(Emulated(backend)),
-        admin_key_hash: Some(admin_hash),
-        tables_component: None,
-        config: ServerConfig {
-            tenants: unlimited,
-            ..ServerConfig::default()
-        },
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(dvhost_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    let server = start_server(store, Arc::new(Emulated(backend)), admin_hash, unlimited).await;
 
     // The native handlers, in this process too.
     let native = axum::Router::new()
@@ -490,29 +501,19 @@ async fn isolation() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(dir.path()).await.unwrap();
     let (admin, admin_hash) = mint();
-    let state = AppState::new(Services {
+    let limits = TenantLimits {
+        concurrency: 1,
+        queue: 16,
+        rate_per_second: 10_000_000,
+        burst: 10_000_000,
+    };
+    let server = start_server(
         store,
-        engine: support::engine(),
-        connections: Arc::new(dvhost_server::NoConnections),
-        admin_key_hash: Some(admin_hash),
-        tables_component: None,
-        config: ServerConfig {
-            tenants: TenantLimits {
-                concurrency: 1,
-                queue: 16,
-                rate_per_second: 10_000_000,
-                burst: 10_000_000,
-            },
-            ..ServerConfig::default()
-        },
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(dvhost_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+        Arc::new(dvhost_server::NoConnections),
+        admin_hash,
+        limits,
+    )
+    .await;
     let http = reqwest::Client::new();
     for (tenant, guest) in [
         ("quiet", dvhost_testkit::HELLO),
