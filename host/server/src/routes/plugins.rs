@@ -14,7 +14,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dvhost_runtime::Plugin as Compiled;
 use dvhost_store::{
-    ApiKeyRight, AuditOutcome, Name, NewAuditEntry, NewPluginVersion, Plugin, PluginVersion, Tenant,
+    ApiKeyRight, AuditOutcome, ConnectionId, Name, NewAuditEntry, NewPluginVersion, Plugin,
+    PluginVersion, Tenant,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -404,21 +405,16 @@ pub(crate) async fn configure(
     Ok(Json(view))
 }
 
-/// Publishes and serves a version: `component` (or the active version's
-/// component), with `settings` over the active version's.
-pub(crate) async fn publish(
+/// The connection a deploy names: `None` to keep the current one,
+/// `Some(None)` to unbind (`""`), `Some(Some(id))` for an active
+/// connection of the tenant.
+async fn bound_connection(
     state: &AppState,
-    caller: &Caller,
     tenant: &Tenant,
-    name: &Name,
-    component: Option<Vec<u8>>,
-    settings: PluginSettings,
-    compiled: Compiled,
-) -> Result<PluginView, ApiError> {
+    named: Option<String>,
+) -> Result<Option<Option<ConnectionId>>, ApiError> {
     let store = state.store();
-    // The connection is resolved before anything is written, so a deploy
-    // naming an unknown connection leaves no plugin behind.
-    let connection = match settings.connection {
+    Ok(match named {
         None => None,
         Some(connection) if connection.is_empty() => Some(None),
         Some(connection) => {
@@ -438,7 +434,24 @@ pub(crate) async fn publish(
             }
             Some(Some(found.id))
         }
-    };
+    })
+}
+
+/// Publishes and serves a version: `component` (or the active version's
+/// component), with `settings` over the active version's.
+pub(crate) async fn publish(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &Tenant,
+    name: &Name,
+    component: Option<Vec<u8>>,
+    settings: PluginSettings,
+    compiled: Compiled,
+) -> Result<PluginView, ApiError> {
+    let store = state.store();
+    // The connection is resolved before anything is written, so a deploy
+    // naming an unknown connection leaves no plugin behind.
+    let connection = bound_connection(state, tenant, settings.connection).await?;
     let _one_at_a_time = state.0.deploys.lock().await;
     let existing = store.plugin_by_name(tenant.id, name).await?;
     let versions = match &existing {
