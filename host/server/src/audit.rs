@@ -1,12 +1,16 @@
 //! The audit writer: handlers hand entries to a task that appends them to
 //! the store in order, so an action call does not wait for a database
 //! write. The channel is bounded: when the store falls behind, callers wait
-//! rather than entries being dropped. Entries waiting together are
-//! written in one transaction. [`AuditWriter::flush`] waits until every
-//! entry handed over so far is stored (tests, shutdown).
+//! rather than entries being dropped. Entries arriving within a few
+//! milliseconds of each other are written in one transaction.
+//! [`AuditWriter::flush`] waits until every entry handed over so far is
+//! stored (tests, shutdown).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use dvhost_store::{NewAuditEntry, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Entries waiting to be written before senders wait.
 const BACKLOG: usize = 10_000;
@@ -19,30 +23,43 @@ enum Message {
 /// The sending side; the writer task ends when every sender is gone.
 pub(crate) struct AuditWriter {
     tx: mpsc::Sender<Message>,
+    /// Cuts the writer's gathering wait short for a flush.
+    flushing: Arc<Notify>,
 }
 
 /// Entries written in one transaction at most: a busy server writes its
 /// backlog in a few transactions instead of one per call.
 const BATCH: usize = 512;
 
+/// How long the writer gathers entries after the first one before it
+/// writes them: a transaction costs far more than a row, so under load a
+/// few milliseconds' wait turns hundreds of transactions into one. The
+/// writer does not listen while it waits, so entries handed over then
+/// cost the sender no wake-up. An entry is stored at most this much
+/// later; [`AuditWriter::flush`] does not wait for it.
+const WINDOW: Duration = Duration::from_millis(5);
+
 impl AuditWriter {
     pub(crate) fn start(store: Store) -> AuditWriter {
         let (tx, mut rx) = mpsc::channel(BACKLOG);
+        let flushing = Arc::new(Notify::new());
+        let woken = flushing.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             let mut flushes = Vec::new();
             while let Some(first) = rx.recv().await {
-                let mut next = Some(first);
-                while let Some(message) = next {
-                    match message {
-                        Message::Entry(entry) => batch.push(*entry),
-                        Message::Flush(done) => flushes.push(done),
+                take(first, &mut batch, &mut flushes);
+                if flushes.is_empty() {
+                    tokio::select! {
+                        () = tokio::time::sleep(WINDOW) => {}
+                        () = woken.notified() => {}
                     }
-                    next = if batch.len() < BATCH {
-                        rx.try_recv().ok()
-                    } else {
-                        None
-                    };
+                }
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(message) => take(message, &mut batch, &mut flushes),
+                        Err(_) => break,
+                    }
                 }
                 write(&store, &batch).await;
                 batch.clear();
@@ -52,7 +69,7 @@ impl AuditWriter {
                 }
             }
         });
-        AuditWriter { tx }
+        AuditWriter { tx, flushing }
     }
 
     /// Queues an entry.
@@ -66,8 +83,16 @@ impl AuditWriter {
     pub(crate) async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
+            self.flushing.notify_one();
             let _ = wait.await;
         }
+    }
+}
+
+fn take(message: Message, batch: &mut Vec<NewAuditEntry>, flushes: &mut Vec<oneshot::Sender<()>>) {
+    match message {
+        Message::Entry(entry) => batch.push(*entry),
+        Message::Flush(done) => flushes.push(done),
     }
 }
 

@@ -40,15 +40,15 @@ mod state;
 
 use std::future::{Future, IntoFuture as _};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 use utoipa::OpenApi as _;
 
 pub use auth::Caller;
@@ -133,7 +133,6 @@ pub fn router(state: AppState) -> Router {
             post(admin::create_integration),
         )
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(api)
         .merge(deploy_routes)
@@ -149,18 +148,7 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take this method",
             )
         })
-        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
-        .layer(middleware::from_fn(count_answers))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req
-                .headers()
-                .get(REQUEST_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn_with_state(state.clone(), frame))
         .with_state(state)
 }
 
@@ -168,24 +156,53 @@ async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
 
-/// Bounds a whole request (queueing, the plugin's run, the audit entry)
-/// by the configured request timeout.
-async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Every request's frame, in one middleware rather than a layer each (a
+/// layer on the router wraps every route, and each is paid on every
+/// request): the request id (the caller's `x-request-id`, or a new UUID),
+/// echoed in the answer and carried by a tracing span; the configured
+/// request timeout, bounding the whole request (queueing, the plugin's
+/// run, the audit entry); and the answer counted by status.
+async fn frame(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let id = match request.headers().get(REQUEST_ID_HEADER) {
+        Some(id) => id.clone(),
+        None => {
+            let mut text = uuid::Uuid::encode_buffer();
+            let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            let id = HeaderValue::from_str(text).expect("a UUID is a valid header value");
+            request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+            id
+        }
+    };
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id.to_str().unwrap_or(""),
+    );
     let limit = state.config().request_timeout();
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => Error::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "request_timeout",
-            format!("the request took longer than the server's limit of {limit:?}"),
-        )
-        .into_response(),
-    }
-}
-
-async fn count_answers(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    metrics::http_answer(response.status().as_u16());
+    let started = Instant::now();
+    let mut response = tokio::time::timeout(limit, next.run(request))
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(|_| {
+            Error::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "request_timeout",
+                format!("the request took longer than the server's limit of {limit:?}"),
+            )
+            .into_response()
+        });
+    let status = response.status();
+    metrics::http_answer(status.as_u16());
+    span.in_scope(|| {
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), latency_ms, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), latency_ms, "request answered");
+        }
+    });
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
     response
 }
 

@@ -133,23 +133,31 @@ async fn a_batch_is_appended_in_order_in_one_go() {
     let tenant = TenantId::new();
     let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     store.append_audit_all(&[]).await.unwrap();
-    let batch: Vec<_> = (0..5u32).map(|i| entry(at, tenant, None, i)).collect();
+    // More rows than one INSERT statement carries.
+    let batch: Vec<_> = (0..300u32).map(|i| entry(at, tenant, None, i)).collect();
     store.append_audit_all(&batch).await.unwrap();
     store
-        .append_audit(&entry(at, tenant, None, 5))
+        .append_audit(&entry(at, tenant, None, 300))
         .await
         .unwrap();
-    let page = store
-        .audit(&AuditQuery {
-            tenant: Some(tenant),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let order: Vec<_> = page
-        .entries
-        .iter()
-        .map(|e| (e.seq, e.entry.detail["i"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(order, vec![(6, 5), (5, 4), (4, 3), (3, 2), (2, 1), (1, 0)]);
+    let mut order = Vec::new();
+    let mut query = AuditQuery {
+        tenant: Some(tenant),
+        limit: 1000,
+        ..Default::default()
+    };
+    loop {
+        let page = store.audit(&query).await.unwrap();
+        order.extend(
+            page.entries
+                .iter()
+                .map(|e| (e.seq, e.entry.detail["i"].as_u64().unwrap())),
+        );
+        match page.next {
+            Some(next) => query.before_seq = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<_> = (0..=300u64).rev().map(|i| (i as i64 + 1, i)).collect();
+    assert_eq!(order, expected);
 }

@@ -283,7 +283,7 @@ async fn a_graceful_shutdown_loses_no_in_flight_call() {
 async fn json_logs_carry_the_request_id() {
     let env = [
         ("DVHOST_LOG_FORMAT", "json"),
-        ("RUST_LOG", "warn,dvhost_server=info,tower_http=debug"),
+        ("RUST_LOG", "warn,dvhost_server=debug"),
     ];
     let mut server = Server::start_with_env(CONFIG, &env);
     let key = server.tenant_with_key("alpha", &["invoke", "deploy"]).await;
