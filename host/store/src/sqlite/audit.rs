@@ -26,24 +26,6 @@ fn entry(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
     })
 }
 
-/// The INSERT of one entry, returning its sequence number.
-fn insert(
-    entry: &NewAuditEntry,
-) -> sqlx::query::QueryScalar<'_, Sqlite, i64, sqlx::sqlite::SqliteArguments> {
-    sqlx::query_scalar(
-        "INSERT INTO audit_log (at, tenant_id, plugin_id, actor, action, outcome, request_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
-    )
-    .bind(millis(entry.at))
-    .bind(entry.tenant.map(|t| t.to_string()))
-    .bind(entry.plugin.map(|p| p.to_string()))
-    .bind(&entry.actor)
-    .bind(&entry.action)
-    .bind(entry.outcome.as_str())
-    .bind(&entry.request_id)
-    .bind(entry.detail.to_string())
-}
-
 /// Rows in one multi-row INSERT: 8 parameters each, far below SQLite's
 /// limit of 32,766 parameters per statement.
 const ROWS_PER_INSERT: usize = 128;
@@ -70,7 +52,10 @@ fn insert_all(entries: &[NewAuditEntry]) -> QueryBuilder<Sqlite> {
 #[async_trait]
 impl AuditRows for SqliteBackend {
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError> {
-        insert(entry)
+        let mut insert = insert_all(std::slice::from_ref(entry));
+        insert.push(" RETURNING seq");
+        insert
+            .build_query_scalar()
             .fetch_one(&self.pool)
             .await
             .map_err(|e| StoreError::database("appending to the audit log", e))

@@ -102,8 +102,16 @@ fn key_forms(key_pem: &str, public: &dvhost_dataverse::Certificate) -> Vec<Vec<u
         .decode(&body)
         .unwrap();
     let mut forms = vec![key_pem.as_bytes().to_vec(), body.as_bytes().to_vec()];
-    // The DER in pieces too (a page boundary could split the whole).
+    // The DER in pieces too (a page boundary could split the whole); the
+    // last piece ends where the DER ends, not 64 bytes after its start: a
+    // short tail (a single byte when the length is 64k + 1) would be
+    // found anywhere.
     forms.extend(der.chunks(64).map(<[u8]>::to_vec));
+    if let Some(last) = forms.last_mut()
+        && last.len() < 64
+    {
+        *last = der[der.len() - 64..].to_vec();
+    }
     forms.extend(
         key_pem
             .lines()
