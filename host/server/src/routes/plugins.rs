@@ -499,38 +499,51 @@ pub(crate) async fn publish(
             false,
         )
         .await?;
-    row.active_version = Some(version.version);
-    let deployed = state
+    let detail =
+        json!({"version": version.version, "component_sha256": version.component.to_hex()});
+    activate(
+        state,
+        caller,
+        row,
+        version,
+        &compiled,
+        "plugin.deploy",
+        detail,
+    )
+    .await
+}
+
+/// Serves `version` of `row`: describes it under its settings (a version
+/// that cannot be described is not served; the failure is audited), marks
+/// it active in the store, swaps it into the registry, and audits `action`
+/// with `detail`.
+async fn activate(
+    state: &AppState,
+    caller: &Caller,
+    mut row: Plugin,
+    version: PluginVersion,
+    compiled: &Compiled,
+    action: &str,
+    mut detail: Value,
+) -> Result<PluginView, ApiError> {
+    let number = version.version;
+    row.active_version = Some(number);
+    let deployed = match state
         .0
         .registry
-        .prepare(row.clone(), version.clone(), &compiled)
-        .await;
-    let deployed = match deployed {
+        .prepare(row.clone(), version, compiled)
+        .await
+    {
         Ok(d) => d,
         Err(e) => {
-            audit(
-                state,
-                caller,
-                &row,
-                "plugin.deploy",
-                AuditOutcome::Failure,
-                json!({"version": version.version, "error": e.message}),
-            )
-            .await;
+            detail["error"] = json!(e.message);
+            audit(state, caller, &row, action, AuditOutcome::Failure, detail).await;
             return Err(e);
         }
     };
-    let row = store.activate_version(row.id, version.version).await?;
+    let row = state.store().activate_version(row.id, number).await?;
     state.0.registry.install(deployed.clone()).await;
-    audit(
-        state,
-        caller,
-        &row,
-        "plugin.deploy",
-        AuditOutcome::Success,
-        json!({"version": version.version, "component_sha256": version.component.to_hex()}),
-    )
-    .await;
+    audit(state, caller, &row, action, AuditOutcome::Success, detail).await;
     view(state, &row, Some(action_views(&deployed.compiled))).await
 }
 
@@ -560,7 +573,7 @@ pub(crate) async fn rollback(
     let body = body?;
     let store = state.store();
     let _one_at_a_time = state.0.deploys.lock().await;
-    let mut row = existing(&state, &tenant, &plugin).await?;
+    let row = existing(&state, &tenant, &plugin).await?;
     let versions = store.plugin_versions(row.id).await?;
     let wanted = match body.and_then(|JsonBody(b)| b.version) {
         Some(v) => v,
@@ -583,26 +596,18 @@ pub(crate) async fn rollback(
         .await?
         .ok_or_else(|| ApiError::internal("rolling back", "the component is missing"))?;
     let compiled = state.0.registry.compile(&bytes).await?;
-    row.active_version = Some(wanted);
-    let deployed = state
-        .0
-        .registry
-        .prepare(row.clone(), version, &compiled)
-        .await?;
-    let row = store.activate_version(row.id, wanted).await?;
-    state.0.registry.install(deployed.clone()).await;
-    audit(
+    let detail = json!({"version": wanted});
+    let view = activate(
         &state,
         &caller,
-        &row,
+        row,
+        version,
+        &compiled,
         "plugin.rollback",
-        AuditOutcome::Success,
-        json!({"version": wanted}),
+        detail,
     )
-    .await;
-    Ok(Json(
-        view(&state, &row, Some(action_views(&deployed.compiled))).await?,
-    ))
+    .await?;
+    Ok(Json(view))
 }
 
 /// Deletes a plugin with all its versions.
