@@ -212,7 +212,7 @@ fn flag(lead: &Record, name: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dvhost_sdk::metadata::{OptionValue, RequiredLevel, TableInfo};
+    use dvhost_sdk::metadata::{Operations, OptionValue, RequiredLevel, TableInfo};
     use serde_json::json;
 
     fn column_of(name: &str, kind: &str, options: &[(i64, &str)]) -> ColumnInfo {
@@ -244,6 +244,7 @@ mod tests {
                 primary_id: "leadid".to_owned(),
                 primary_name: Some("fullname".to_owned()),
                 is_custom: false,
+                granted: Operations::default(),
             },
             columns,
         }

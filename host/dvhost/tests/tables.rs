@@ -2,11 +2,12 @@
 //! under a real connection to the emulator (`Plugin::describe_with`), their
 //! schemas come from the environment's live metadata of account and
 //! contact, and each action creates, reads, changes, lists and deletes real
-//! rows through the transport, lookups bound by id.
+//! rows through the transport, lookups bound by id. The actions follow the
+//! granted operations: a table granted only read offers retrieve and list.
 
 mod support;
 
-use dvhost_runtime::{Grants, InvokeError, Operation, Plugin};
+use dvhost_runtime::{Grants, Interface, InvokeError, Operation, Plugin};
 use serde_json::{Value, json};
 use support::{World, soon};
 use uuid::Uuid;
@@ -257,4 +258,46 @@ async fn bad_input_and_ungranted_tables_are_refused() {
         run(&w, &p, "lead.create", json!({"lastname": "L"})).await,
         Err(InvokeError::UnknownAction(_))
     ));
+}
+
+#[tokio::test]
+async fn a_table_granted_only_read_offers_retrieve_and_list() {
+    let w = World::start().await;
+    let caps = w.capabilities(Grants::none().allow("account", &[Operation::Read]));
+    let loaded = support::load(&support::engine(), dvhost_testkit::TABLES).await;
+    let p = loaded
+        .describe_with(&caps)
+        .await
+        .expect("described under the connection");
+    let names: Vec<&str> = p.actions().iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["account.retrieve", "account.list"]);
+
+    let listed = p.invoke(&caps, "account.list", r#"{"top": 1}"#).await;
+    assert!(listed.output.is_ok(), "{:?}", listed.output);
+    // Not in the catalogue (the server answers 404 `unknown_action` before
+    // invoking), and unknown to the plugin too, before any records call.
+    for (action, input) in [
+        ("account.create", json!({"name": "No"})),
+        (
+            "account.update",
+            json!({"id": Uuid::nil(), "row": {"name": "No"}}),
+        ),
+        ("account.delete", json!({"id": Uuid::nil()})),
+    ] {
+        assert!(p.action(action).is_none(), "{action}");
+        let report = p.invoke(&caps, action, &input.to_string()).await;
+        assert!(
+            matches!(report.output, Err(InvokeError::UnknownAction(_))),
+            "{action}: {:?}",
+            report.output
+        );
+        assert!(
+            report
+                .calls
+                .iter()
+                .all(|c| c.interface == Interface::Metadata),
+            "{action}: {:?}",
+            report.calls
+        );
+    }
 }

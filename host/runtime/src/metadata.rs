@@ -1,17 +1,18 @@
 //! `metadata`: tables and columns of the environment, limited to the tables
-//! the plugin is granted. Goes through the same gate as `records` (grants,
-//! quotas, deadline, audit) to the [`Metadata`](crate::backend::Metadata)
-//! backend.
+//! the plugin is granted, each with the operations granted on it. Goes
+//! through the same gate as `records` (grants, quotas, deadline, audit) to
+//! the [`Metadata`](crate::backend::Metadata) backend.
 
 use wasmtime::component::HasData;
 
 use crate::audit::Interface;
 use crate::backend::{self, RequiredLevel};
 use crate::bindings::metadata::{
-    self, ColumnInfo, LookupTarget, OptionValue, TableDescription, TableInfo,
+    self, ColumnInfo, LookupTarget, Operations, OptionValue, TableDescription, TableInfo,
 };
 use crate::bindings::types;
 use crate::calls::{CallError, DataverseState, table_name, to_wit_error, within};
+use crate::grants::{Grants, Operation};
 
 /// What `metadata` sees of the invocation.
 pub(crate) struct MetadataView<'a> {
@@ -25,14 +26,29 @@ impl HasData for MetadataData {
     type Data<'a> = MetadataView<'a>;
 }
 
-fn table_info(t: backend::TableInfo) -> TableInfo {
+/// The table as the guest sees it, with what `grants` allow on it.
+fn table_info(t: backend::TableInfo, grants: &Grants) -> TableInfo {
     TableInfo {
+        granted: granted(grants, &t.logical_name),
         logical_name: t.logical_name,
         display_name: t.display_name,
         primary_id: t.primary_id,
         primary_name: t.primary_name,
         is_custom: t.is_custom,
     }
+}
+
+/// The operations `grants` allow on `table`, as the WIT's flags.
+fn granted(grants: &Grants, table: &str) -> Operations {
+    [
+        (Operation::Read, Operations::READ),
+        (Operation::Create, Operations::CREATE),
+        (Operation::Update, Operations::UPDATE),
+        (Operation::Delete, Operations::DELETE),
+    ]
+    .into_iter()
+    .filter(|(operation, _)| grants.allows(table, *operation))
+    .fold(Operations::empty(), |all, (_, flag)| all | flag)
 }
 
 fn column_info(c: backend::ColumnInfo) -> ColumnInfo {
@@ -95,7 +111,7 @@ impl MetadataView<'_> {
             granted
         });
         let tables = self.state.finish(call, r, |t| 200 * t.len() as u64)?;
-        Ok(tables.into_iter().map(table_info).collect())
+        Ok(tables.into_iter().map(|t| table_info(t, &grants)).collect())
     }
 
     async fn describe_table_(&mut self, table: String) -> Result<TableDescription, CallError> {
@@ -122,7 +138,7 @@ impl MetadataView<'_> {
             .state
             .finish(call, r, |d| 200 * d.columns.len() as u64)?;
         Ok(TableDescription {
-            table: table_info(d.table),
+            table: table_info(d.table, &self.state.grants),
             columns: d.columns.into_iter().map(column_info).collect(),
         })
     }

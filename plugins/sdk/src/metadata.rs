@@ -1,6 +1,7 @@
 //! What the environment's tables look like: the tables this plugin is
-//! granted, and their columns. A plugin uses it to adapt to the columns an
-//! environment actually has, rather than assuming them.
+//! granted, what it may do with each, and their columns. A plugin uses it to
+//! adapt to the columns an environment actually has, rather than assuming
+//! them.
 
 use serde::Serialize;
 
@@ -20,6 +21,22 @@ pub struct TableInfo {
     pub primary_name: Option<String>,
     /// Whether it is a custom table.
     pub is_custom: bool,
+    /// What this plugin is granted on it; a call of another operation fails
+    /// with [`ErrorKind::NotGranted`](crate::ErrorKind::NotGranted).
+    pub granted: Operations,
+}
+
+/// What a plugin may do with a table's rows, as its grants say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Operations {
+    /// Retrieve, query and describe (`expand` to the table needs it too).
+    pub read: bool,
+    /// Create and create-many (upsert needs it, with `update`).
+    pub create: bool,
+    /// Update and update-many (upsert needs it, with `create`).
+    pub update: bool,
+    /// Delete.
+    pub delete: bool,
 }
 
 /// How much a column is required.
@@ -183,6 +200,21 @@ impl From<wit::TableInfo> for TableInfo {
             primary_id: table.primary_id,
             primary_name: table.primary_name,
             is_custom: table.is_custom,
+            granted: table.granted.into(),
+        }
+    }
+}
+
+impl From<wit::Operations> for Operations {
+    fn from(granted: wit::Operations) -> Operations {
+        // The generated flags (without wit-bindgen's `bitflags` feature)
+        // have no `contains`.
+        let has = |flag: wit::Operations| granted.bits() & flag.bits() != 0;
+        Operations {
+            read: has(wit::Operations::READ),
+            create: has(wit::Operations::CREATE),
+            update: has(wit::Operations::UPDATE),
+            delete: has(wit::Operations::DELETE),
         }
     }
 }
@@ -282,10 +314,29 @@ mod tests {
                 primary_id: "leadid".to_owned(),
                 primary_name: Some("fullname".to_owned()),
                 is_custom: false,
+                granted: Operations::default(),
             },
             columns: vec![column],
         };
         assert!(description.column("leadqualitycode").is_some());
         assert!(description.column("revenue").is_none());
+    }
+
+    #[test]
+    fn granted_flags_convert_to_bools() {
+        let granted = Operations::from(wit::Operations::READ | wit::Operations::DELETE);
+        assert_eq!(
+            granted,
+            Operations {
+                read: true,
+                create: false,
+                update: false,
+                delete: true,
+            }
+        );
+        assert_eq!(
+            Operations::from(wit::Operations::empty()),
+            Operations::default()
+        );
     }
 }

@@ -1,18 +1,20 @@
 //! The generated table actions: a first-party dvhost plugin that offers, for
 //! every table it is granted, `<table>.create`, `<table>.retrieve`,
-//! `<table>.update`, `<table>.delete` and `<table>.list`, with input and
-//! output JSON Schemas built from the environment's live metadata (column
-//! types, required level, maximum length, ranges, choice values, lookups as
-//! ids). An operator picks a connection and tables; nothing is written by
-//! hand.
+//! `<table>.update`, `<table>.delete` and `<table>.list`, each only when its
+//! operation is granted (see [`allows`]), with input and output JSON Schemas
+//! built from the environment's live metadata (column types, required
+//! level, maximum length, ranges, choice values, lookups as ids). An
+//! operator picks a connection, tables and operations; nothing is written
+//! by hand.
 //!
 //! It runs in the same sandbox and under the same grants as any plugin: its
 //! action list comes from `metadata.list-tables` (which the host limits to
-//! the granted tables) and `metadata.describe-table`, when the host
-//! describes it under the connection's capabilities; each invocation reads
-//! the table's description again (the host caches metadata), checks the
-//! input against it, and makes the `records` calls. Without a connection or
-//! without grants it offers no actions.
+//! the granted tables, each with its granted operations) and
+//! `metadata.describe-table`, when the host describes it under the
+//! connection's capabilities; each invocation reads the table's description
+//! again (the host caches metadata), checks the input against it, and makes
+//! the `records` calls. Without a connection or without grants it offers no
+//! actions, and an action whose operation is not granted is unknown.
 //!
 //! Modules: [`columns`] (what each column type becomes, as a schema and as a
 //! value), [`schema`] (the five actions' schemas), [`write`] (create and
@@ -26,12 +28,25 @@ pub mod schema;
 pub mod write;
 
 use dvhost_sdk::dynamic::{DynamicAction, DynamicActions};
-use dvhost_sdk::metadata::{self, TableDescription};
+use dvhost_sdk::metadata::{self, Operations, TableDescription};
 use dvhost_sdk::serde_json::Value;
 use dvhost_sdk::{ActionError, Error, ErrorKind};
 
 /// The five operations of a table, as action name suffixes.
 pub const OPERATIONS: [&str; 5] = ["create", "retrieve", "update", "delete", "list"];
+
+/// Whether `granted` allows the table action `operation` (an action name
+/// suffix): `retrieve` and `list` need read; `create`, `update` and `delete`
+/// need their own.
+pub fn allows(granted: &Operations, operation: &str) -> bool {
+    match operation {
+        "retrieve" | "list" => granted.read,
+        "create" => granted.create,
+        "update" => granted.update,
+        "delete" => granted.delete,
+        _ => false,
+    }
+}
 
 /// The plugin's actions.
 pub struct TableActions;
@@ -40,8 +55,18 @@ impl DynamicActions for TableActions {
     fn describe() -> Result<Vec<DynamicAction>, Error> {
         let mut actions = Vec::new();
         for table in metadata::list_tables()? {
+            // A table granted nothing we offer is not described (one
+            // Dataverse call fewer).
+            if !OPERATIONS.iter().any(|op| allows(&table.granted, op)) {
+                continue;
+            }
             let description = metadata::describe_table(&table.logical_name)?;
-            actions.extend(schema::actions(&description));
+            actions.extend(schema::actions(&description).into_iter().filter(|action| {
+                action
+                    .name
+                    .rsplit_once('.')
+                    .is_some_and(|(_, op)| allows(&table.granted, op))
+            }));
         }
         Ok(actions)
     }
@@ -60,6 +85,10 @@ impl DynamicActions for TableActions {
             }
             Err(e) => return Err(ActionError::failed(e)),
         };
+        // An operation not granted on the table: not offered, so unknown.
+        if !allows(&description.table.granted, operation) {
+            return Err(unknown());
+        }
         run(&description, operation, input)
     }
 }
@@ -98,3 +127,27 @@ pub fn action_error(error: Error) -> ActionError {
 
 #[cfg(target_arch = "wasm32")]
 dvhost_sdk::export_dynamic_actions!(TableActions);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_offers_retrieve_and_list_and_the_others_need_their_own() {
+        let read = Operations {
+            read: true,
+            ..Operations::default()
+        };
+        let offered: Vec<&str> = OPERATIONS
+            .into_iter()
+            .filter(|op| allows(&read, op))
+            .collect();
+        assert_eq!(offered, ["retrieve", "list"]);
+        let delete = Operations {
+            delete: true,
+            ..Operations::default()
+        };
+        assert!(allows(&delete, "delete") && !allows(&delete, "retrieve"));
+        assert!(!allows(&read, "merge"));
+    }
+}

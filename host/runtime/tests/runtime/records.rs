@@ -1,11 +1,12 @@
 //! The records and metadata imports over the counting fake: what the
 //! runtime itself refuses (names, ids, grants) never reaches the backend,
-//! backend errors reach the guest typed, and every call is audited.
+//! backend errors reach the guest typed, every call is audited, and
+//! metadata tells what is granted on each table.
 
 use std::sync::Arc;
 
 use dvhost_runtime::{CallOutcome, Grants, Interface, Operation};
-use dvhost_testkit::HOSTILE;
+use dvhost_testkit::{HOSTILE, IMPORTS};
 
 use crate::common::{capabilities, json, plugin};
 use crate::fake::Fake;
@@ -110,5 +111,57 @@ async fn page_handles_die_with_the_invocation_and_are_capped() {
     assert!(
         out.get("ok").is_some(),
         "a fresh invocation has its own page budget: {out}"
+    );
+}
+
+#[tokio::test]
+async fn list_tables_reports_the_granted_operations() {
+    let p = plugin(IMPORTS).await;
+    let fake = Arc::new(Fake::seeded());
+    use Operation::{Create, Delete, Read, Update};
+    let grants = Grants::none()
+        .allow("account", &[Read])
+        .allow("contact", &[Read, Create, Update, Delete]);
+    let caps = capabilities(&fake, grants);
+    let only_read =
+        serde_json::json!({"read": true, "create": false, "update": false, "delete": false});
+    let everything =
+        serde_json::json!({"read": true, "create": true, "update": true, "delete": true});
+
+    let out = json(&p.invoke(&caps, "list-tables", "{}").await.output.unwrap());
+    let granted: Vec<(&str, &serde_json::Value)> = out["ok"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out}"))
+        .iter()
+        .map(|t| (t["logical_name"].as_str().unwrap(), &t["granted"]))
+        .collect();
+    assert_eq!(
+        granted,
+        [("account", &only_read), ("contact", &everything)],
+        "lead is not granted"
+    );
+    let input = serde_json::json!({"table": "account"}).to_string();
+    let out = json(
+        &p.invoke(&caps, "describe-table", &input)
+            .await
+            .output
+            .unwrap(),
+    );
+    assert_eq!(out["ok"]["table"]["granted"], only_read, "{out}");
+    assert_eq!(fake.requests(), 2, "one list, one description");
+
+    // `*` adds its operations to every table's own.
+    let caps = capabilities(
+        &fake,
+        Grants::none().allow("*", &[Read]).allow("lead", &[Delete]),
+    );
+    let out = json(&p.invoke(&caps, "list-tables", "{}").await.output.unwrap());
+    let tables = out["ok"].as_array().unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(tables.len(), 3, "{out}");
+    assert_eq!(tables[0]["granted"], only_read);
+    assert_eq!(
+        tables[2]["granted"],
+        serde_json::json!({"read": true, "create": false, "update": false, "delete": true}),
+        "{out}"
     );
 }
