@@ -6,20 +6,25 @@
 //! would, completed, tested, used by a plugin and deleted; an automatic
 //! connection is refused without a stored sign-in, created with one,
 //! used by a plugin through a rotation (the old thumbprint gone after the
-//! overlap) and deleted.
+//! overlap) and deleted. A server made by `serve::prepare` (as `dvhost
+//! serve` makes it) from a configuration with an `[smtp]` section e-mails
+//! the manual request to a local SMTP sink.
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use dvhost::cli::context::{Globals, LogFormat};
 use dvhost::emulator::{EmulatorBuilder, RunningEmulator, Seed};
 use dvhost::flows::auto::Services;
 use dvhost::flows::sign_in::{self, DISCOVERY_SCOPE};
-use dvhost::serve::StoreConnections;
+use dvhost::serve::{ServeConfig, StoreConnections};
 use dvhost_dataverse::{Authority, DeviceSignIn, GraphService, HttpClient, MasterKey, NewApiKey};
 use dvhost_server::{AppState, ServerConfig};
 use dvhost_store::Store;
+use mail_parser::MimeHeaders as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -39,13 +44,76 @@ struct World {
     device: DeviceSignIn,
     store: Store,
     master: MasterKey,
-    http: reqwest::Client,
-    url: String,
-    admin_key: String,
+    api: Api,
     _dir: tempfile::TempDir,
 }
 
-async fn world() -> World {
+/// A running server, spoken to over HTTP with its admin key.
+struct Api {
+    http: reqwest::Client,
+    url: String,
+    admin_key: String,
+}
+
+impl Api {
+    /// Serves `state` on `listener` and creates the tenant `contoso`.
+    async fn start(listener: tokio::net::TcpListener, state: AppState, admin_key: String) -> Api {
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(dvhost_server::serve(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        let api = Api {
+            http: reqwest::Client::new(),
+            url,
+            admin_key,
+        };
+        let (status, body) = api
+            .admin(
+                Method::POST,
+                "/v1/admin/tenants",
+                Some(json!({"name": "contoso"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        api
+    }
+
+    /// A request with the admin key; the status and the JSON body (null
+    /// when empty).
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"))
+        };
+        (status, value)
+    }
+}
+
+/// A new admin key, shown, and its SHA-256.
+fn mint_admin_key() -> (String, [u8; 32]) {
+    let key = NewApiKey::mint();
+    let hash = key.hash();
+    let mut shown = Vec::new();
+    key.show_once(&mut shown).unwrap();
+    (String::from_utf8(shown).unwrap(), hash)
+}
+
+/// The emulator: the tenant, its administrator, the public client of
+/// `dvhost login` and the environment.
+async fn emulator() -> RunningEmulator {
     let toml = format!(
         r#"
         [settings]
@@ -68,12 +136,16 @@ async fn world() -> World {
         app_users = ["{MANUAL_CLIENT}"]
         "#
     );
-    let emu = EmulatorBuilder::new()
+    EmulatorBuilder::new()
         .tls(true)
         .seed(Seed::from_toml(&toml, None).unwrap())
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn world() -> World {
+    let emu = emulator().await;
     let pem = emu.ca_certificate_pem().unwrap().to_string();
     let http = HttpClient::new(Some(&pem)).unwrap();
     let authority = Authority::parse(emu.base_url()).unwrap();
@@ -98,10 +170,7 @@ async fn world() -> World {
                 )
                 .unwrap(),
             );
-    let key = NewApiKey::mint();
-    let admin_hash = key.hash();
-    let mut admin_key = Vec::new();
-    key.show_once(&mut admin_key).unwrap();
+    let (admin_key, admin_hash) = mint_admin_key();
     let state = AppState::new(dvhost_server::Services {
         store: store.clone(),
         engine: support::engine(),
@@ -114,59 +183,61 @@ async fn world() -> World {
         },
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(dvhost_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    let api = Api::start(listener, state, admin_key).await;
     let control = support::control_client(&emu);
-    let w = World {
+    World {
         emu,
         control,
         device,
         store,
         master,
-        http: reqwest::Client::new(),
-        url,
-        admin_key: String::from_utf8(admin_key).unwrap(),
+        api,
         _dir: dir,
-    };
-    let (status, body) = w
-        .admin(
-            Method::POST,
-            "/v1/admin/tenants",
-            Some(json!({"name": "contoso"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    w
+    }
 }
 
 fn services_authority(emu: &RunningEmulator) -> Authority {
     Authority::parse(emu.base_url()).unwrap()
 }
 
+/// The messages a local SMTP server received, each as its raw bytes.
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl mailin_embedded::Handler for Inbox {
+    fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> mailin_embedded::Response {
+        self.0.lock().unwrap().push(Vec::new());
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some(last) = self.0.lock().unwrap().last_mut() {
+            last.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+}
+
+/// Starts an SMTP server on a free local port (it runs until the test
+/// process ends); returns its port and inbox.
+fn smtp_server() -> (u16, Inbox) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox = Inbox::default();
+    let mut server = mailin_embedded::Server::new(inbox.clone());
+    server.with_name("smtp.test").with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        // The error is not Send; the test notices a dead server by its inbox.
+        let _ = server.serve();
+    });
+    (port, inbox)
+}
+
 impl World {
     /// A request with the admin key; the status and the JSON body (null
     /// when empty).
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.admin_key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"))
-        };
-        (status, value)
+        self.api.admin(method, path, body).await
     }
 
     fn connections(&self) -> String {
@@ -269,9 +340,13 @@ impl World {
             )
             .text("settings", settings.to_string());
         let response = self
+            .api
             .http
-            .put(format!("{}/v1/tenants/contoso/plugins/contacts", self.url))
-            .bearer_auth(&self.admin_key)
+            .put(format!(
+                "{}/v1/tenants/contoso/plugins/contacts",
+                self.api.url
+            ))
+            .bearer_auth(&self.api.admin_key)
             .multipart(form)
             .send()
             .await
@@ -297,10 +372,11 @@ impl World {
     /// connection's certificate.
     async fn list_contacts(&self, api_key: &str) -> (StatusCode, Value) {
         let response = self
+            .api
             .http
             .post(format!(
                 "{}/v1/tenants/contoso/plugins/contacts/actions/list-contacts",
-                self.url
+                self.api.url
             ))
             .bearer_auth(api_key)
             .json(&json!({"account_id": ACCOUNT}))
@@ -437,6 +513,103 @@ async fn a_manual_connection_is_requested_refused_completed_used_and_deleted() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (_, list) = w.admin(Method::GET, &base, None).await;
     assert_eq!(list, json!([]));
+}
+
+/// `dvhost serve` with `[smtp]` in its configuration: the wiring of
+/// `serve::prepare` (no relay password: `DVHOST_SMTP_PASSWORD` is unset
+/// here, as is `DVHOST_ADMIN_KEY`), the admin API's manual creation, the
+/// request e-mailed to the administrator with the certificate attached.
+#[tokio::test]
+async fn serve_with_smtp_mails_the_manual_request_to_the_administrator() {
+    let emu = emulator().await;
+    let (port, inbox) = smtp_server();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, emu.ca_certificate_pem().unwrap()).unwrap();
+    let (admin_key, admin_hash) = mint_admin_key();
+    let admin_hash: String = admin_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let config_file = dir.path().join("dvhost.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            r#"
+            listen = "127.0.0.1:0"
+            data_dir = "{data}"
+            admin_key_sha256 = "{admin_hash}"
+            [runtime]
+            max_instances = 4
+            [smtp]
+            host = "127.0.0.1"
+            port = {port}
+            security = "none"
+            from = "dvhost <dvhost@ops.test>"
+            timeout_ms = 10000
+            "#,
+            data = dir.path().join("data").display(),
+        ),
+    )
+    .unwrap();
+    let config = ServeConfig::load(Some(&config_file)).unwrap();
+    let globals = Globals {
+        data_dir: None,
+        authority: emu.base_url().to_string(),
+        discovery_url: emu.base_url().to_string(),
+        entra_tenant: TENANT.into(),
+        graph_url: emu.base_url().to_string(),
+        sign_in_client_id: PUBLIC_CLIENT.into(),
+        ca_file: Some(ca_file),
+        json: true,
+        log_format: LogFormat::Text,
+    };
+    let prepared = dvhost::serve::prepare(&config, &globals).await.unwrap();
+    let api = Api::start(prepared.listener, prepared.state, admin_key).await;
+
+    let (status, created) = api
+        .admin(
+            Method::POST,
+            "/v1/admin/tenants/contoso/connections",
+            Some(json!({
+                "name": "manual",
+                "environment_url": emu.environment_url(ENVIRONMENT).unwrap(),
+                "mode": "manual",
+                "admin_email": "admin@contoso.test",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["mail"]["sent"], true, "{created}");
+    assert_eq!(created["mail"]["to"], "admin@contoso.test", "{created}");
+
+    // The administrator's e-mail: from the configured sender, the
+    // instructions with the thumbprint, the certificate attached.
+    let messages = inbox.0.lock().unwrap().clone();
+    assert_eq!(messages.len(), 1, "one e-mail");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&messages[0])
+        .unwrap();
+    assert_eq!(
+        parsed.to().unwrap().first().unwrap().address(),
+        Some("admin@contoso.test")
+    );
+    assert_eq!(
+        parsed.from().unwrap().first().unwrap().address(),
+        Some("dvhost@ops.test")
+    );
+    assert!(parsed.subject().unwrap().contains("contoso/manual"));
+    let request = &created["request"];
+    let sha1 = request["sha1_thumbprint"].as_str().unwrap();
+    assert!(parsed.body_text(0).unwrap().contains(sha1));
+    let pem = request["certificate_pem"].as_str().unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
+    let attachment = parsed.attachments().next().expect("an attachment");
+    assert_eq!(attachment.attachment_name(), Some("contoso-manual.cer"));
+    assert_eq!(attachment.contents(), der.as_slice());
 }
 
 #[tokio::test]
@@ -627,8 +800,9 @@ async fn unknown_connections_and_malformed_requests_are_refused() {
         )
         .await;
     let response = w
+        .api
         .http
-        .get(format!("{}{base}/nope", w.url))
+        .get(format!("{}{base}/nope", w.api.url))
         .bearer_auth(key["key"].as_str().unwrap())
         .send()
         .await

@@ -57,11 +57,11 @@ struct SmtpArgs {
     #[arg(long, env = "DVHOST_SMTP_HOST")]
     smtp_host: Option<String>,
     /// SMTP relay port.
-    #[arg(long, env = "DVHOST_SMTP_PORT", default_value_t = 587)]
+    #[arg(long, env = "DVHOST_SMTP_PORT", default_value_t = manual::SmtpSettings::DEFAULT_PORT)]
     smtp_port: u16,
     /// Transport security: none, starttls or tls.
-    #[arg(long, env = "DVHOST_SMTP_SECURITY", default_value = "starttls")]
-    smtp_security: String,
+    #[arg(long, env = "DVHOST_SMTP_SECURITY", default_value_t = manual::SmtpSecurity::default())]
+    smtp_security: manual::SmtpSecurity,
     /// Sender address.
     #[arg(long, env = "DVHOST_SMTP_FROM", default_value = "dvhost@localhost")]
     smtp_from: String,
@@ -71,30 +71,22 @@ struct SmtpArgs {
 }
 
 impl SmtpArgs {
-    fn settings(&self) -> anyhow::Result<Option<manual::SmtpSettings>> {
-        let Some(host) = &self.smtp_host else {
-            return Ok(None);
-        };
-        let security = match self.smtp_security.as_str() {
-            "none" => manual::SmtpSecurity::None,
-            "starttls" => manual::SmtpSecurity::StartTls,
-            "tls" => manual::SmtpSecurity::Tls,
-            other => anyhow::bail!("--smtp-security must be none, starttls or tls, not {other}"),
-        };
+    fn settings(&self) -> Option<manual::SmtpSettings> {
+        let host = self.smtp_host.as_ref()?;
         let credentials = self.smtp_user.as_ref().map(|user| {
             (
                 user.clone(),
-                std::env::var("DVHOST_SMTP_PASSWORD").unwrap_or_default(),
+                std::env::var(manual::SmtpSettings::PASSWORD_ENV).unwrap_or_default(),
             )
         });
-        Ok(Some(manual::SmtpSettings {
+        Some(manual::SmtpSettings {
             host: host.clone(),
             port: self.smtp_port,
-            security,
+            security: self.smtp_security,
             from: self.smtp_from.clone(),
             credentials,
-            timeout: Duration::from_secs(30),
-        }))
+            timeout: manual::SmtpSettings::DEFAULT_TIMEOUT,
+        })
     }
 }
 
@@ -173,7 +165,7 @@ pub async fn create(cx: &Context, args: CreateArgs) -> anyhow::Result<()> {
             security_role: args.role.clone(),
             admin_email: args.admin_email.clone(),
         };
-        let smtp = args.smtp.settings()?;
+        let smtp = args.smtp.settings();
         let made = manual::create_manual(
             &cx.store,
             &cx.master,

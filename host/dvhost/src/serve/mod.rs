@@ -15,6 +15,7 @@ pub use config::ServeConfig;
 pub use connections::StoreConnections;
 
 use crate::cli::context::{Context, Globals};
+use crate::flows::manual::SmtpSettings;
 
 /// The admin key's environment variable.
 pub const ADMIN_KEY_ENV: &str = "DVHOST_ADMIN_KEY";
@@ -30,6 +31,14 @@ pub struct Prepared {
 /// Opens the store, builds the engine and the connections, binds the
 /// listener.
 pub async fn prepare(config: &ServeConfig, globals: &Globals) -> anyhow::Result<Prepared> {
+    let smtp_password = std::env::var(SmtpSettings::PASSWORD_ENV).ok();
+    let smtp = config.smtp_settings(smtp_password.as_deref())?;
+    if smtp.is_none() && smtp_password.is_some() {
+        tracing::warn!(
+            "{} is set but the configuration has no [smtp] section: administrator requests are not e-mailed",
+            SmtpSettings::PASSWORD_ENV
+        );
+    }
     let mut globals = globals.clone();
     if let Some(dir) = &config.data_dir {
         globals.data_dir = Some(dir.clone());
@@ -60,8 +69,11 @@ pub async fn prepare(config: &ServeConfig, globals: &Globals) -> anyhow::Result<
         })?)),
         None => None,
     };
-    let connections = StoreConnections::new(cx.store.clone(), cx.master, globals.services()?)
+    let mut connections = StoreConnections::new(cx.store.clone(), cx.master, globals.services()?)
         .with_sign_in(globals.device_sign_in()?);
+    if let Some(smtp) = smtp {
+        connections = connections.with_smtp(smtp);
+    }
     let state = AppState::new(Services {
         store: cx.store,
         engine,

@@ -66,6 +66,31 @@ pub struct SmtpSettings {
     pub timeout: Duration,
 }
 
+impl SmtpSettings {
+    /// The relay port when none is named (submission, with STARTTLS).
+    pub const DEFAULT_PORT: u16 = 587;
+    /// The longest wait for one SMTP exchange when none is named.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The environment variable `dvhost connection create` and
+    /// `dvhost serve` read the relay password from (it never goes in a
+    /// file or on a command line).
+    pub const PASSWORD_ENV: &str = "DVHOST_SMTP_PASSWORD";
+
+    /// Checks that [`Self::from`] is an e-mail address, so a bad sender is
+    /// found at start rather than at the first request.
+    pub fn check_sender(&self) -> Result<(), MailError> {
+        mailbox("the sender", &self.from).map(|_| ())
+    }
+}
+
+/// `address` as a mailbox, or an error naming `what` it was for.
+fn mailbox(what: &'static str, address: &str) -> Result<Mailbox, MailError> {
+    address.parse::<Mailbox>().map_err(|_| MailError::Address {
+        what,
+        address: address.to_string(),
+    })
+}
+
 impl std::fmt::Debug for SmtpSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The relay password never appears in logs.
@@ -79,15 +104,49 @@ impl std::fmt::Debug for SmtpSettings {
     }
 }
 
-/// Transport security towards the SMTP relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Transport security towards the SMTP relay, written `none`, `starttls`
+/// (the default) or `tls` on the command line and in `dvhost.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SmtpSecurity {
     /// No TLS: only for a relay on the same host or a trusted network.
     None,
     /// Plain connection upgraded with STARTTLS (required).
+    #[default]
     StartTls,
     /// TLS from the first byte (SMTPS, port 465).
     Tls,
+}
+
+impl SmtpSecurity {
+    /// How the choice is written.
+    pub fn name(self) -> &'static str {
+        match self {
+            SmtpSecurity::None => "none",
+            SmtpSecurity::StartTls => "starttls",
+            SmtpSecurity::Tls => "tls",
+        }
+    }
+}
+
+impl std::str::FromStr for SmtpSecurity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SmtpSecurity, String> {
+        [
+            SmtpSecurity::None,
+            SmtpSecurity::StartTls,
+            SmtpSecurity::Tls,
+        ]
+        .into_iter()
+        .find(|security| security.name() == text)
+        .ok_or_else(|| format!("must be none, starttls or tls, not {text:?}"))
+    }
+}
+
+impl std::fmt::Display for SmtpSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Why an e-mail could not be sent.
@@ -202,12 +261,6 @@ encrypted. No secret is needed from you, and none should be sent back.
 
     /// The e-mail: the instructions as its text, the `.cer` attached.
     pub fn message(&self, from: &str, to: &str) -> Result<Message, MailError> {
-        let mailbox = |what, address: &str| {
-            address.parse::<Mailbox>().map_err(|_| MailError::Address {
-                what,
-                address: address.to_string(),
-            })
-        };
         let certificate = ContentType::parse("application/pkix-cert")
             .map_err(|e| MailError::Build(e.to_string()))?;
         let attachment = Attachment::new(self.cer_file_name()).body(self.cer.clone(), certificate);
