@@ -61,7 +61,7 @@ pub use error::{InvokeError, LoadError};
 pub use grants::{ANY_TABLE, Grants, Operation};
 pub use limits::{CEILING, LimitsConfig, LimitsError, PluginLimits};
 pub use log::{Level, LogLine, Source};
-pub use plugin::{ActionInfo, Capabilities, Plugin, Report};
+pub use plugin::{ActionInfo, Capabilities, Described, Plugin, Report};
 pub use records::PageCursor;
 pub use session::Session;
 pub use wasi::SCRATCH_GUEST_PATH;

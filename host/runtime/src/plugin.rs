@@ -80,6 +80,15 @@ pub struct Report {
     pub duration: Duration,
 }
 
+/// What [`Plugin::describe_recorded`] answered.
+pub struct Described {
+    /// The plugin with its new action list, or why it could not be
+    /// described.
+    pub plugin: Result<Plugin, LoadError>,
+    /// Every Dataverse call the guest's `describe` made.
+    pub calls: Vec<CallRecord>,
+}
+
 /// A plugin ready to run. Cheap to clone.
 #[derive(Clone)]
 pub struct Plugin {
@@ -171,15 +180,14 @@ impl Engine {
             .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
         let pre = bindings::PluginPre::new(instance_pre)
             .map_err(|e| LoadError::Incompatible(format!("{e:#}")))?;
-        let mut plugin = Plugin {
+        let plugin = Plugin {
             engine: self.clone(),
             pre,
             hash: hash.into(),
             actions: Arc::from(Vec::new()),
             from_cache,
         };
-        plugin.actions = plugin.describe(&Capabilities::unconnected()).await?.into();
-        Ok(plugin)
+        plugin.describe_with(&Capabilities::unconnected()).await
     }
 }
 
@@ -265,23 +273,46 @@ impl Plugin {
     /// carries), runs past `caps.limits.deadline`, runs out of memory, or
     /// answers something the checks above refuse.
     pub async fn describe_with(&self, caps: &Capabilities) -> Result<Plugin, LoadError> {
-        let actions = self.describe(caps).await?;
-        Ok(Plugin {
-            actions: actions.into(),
-            ..self.clone()
-        })
+        self.describe_recorded(caps).await.plugin
     }
 
-    async fn describe(&self, caps: &Capabilities) -> Result<Vec<ActionInfo>, LoadError> {
+    /// [`Plugin::describe_with`], with the Dataverse calls the guest's
+    /// `describe` made (granted or not, whether it then succeeded or not),
+    /// for the audit log: they are calls the plugin made, like an
+    /// invocation's.
+    pub async fn describe_recorded(&self, caps: &Capabilities) -> Described {
         let deadline = Instant::now() + caps.limits.deadline;
-        let mut store = self
-            .store(caps, deadline)
-            .map_err(|e| LoadError::Describe(e.to_string()))?;
+        let mut store = match self.store(caps, deadline) {
+            Ok(store) => store,
+            Err(e) => {
+                return Described {
+                    plugin: Err(LoadError::Describe(e.to_string())),
+                    calls: Vec::new(),
+                };
+            }
+        };
+        let actions = self.describe(&mut store, caps, deadline).await;
+        let calls = store.into_data().dataverse.audit;
+        Described {
+            plugin: actions.map(|actions| Plugin {
+                actions: actions.into(),
+                ..self.clone()
+            }),
+            calls,
+        }
+    }
+
+    async fn describe(
+        &self,
+        store: &mut Store<Invocation>,
+        caps: &Capabilities,
+        deadline: Instant,
+    ) -> Result<Vec<ActionInfo>, LoadError> {
         let described = tokio::time::timeout_at(deadline.into(), async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = self.pre.instantiate_async(&mut *store).await?;
             instance
                 .dvhost_plugin_actions()
-                .call_describe(&mut store)
+                .call_describe(&mut *store)
                 .await
         })
         .await;
@@ -289,7 +320,7 @@ impl Plugin {
             Err(_) => return Err(LoadError::Describe("it ran past its deadline".into())),
             Ok(Err(e)) => {
                 return Err(LoadError::Describe(
-                    classify(e, &store, &caps.limits).to_string(),
+                    classify(e, store, &caps.limits).to_string(),
                 ));
             }
             Ok(Ok(list)) => list,

@@ -21,6 +21,7 @@ enum Message {
 }
 
 /// The sending side; the writer task ends when every sender is gone.
+#[derive(Clone)]
 pub(crate) struct AuditWriter {
     tx: mpsc::Sender<Message>,
     /// Cuts the writer's gathering wait short for a flush.

@@ -14,15 +14,24 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use dvhost_runtime::{
-    Capabilities, Engine, Grants, LimitsConfig, LoadError, Plugin as Compiled, PluginLimits,
+    Capabilities, Described, Engine, Grants, LimitsConfig, LoadError, Plugin as Compiled,
+    PluginLimits,
 };
-use dvhost_store::{ConnectionId, ContentHash, Name, Plugin, PluginVersion, Store, TenantId};
+use dvhost_store::{
+    AuditOutcome, ConnectionId, ContentHash, Name, NewAuditEntry, Plugin, PluginVersion, Store,
+    TenantId,
+};
 use jsonschema::Validator;
 use moka::future::Cache;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::audit::AuditWriter;
 use crate::connections::Connections;
 use crate::error::ApiError;
+
+/// Who a description made on the server's own initiative (loading a
+/// plugin back after a restart or eviction) is audited as.
+const SYSTEM_ACTOR: &str = "dvhost";
 
 /// Plugins kept deployed in memory before the least used are dropped (and
 /// loaded again from the store and the compilation cache when called).
@@ -52,6 +61,8 @@ pub(crate) struct Registry {
     connections: Arc<dyn Connections>,
     compiled: Cache<ContentHash, Compiled>,
     deployed: Cache<(TenantId, Name), Arc<Deployed>>,
+    /// Where the Dataverse calls of a plugin's `describe` are recorded.
+    audit: AuditWriter,
 }
 
 /// What a version is deployed with, checked.
@@ -79,11 +90,17 @@ pub(crate) fn invalid_component(e: LoadError) -> ApiError {
 }
 
 impl Registry {
-    pub(crate) fn new(engine: Engine, store: Store, connections: Arc<dyn Connections>) -> Registry {
+    pub(crate) fn new(
+        engine: Engine,
+        store: Store,
+        connections: Arc<dyn Connections>,
+        audit: AuditWriter,
+    ) -> Registry {
         Registry {
             engine,
             store,
             connections,
+            audit,
             compiled: Cache::builder().max_capacity(COMPILED_CAPACITY).build(),
             deployed: Cache::builder()
                 .max_capacity(DEPLOYED_CAPACITY)
@@ -150,23 +167,27 @@ impl Registry {
     }
 
     /// Builds the deployment of `version` of `plugin` from a compiled
-    /// component: describes it under its capabilities and compiles its
+    /// component: describes it under its capabilities (auditing, as
+    /// `actor`'s, the Dataverse calls its `describe` made) and compiles its
     /// input schemas.
     pub(crate) async fn prepare(
         &self,
         plugin: Plugin,
         version: PluginVersion,
         compiled: &Compiled,
+        actor: &str,
     ) -> Result<Arc<Deployed>, ApiError> {
         let settings = Settings::parse(&version.grants, &version.limits)?;
         let grants = Arc::new(settings.grants);
         let caps = self
             .capabilities(plugin.connection, grants.clone(), settings.limits)
             .await?;
-        let compiled = compiled
-            .describe_with(&caps)
-            .await
-            .map_err(invalid_component)?;
+        let described = compiled.describe_recorded(&caps).await;
+        if !described.calls.is_empty() {
+            self.audit_describe(&plugin, &version, actor, &described)
+                .await;
+        }
+        let compiled = described.plugin.map_err(invalid_component)?;
         let mut validators = HashMap::new();
         for action in compiled.actions() {
             let validator = jsonschema::options()
@@ -192,6 +213,40 @@ impl Registry {
             limits: settings.limits,
             validators,
         }))
+    }
+
+    /// Records what a plugin's `describe` did in Dataverse: the calls a
+    /// plugin makes are audited whether an action or its description made
+    /// them.
+    async fn audit_describe(
+        &self,
+        plugin: &Plugin,
+        version: &PluginVersion,
+        actor: &str,
+        described: &Described,
+    ) {
+        let (outcome, error) = match &described.plugin {
+            Ok(_) => (AuditOutcome::Success, None),
+            Err(e) => (AuditOutcome::Failure, Some(e.to_string())),
+        };
+        let detail = json!({
+            "plugin": plugin.name.as_str(),
+            "version": version.version,
+            "calls": described.calls,
+            "error": error,
+        });
+        self.audit
+            .record(NewAuditEntry {
+                at: time::OffsetDateTime::now_utc(),
+                tenant: Some(plugin.tenant),
+                plugin: Some(plugin.id),
+                actor: actor.to_owned(),
+                action: "plugin.describe".into(),
+                outcome,
+                request_id: None,
+                detail,
+            })
+            .await;
     }
 
     /// The tenant's plugin `name`, deployed: from memory, else loaded from
@@ -227,7 +282,7 @@ impl Registry {
                 ApiError::internal("loading a plugin", "its active version is missing")
             })?;
         let compiled = self.compiled_by_hash(&version.component).await?;
-        self.prepare(plugin, version, &compiled).await
+        self.prepare(plugin, version, &compiled, SYSTEM_ACTOR).await
     }
 
     /// Serves `deployed` from now on.

@@ -76,10 +76,11 @@ impl AppState {
         // Install the metrics recorder before anything is counted: the
         // `metrics` facade drops what is recorded while none is installed.
         crate::metrics::handle();
+        let audit = AuditWriter::start(store.clone());
         AppState(Arc::new(Inner {
-            registry: Registry::new(engine, store.clone(), connections.clone()),
+            registry: Registry::new(engine, store.clone(), connections.clone(), audit.clone()),
             gates: Gates::new(config.tenants),
-            audit: AuditWriter::start(store.clone()),
+            audit,
             draining: AtomicBool::new(false),
             deploys: tokio::sync::Mutex::new(()),
             tenants: record_cache(),

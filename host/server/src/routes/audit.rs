@@ -111,6 +111,9 @@ pub(crate) async fn audit(
         }
         None => None,
     };
+    // What was done before this request is in the answer: the writer
+    // would otherwise hold entries for up to its gathering window.
+    state.flush_audit().await;
     let page = state
         .store()
         .audit(&AuditQuery {

@@ -531,7 +531,7 @@ async fn activate(
     let deployed = match state
         .0
         .registry
-        .prepare(row.clone(), version, compiled)
+        .prepare(row.clone(), version, compiled, &caller.actor())
         .await
     {
         Ok(d) => d,

@@ -98,7 +98,12 @@ impl Dev {
 
     /// The catalogue view of a plugin.
     async fn plugin(&self, name: &str) -> Value {
-        let url = format!("{}/v1/tenants/dev/plugins/{name}", self.url());
+        self.get(&format!("/v1/tenants/dev/plugins/{name}")).await
+    }
+
+    /// A tenant route's JSON answer, which must be 200.
+    async fn get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.url());
         let res = self
             .http
             .get(url)
@@ -264,6 +269,28 @@ async fn dev_serves_the_examples_and_the_seeded_tables_and_restarts_on_the_same_
         .as_str()
         .expect("Contoso's id")
         .to_string();
+
+    // The tables plugin's description read the environment's metadata:
+    // those calls are in the audit log like an action's.
+    let audit = first.get("/v1/tenants/dev/audit?limit=500").await;
+    let described = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "plugin.describe" && e["detail"]["plugin"] == "tables")
+        .unwrap_or_else(|| panic!("no plugin.describe entry for tables: {audit}"));
+    assert_eq!(described["outcome"], "success", "{described}");
+    let operations: Vec<&str> = described["detail"]["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["interface"] == "metadata" && c["outcome"] == "ok")
+        .filter_map(|c| c["operation"].as_str())
+        .collect();
+    assert!(
+        operations.contains(&"list-tables") && operations.contains(&"describe-table"),
+        "{described}"
+    );
 
     // The contacts plugin, bound to the dev connection, reads its contacts.
     let (s, b) = first
