@@ -172,12 +172,17 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(throughput());
-    if std::env::var_os("DVHOST_BENCH_ONLY").is_some() {
-        return;
+    // `DVHOST_BENCH_ONLY=isolation` runs the isolation measurement alone;
+    // another value runs the throughput cases whose name contains it.
+    match std::env::var("DVHOST_BENCH_ONLY").ok().as_deref() {
+        Some("isolation") => runtime.block_on(isolation()),
+        Some(_) => runtime.block_on(throughput()),
+        None => {
+            runtime.block_on(throughput());
+            runtime.block_on(isolation());
+            resident_memory();
+        }
     }
-    runtime.block_on(isolation());
-    resident_memory();
 }
 
 async fn native_retrieve(

@@ -20,8 +20,11 @@ use crate::metadata::{MetadataData, MetadataView};
 use crate::records::{RecordsData, RecordsView};
 
 /// How often the epoch advances. A deadline is rounded up to whole ticks,
-/// so a guest overruns its deadline by at most one tick.
-pub(crate) const TICK: Duration = Duration::from_millis(5);
+/// so a guest overruns its deadline by at most one tick; and a computing
+/// guest yields its worker thread at every tick, so a request that lands
+/// on that thread waits at most a tick for it (1 ms: another tenant's
+/// request behind a busy guest; each yield costs about a microsecond).
+pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 /// Dirty bytes of a linear memory restored in place (not decommitted) when
 /// its pool slot is reset, with the `PAGEMAP_SCAN` ioctl. Only written pages
