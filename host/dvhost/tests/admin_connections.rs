@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -27,6 +27,8 @@ use dvhost_store::Store;
 use mail_parser::MimeHeaders as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use support::smtp::smtp_server;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const PUBLIC_CLIENT: &str = "aaaaaaaa-0000-0000-0000-000000000003";
@@ -198,39 +200,6 @@ async fn world() -> World {
 
 fn services_authority(emu: &RunningEmulator) -> Authority {
     Authority::parse(emu.base_url()).unwrap()
-}
-
-/// The messages a local SMTP server received, each as its raw bytes.
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl mailin_embedded::Handler for Inbox {
-    fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> mailin_embedded::Response {
-        self.0.lock().unwrap().push(Vec::new());
-        mailin_embedded::response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if let Some(last) = self.0.lock().unwrap().last_mut() {
-            last.extend_from_slice(buf);
-        }
-        Ok(())
-    }
-}
-
-/// Starts an SMTP server on a free local port (it runs until the test
-/// process ends); returns its port and inbox.
-fn smtp_server() -> (u16, Inbox) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let inbox = Inbox::default();
-    let mut server = mailin_embedded::Server::new(inbox.clone());
-    server.with_name("smtp.test").with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        // The error is not Send; the test notices a dead server by its inbox.
-        let _ = server.serve();
-    });
-    (port, inbox)
 }
 
 impl World {

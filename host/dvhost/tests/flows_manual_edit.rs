@@ -4,7 +4,8 @@
 //! Entra tenant, required), against the in-process emulator and a store in
 //! a temporary directory.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -21,6 +22,8 @@ use dvhost_store::{
 use mail_parser::MimeHeaders as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use support::smtp::smtp_server;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const OTHER_TENANT: &str = "99999999-2222-3333-4444-555555555555";
@@ -231,39 +234,6 @@ fn control(emu: &RunningEmulator) -> reqwest::Client {
         .tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap())
         .build()
         .unwrap()
-}
-
-/// The messages a local SMTP server received, each as its raw bytes.
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl mailin_embedded::Handler for Inbox {
-    fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> mailin_embedded::Response {
-        self.0.lock().unwrap().push(Vec::new());
-        mailin_embedded::response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if let Some(last) = self.0.lock().unwrap().last_mut() {
-            last.extend_from_slice(buf);
-        }
-        Ok(())
-    }
-}
-
-/// Starts an SMTP server on a free local port (it runs until the test
-/// process ends); returns its port and inbox.
-fn smtp_server() -> (u16, Inbox) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let inbox = Inbox::default();
-    let mut server = mailin_embedded::Server::new(inbox.clone());
-    server.with_name("smtp.test").with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        // The error is not Send; the test notices a dead server by its inbox.
-        let _ = server.serve();
-    });
-    (port, inbox)
 }
 
 fn der_of_pem(pem: &str) -> Vec<u8> {

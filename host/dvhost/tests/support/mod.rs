@@ -4,6 +4,8 @@
 //! compiled components are cached under `target/`.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
