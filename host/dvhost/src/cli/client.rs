@@ -235,6 +235,15 @@ enum IntegrationAction {
         /// Table logical names, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         tables: Vec<String>,
+        /// Operations granted on those tables, comma-separated (`read`
+        /// gives `<table>.retrieve` and `<table>.list`; `create`, `update`
+        /// and `delete` their own action); all four when absent.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_parser = ["read", "create", "update", "delete"],
+        )]
+        operations: Option<Vec<String>>,
     },
 }
 
@@ -244,10 +253,14 @@ pub async fn integration(args: IntegrationArgs, globals: &Globals) -> anyhow::Re
         integration,
         connection,
         tables,
+        operations,
     } = args.action;
     let (tenant, name) = split(&integration)?;
     let path = format!("/v1/admin/tenants/{tenant}/integrations");
-    let body = json!({ "name": name, "connection": connection, "tables": tables });
+    let mut body = json!({ "name": name, "connection": connection, "tables": tables });
+    if let Some(operations) = operations {
+        body["operations"] = json!(operations);
+    }
     let answer = send(args.endpoint.request(Method::POST, &path)?.json(&body)).await?;
     print(globals, &answer)
 }

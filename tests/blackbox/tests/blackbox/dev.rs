@@ -311,6 +311,52 @@ async fn dev_serves_the_examples_and_the_seeded_tables_and_restarts_on_the_same_
     last_names.sort();
     assert_eq!(last_names, ["Hopper", "Lovelace"], "{b}");
 
+    // An integration granted only `read` offers only the reading actions;
+    // `dvhost integration create` is a thin client of the admin API.
+    let mut create = dvhost(dir.path());
+    create
+        .args([
+            "integration",
+            "create",
+            "dev/readonly",
+            "--connection",
+            "dev",
+        ])
+        .args(["--tables", "account", "--operations", "read"])
+        .args(["--url", first.url()])
+        .args(["--key", ready["admin_key"].as_str().unwrap()]);
+    crate::support::run_ok(create);
+    let mut actions: Vec<String> = first.plugin("readonly").await["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect();
+    actions.sort();
+    assert_eq!(actions, ["account.list", "account.retrieve"]);
+    let (s, b) = first
+        .call(
+            first.api_key(),
+            "readonly",
+            "account.create",
+            json!({"name": "No"}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("unknown_action")),
+        "{b}"
+    );
+    let (s, b) = first
+        .call(
+            first.api_key(),
+            "readonly",
+            "account.retrieve",
+            json!({"id": contoso}),
+        )
+        .await;
+    assert_eq!((s, b["name"].as_str()), (200, Some("Contoso Ltd")), "{b}");
+
     let first_key = first.api_key().to_string();
     let hello_version = first.plugin("hello").await["active_version"].clone();
     first.stop();
