@@ -147,6 +147,11 @@ async fn emulator() -> RunningEmulator {
 }
 
 async fn world() -> World {
+    world_with_timeout(120_000).await
+}
+
+/// A world whose server answers within `request_timeout_ms`.
+async fn world_with_timeout(request_timeout_ms: u64) -> World {
     let emu = emulator().await;
     let pem = emu.ca_certificate_pem().unwrap().to_string();
     let http = HttpClient::new(Some(&pem)).unwrap();
@@ -180,7 +185,7 @@ async fn world() -> World {
         admin_key_hash: Some(admin_hash),
         tables_component: None,
         config: ServerConfig {
-            request_timeout_ms: 120_000,
+            request_timeout_ms,
             ..ServerConfig::default()
         },
     });
@@ -777,4 +782,69 @@ async fn unknown_connections_and_malformed_requests_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_automatic_creation_answers_202_and_finishes_in_the_background() {
+    // The server waits three quarters of its 2 s request timeout for a flow.
+    let w = world_with_timeout(2_000).await;
+    w.log_in(ADMIN).await;
+    // Every Web API answer 600 ms late: the flow's Dataverse calls (the
+    // application user, its role, WhoAmI) outlast that wait.
+    let fault = json!({"path": "*", "action": {"kind": "latency", "ms": 600}});
+    let resp = w
+        .control
+        .post(format!("{}/_emulator/faults", w.emu.base_url()))
+        .json(&fault)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let base = w.connections();
+    let new = json!({
+        "name": "slow",
+        "environment_url": w.environment_url(),
+        "mode": "automatic",
+        "sign_in": {"user": ADMIN, "entra_tenant": TENANT},
+    });
+    let (status, running) = w.admin(Method::POST, &base, Some(new)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{running}");
+    assert_eq!(running["connection"], "slow");
+    let message = running["message"].as_str().unwrap();
+    assert!(message.contains(&format!("{base}/slow")), "{message}");
+
+    // The flow goes on without its request, to the end (the connection is
+    // recorded once the administrator and the role are checked).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, shown) = w.admin(Method::GET, &format!("{base}/slow"), None).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+            "{shown}"
+        );
+        if shown["connection"]["state"] == "active" {
+            assert!(
+                shown["steps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|s| s["status"] == "done"),
+                "{shown}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not active after 60 s: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Its outcome is audited when it ends.
+    let (_, audit) = w
+        .admin(Method::GET, "/v1/tenants/contoso/audit", None)
+        .await;
+    let created = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "connection.create_automatic")
+        .unwrap_or_else(|| panic!("no connection.create_automatic entry: {audit}"));
+    assert_eq!(created["outcome"], "success", "{created}");
 }

@@ -6,6 +6,8 @@
 //! side; these handlers see names, ids, public certificates, thumbprints,
 //! states and messages only. Listing and testing are in `admin.rs`.
 
+use std::future::Future;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -242,6 +244,47 @@ pub struct RotationView {
     pub progress: Vec<String>,
 }
 
+/// A connection flow that had not ended when the answer was due: it goes
+/// on in the background (its outcome is audited when it ends).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowRunning {
+    /// The connection's name.
+    pub connection: String,
+    /// What is still running and where to follow it.
+    pub message: String,
+}
+
+/// Runs a connection flow as a task of its own, so that it is not cut
+/// short when the request's answer is due (provisioning in Entra and
+/// Dataverse, and the propagation waited for, can outlast the request
+/// timeout): its result when it ends within three quarters of the request
+/// timeout, `None` when it is still running.
+async fn detached<T: Send + 'static>(
+    state: &AppState,
+    flow: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Option<Result<T, ApiError>> {
+    let wait = state.config().request_timeout() * 3 / 4;
+    match tokio::time::timeout(wait, tokio::spawn(flow)).await {
+        Ok(Ok(result)) => Some(result),
+        Ok(Err(failed)) => Some(Err(ApiError::internal("a connection flow", failed))),
+        Err(_) => None,
+    }
+}
+
+/// 202 for a flow still running in the background.
+fn still_running(tenant: &Tenant, connection: &str, what: &str) -> Response {
+    let message = format!(
+        "{what} is still running and goes on in the background; GET /v1/admin/tenants/{}/connections/{connection} shows its state and steps once it has any (a new connection is recorded after the administrator's rights and the security role are checked), and the audit log ({}) how it ended",
+        tenant.name,
+        format_args!("/v1/tenants/{}/audit", tenant.name)
+    );
+    let body = FlowRunning {
+        connection: connection.to_owned(),
+        message,
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
 fn summary(c: &Connection) -> ConnectionSummary {
     ConnectionSummary {
         id: c.id.as_uuid(),
@@ -385,12 +428,14 @@ fn sign_in_choice(body: SignInBody) -> SignInChoice {
 /// service principal, the application user and its role are created as the
 /// stored sign-in `sign_in`, and the connection is proven with WhoAmI; a
 /// failure keeps what was done (`details.done`) and the same request
-/// resumes it.
+/// resumes it; a flow still running when the answer is due goes on in the
+/// background (202).
 #[utoipa::path(post, path = "/v1/admin/tenants/{tenant}/connections", tag = "admin",
     params(("tenant" = String, Path, description = "Tenant name")),
     request_body = NewConnectionBody,
     responses(
         (status = 201, description = "Created: pending with the administrator request (manual), or active (automatic)", body = CreatedConnection),
+        (status = 202, description = "Automatic: still running when the answer was due; it goes on in the background (GET the connection for its steps)", body = FlowRunning),
         (status = 400, description = "Invalid name, environment URL or fields for the mode", body = ErrorBody),
         (status = 401, description = "No or unknown key", body = ErrorBody),
         (status = 403, description = "Not the admin key, or the signed-in user is not an administrator (`not_administrator`)", body = ErrorBody),
@@ -464,6 +509,7 @@ pub(crate) async fn create(
             sign_in,
         } => {
             let name = Name::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let named = name.to_string();
             let detail = json!({"name": name.as_str(), "user": sign_in.user});
             let request = AutomaticRequest {
                 tenant: tenant.clone(),
@@ -472,9 +518,17 @@ pub(crate) async fn create(
                 security_role,
                 sign_in: sign_in_choice(sign_in),
             };
-            let made = connections.create_automatic(request).await;
-            let made =
-                audited(&state, &tenant, "connection.create_automatic", detail, made).await?;
+            let flow = {
+                let (state, tenant) = (state.clone(), tenant.clone());
+                async move {
+                    let made = state.0.connections.create_automatic(request).await;
+                    audited(&state, &tenant, "connection.create_automatic", detail, made).await
+                }
+            };
+            let Some(made) = detached(&state, flow).await else {
+                return Ok(still_running(&tenant, &named, "creating the connection"));
+            };
+            let made = made?;
             CreatedConnection {
                 connection: summary(&made.connection),
                 request: None,
@@ -566,12 +620,14 @@ pub(crate) async fn complete(
 /// Rotates an automatic connection's certificate with overlap: a new
 /// certificate is added to the app, proven, switched to, and the old one is
 /// removed from the app and the store. Calls keep working throughout; an
-/// interrupted rotation resumes with the same request.
+/// interrupted rotation resumes with the same request. A rotation still
+/// running when the answer is due goes on in the background (202).
 #[utoipa::path(post, path = "/v1/admin/tenants/{tenant}/connections/{connection}/rotate", tag = "admin",
     params(("tenant" = String, Path, description = "Tenant name"), ("connection" = String, Path, description = "Connection name")),
     request_body(content = Option<RotateBody>, description = "The administrator's stored sign-in; optional"),
     responses(
         (status = 200, description = "Rotated", body = RotationView),
+        (status = 202, description = "Still running when the answer was due; it goes on in the background (GET the connection for its steps)", body = FlowRunning),
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 401, description = "No or unknown key", body = ErrorBody),
         (status = 403, description = "Not the admin key, or the signed-in user is not an administrator (`not_administrator`)", body = ErrorBody),
@@ -588,28 +644,33 @@ pub(crate) async fn rotate(
     PathParams((tenant, connection)): PathParams<(String, String)>,
     caller: Caller,
     body: Result<Option<JsonBody<RotateBody>>, ApiError>,
-) -> Result<Json<RotationView>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = admin_tenant(&state, &caller, &tenant).await?;
     let row = live_connection(&state, &tenant, &connection).await?;
     let JsonBody(choice) = body?.unwrap_or(JsonBody(RotateBody::default()));
-    let rotated = state
-        .0
-        .connections
-        .rotate(&row, choice.sign_in.map(sign_in_choice))
-        .await;
-    let rotated = audited(
-        &state,
-        &tenant,
-        "connection.rotate",
-        json!({"name": row.name.as_str()}),
-        rotated,
-    )
-    .await?;
+    let named = row.name.to_string();
+    let flow = {
+        let (state, tenant) = (state.clone(), tenant.clone());
+        async move {
+            let rotated = state
+                .0
+                .connections
+                .rotate(&row, choice.sign_in.map(sign_in_choice))
+                .await;
+            let detail = json!({"name": row.name.as_str()});
+            audited(&state, &tenant, "connection.rotate", detail, rotated).await
+        }
+    };
+    let Some(rotated) = detached(&state, flow).await else {
+        return Ok(still_running(&tenant, &named, "the rotation"));
+    };
+    let rotated = rotated?;
     Ok(Json(RotationView {
         old_sha1_thumbprint: rotated.old_sha1_thumbprint,
         new_sha1_thumbprint: rotated.new_sha1_thumbprint,
         progress: rotated.progress,
-    }))
+    })
+    .into_response())
 }
 
 /// Deletes a connection and its sealed keys (the Entra app stays; remove it
