@@ -524,24 +524,30 @@ async fn connections_are_created_tested_rotated_edited_and_deleted_through_the_c
     let out_dir = d.join("request");
     std::fs::create_dir_all(&out_dir).unwrap();
     let dev_url = emu.environment_url("contoso-dev").unwrap();
-    let manual = ok(cli(
-        d,
-        &emu,
-        &[
-            "connection",
-            "create",
-            "contoso/byhand",
-            "--environment",
-            &dev_url,
-            "--manual",
-            "--admin-email",
-            "it@contoso.example",
-            "--out-dir",
-            out_dir.to_str().unwrap(),
-            "--json",
-        ],
-    )
-    .await);
+    let create = [
+        "connection",
+        "create",
+        "contoso/byhand",
+        "--environment",
+        &dev_url,
+        "--manual",
+        "--admin-email",
+        "it@contoso.example",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+    ];
+    // A relay user without DVHOST_SMTP_PASSWORD is refused before anything
+    // is made (it would have logged in with an empty password).
+    let relay = ["--smtp-host", "127.0.0.1", "--smtp-user", "relay"];
+    let out = cli(d, &emu, &[&create[..], &relay].concat()).await;
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("--smtp-user is set but DVHOST_SMTP_PASSWORD is not"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0, "no files");
+    let manual = ok(cli(d, &emu, &[&create[..], &["--json"]].concat()).await);
     assert_eq!(manual["state"], "pending", "{manual}");
     assert_eq!(manual["mail"]["sent"], false, "no SMTP relay: {manual}");
     assert_eq!(manual["mail"]["reason"], "SMTP is not configured");

@@ -71,22 +71,26 @@ struct SmtpArgs {
 }
 
 impl SmtpArgs {
-    fn settings(&self) -> Option<manual::SmtpSettings> {
-        let host = self.smtp_host.as_ref()?;
-        let credentials = self.smtp_user.as_ref().map(|user| {
-            (
-                user.clone(),
-                std::env::var(manual::SmtpSettings::PASSWORD_ENV).unwrap_or_default(),
-            )
-        });
-        Some(manual::SmtpSettings {
+    /// The relay, when `--smtp-host` names one; a user without a password
+    /// (or a password without a user) is refused, as `dvhost serve` does.
+    fn settings(&self) -> anyhow::Result<Option<manual::SmtpSettings>> {
+        let Some(host) = &self.smtp_host else {
+            return Ok(None);
+        };
+        let password = std::env::var(manual::SmtpSettings::PASSWORD_ENV).ok();
+        let credentials = manual::SmtpSettings::credentials(
+            self.smtp_user.as_deref(),
+            password.as_deref(),
+            "--smtp-user",
+        )?;
+        Ok(Some(manual::SmtpSettings {
             host: host.clone(),
             port: self.smtp_port,
             security: self.smtp_security,
             from: self.smtp_from.clone(),
             credentials,
             timeout: manual::SmtpSettings::DEFAULT_TIMEOUT,
-        })
+        }))
     }
 }
 
@@ -165,7 +169,7 @@ pub async fn create(cx: &Context, args: CreateArgs) -> anyhow::Result<()> {
             security_role: args.role.clone(),
             admin_email: args.admin_email.clone(),
         };
-        let smtp = args.smtp.settings();
+        let smtp = args.smtp.settings()?;
         let made = manual::create_manual(
             &cx.store,
             &cx.master,

@@ -165,7 +165,6 @@ impl ServeConfig {
         let Some(smtp) = &self.smtp else {
             return Ok(None);
         };
-        let env = SmtpSettings::PASSWORD_ENV;
         if smtp.host.trim().is_empty() {
             anyhow::bail!("smtp.host is empty");
         }
@@ -175,18 +174,7 @@ impl ServeConfig {
         if smtp.timeout_ms == 0 {
             anyhow::bail!("smtp.timeout_ms must be at least 1");
         }
-        let password = password.filter(|p| !p.is_empty());
-        let credentials = match (&smtp.user, password) {
-            (Some(user), _) if user.trim().is_empty() => anyhow::bail!("smtp.user is empty"),
-            (Some(user), Some(password)) => Some((user.clone(), password.to_string())),
-            (Some(_), None) => anyhow::bail!(
-                "smtp.user is set but {env} is not: the relay's password comes from the environment"
-            ),
-            (None, Some(_)) => {
-                anyhow::bail!("{env} is set but smtp.user is not: name the relay's user in [smtp]")
-            }
-            (None, None) => None,
-        };
+        let credentials = SmtpSettings::credentials(smtp.user.as_deref(), password, "smtp.user")?;
         let settings = SmtpSettings {
             host: smtp.host.clone(),
             port: smtp.port,

@@ -76,6 +76,30 @@ impl SmtpSettings {
     /// file or on a command line).
     pub const PASSWORD_ENV: &str = "DVHOST_SMTP_PASSWORD";
 
+    /// The relay's user name and password: both or neither. `user_label`
+    /// names where the user comes from (`smtp.user`, `--smtp-user`) in the
+    /// errors; an empty password counts as none, so a relay is never sent
+    /// a user with an empty password by mistake.
+    pub fn credentials(
+        user: Option<&str>,
+        password: Option<&str>,
+        user_label: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let env = Self::PASSWORD_ENV;
+        let password = password.filter(|p| !p.is_empty());
+        match (user, password) {
+            (Some(user), _) if user.trim().is_empty() => anyhow::bail!("{user_label} is empty"),
+            (Some(user), Some(password)) => Ok(Some((user.to_string(), password.to_string()))),
+            (Some(_), None) => anyhow::bail!(
+                "{user_label} is set but {env} is not: the relay's password comes from the environment"
+            ),
+            (None, Some(_)) => {
+                anyhow::bail!("{env} is set but {user_label} is not: name the relay's user")
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Checks that [`Self::from`] is an e-mail address, so a bad sender is
     /// found at start rather than at the first request.
     pub fn check_sender(&self) -> Result<(), MailError> {
