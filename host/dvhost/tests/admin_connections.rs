@@ -556,15 +556,7 @@ async fn serve_with_smtp_mails_the_manual_request_to_the_administrator() {
 
     // The administrator's e-mail: from the configured sender, the
     // instructions with the thumbprint, the certificate attached.
-    let messages = inbox.0.lock().unwrap().clone();
-    assert_eq!(messages.len(), 1, "one e-mail");
-    let parsed = mail_parser::MessageParser::default()
-        .parse(&messages[0])
-        .unwrap();
-    assert_eq!(
-        parsed.to().unwrap().first().unwrap().address(),
-        Some("admin@contoso.test")
-    );
+    let parsed = inbox.only_message_to("admin@contoso.test");
     assert_eq!(
         parsed.from().unwrap().first().unwrap().address(),
         Some("dvhost@ops.test")

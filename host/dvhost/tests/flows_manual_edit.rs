@@ -311,15 +311,7 @@ async fn manual_request_is_written_and_mailed_with_the_stored_certificate() {
     }
 
     // The e-mail arrived with the certificate attached, byte for byte.
-    let messages = inbox.0.lock().unwrap().clone();
-    assert_eq!(messages.len(), 1, "one e-mail");
-    let parsed = mail_parser::MessageParser::default()
-        .parse(&messages[0])
-        .unwrap();
-    assert_eq!(
-        parsed.to().unwrap().first().unwrap().address(),
-        Some("admin@contoso.test")
-    );
+    let parsed = inbox.only_message_to("admin@contoso.test");
     assert!(parsed.subject().unwrap().contains("contoso/sales"));
     assert!(
         parsed

@@ -7,6 +7,21 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Default)]
 pub struct Inbox(pub Arc<Mutex<Vec<Vec<u8>>>>);
 
+impl Inbox {
+    /// The one message received, parsed, after checking it went to `to`;
+    /// fails the test unless exactly one arrived.
+    pub fn only_message_to(&self, to: &str) -> mail_parser::Message<'static> {
+        let messages = self.0.lock().unwrap().clone();
+        assert_eq!(messages.len(), 1, "one e-mail");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&messages[0])
+            .expect("the e-mail parses")
+            .into_owned();
+        assert_eq!(parsed.to().unwrap().first().unwrap().address(), Some(to));
+        parsed
+    }
+}
+
 impl mailin_embedded::Handler for Inbox {
     fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> mailin_embedded::Response {
         self.0.lock().unwrap().push(Vec::new());
