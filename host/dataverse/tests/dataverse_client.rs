@@ -183,16 +183,37 @@ async fn every_operation() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        c.retrieve(
+    // Every read asks for the lookups' tables.
+    let child = c
+        .retrieve(
             &set("accounts"),
             &fresh.into(),
             &cols(&["_parentaccountid_value"]),
-            soon()
+            soon(),
         )
         .await
-        .unwrap()["_parentaccountid_value"],
-        a.to_string()
+        .unwrap();
+    assert_eq!(child["_parentaccountid_value"], a.to_string());
+    assert_eq!(
+        child["_parentaccountid_value@Microsoft.Dynamics.CRM.lookuplogicalname"],
+        "account"
+    );
+    let page = c
+        .query(
+            &Query::new(&set("accounts"))
+                .select(&["_parentaccountid_value"])
+                .unwrap()
+                .filter("accountid", Op::Eq, fresh)
+                .unwrap()
+                .page_size(5),
+            soon(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.rows[0]["_parentaccountid_value@Microsoft.Dynamics.CRM.lookuplogicalname"], "account",
+        "{:?}",
+        page.rows
     );
     c.disassociate(
         &set("accounts"),

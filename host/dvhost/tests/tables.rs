@@ -97,7 +97,23 @@ async fn schemas_come_from_the_environments_metadata_of_granted_tables() {
     );
     let row = &p.action("contact.retrieve").unwrap().output_schema["properties"];
     assert_eq!(row["createdon"]["format"], "date-time");
-    assert_eq!(row["parentcustomerid"]["format"], "uuid");
+    // Read back, a customer lookup names its table too; a filter on it
+    // compares ids.
+    assert_eq!(
+        row["parentcustomerid"]["properties"]["table"]["enum"],
+        json!(["account", "contact"])
+    );
+    assert_eq!(row["parentcustomerid"]["type"], json!(["object", "null"]));
+    assert_eq!(row["parentcustomerid"]["required"], json!(["table", "id"]));
+    let list = &p.action("contact.list").unwrap().input_schema;
+    let conditions = list["properties"]["filter"]["items"]["oneOf"]
+        .as_array()
+        .expect("one schema per filterable column");
+    let on_customer = conditions
+        .iter()
+        .find(|c| c["properties"]["column"]["const"] == "parentcustomerid")
+        .unwrap();
+    assert_eq!(on_customer["properties"]["value"]["format"], "uuid");
 }
 
 #[tokio::test]
@@ -138,7 +154,10 @@ async fn crud_and_list_work_on_real_rows_with_lookups_bound_by_id() {
     let contact = created["id"].as_str().unwrap().to_owned();
     let row = ok(&w, &p, "contact.retrieve", json!({"id": contact})).await;
     assert_eq!(row["lastname"], "Lee");
-    assert_eq!(row["parentcustomerid"], account);
+    assert_eq!(
+        row["parentcustomerid"],
+        json!({"table": "account", "id": account})
+    );
     assert_eq!(row["contactid"], contact);
     assert!(row.as_object().unwrap().keys().all(|k| !k.contains('@')));
 
@@ -182,7 +201,10 @@ async fn crud_and_list_work_on_real_rows_with_lookups_bound_by_id() {
     .await;
     assert_eq!(listed["rows"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed["rows"][0]["lastname"], "Lee");
-    assert_eq!(listed["rows"][0]["parentcustomerid"], account);
+    assert_eq!(
+        listed["rows"][0]["parentcustomerid"],
+        json!({"table": "account", "id": account})
+    );
     assert_eq!(listed["more"], false);
     let listed = ok(
         &w,

@@ -10,7 +10,9 @@ use crate::error::{Error, ErrorKind};
 use crate::query::Query;
 
 /// A row as a JSON object, in the Web API's shape: column logical names as
-/// keys, lookups as `_<column>_value`, annotations such as `@odata.etag`.
+/// keys, lookups as `_<column>_value` with the table of the row each points
+/// to as `_<column>_value@Microsoft.Dynamics.CRM.lookuplogicalname`, and
+/// annotations such as `@odata.etag`.
 pub type Record = serde_json::Map<String, serde_json::Value>;
 
 /// A value of an alternate-key column.

@@ -120,8 +120,12 @@ pub fn guid_schema() -> Value {
 /// Which way a value goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
-    /// Read from Dataverse: lookups are ids.
+    /// Read from Dataverse: a lookup with several targets names the table
+    /// of the row it points to (the one in Dataverse's
+    /// `lookuplogicalname` annotation), like a written one.
     Read,
+    /// Compared in a filter: lookups are ids.
+    Filter,
     /// Written by the caller: a lookup with several targets names one.
     Write,
 }
@@ -185,7 +189,14 @@ pub fn value_schema(column: &ColumnInfo, shape: &Shape, direction: Direction) ->
             })
         }
         Shape::Lookup { targets, settable } => match direction {
-            Direction::Read => {
+            Direction::Read if targets.len() > 1 => {
+                notes.push(format!(
+                    "A row of {}: its table and id.",
+                    targets.join(" or ")
+                ));
+                reference_schema(targets.iter().map(String::as_str).collect())
+            }
+            Direction::Read | Direction::Filter => {
                 notes.push(format!("The id of a row of {}.", targets.join(" or ")));
                 guid_schema()
             }
@@ -198,15 +209,7 @@ pub fn value_schema(column: &ColumnInfo, shape: &Shape, direction: Direction) ->
                     "A row of {}: name its table and id.",
                     tables_of(settable).join(" or ")
                 ));
-                json!({
-                    "type": "object",
-                    "properties": {
-                        "table": {"enum": tables_of(settable)},
-                        "id": guid_schema(),
-                    },
-                    "required": ["table", "id"],
-                    "additionalProperties": false,
-                })
+                reference_schema(tables_of(settable))
             }
         },
         Shape::Image => {
@@ -221,6 +224,20 @@ pub fn value_schema(column: &ColumnInfo, shape: &Shape, direction: Direction) ->
         schema["description"] = json!(notes.join(" "));
     }
     schema
+}
+
+/// A row of one of `tables`, named by table and id: a lookup with several
+/// targets, written or read.
+fn reference_schema(tables: Vec<&str>) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "table": {"enum": tables},
+            "id": guid_schema(),
+        },
+        "required": ["table", "id"],
+        "additionalProperties": false,
+    })
 }
 
 fn tables_of(targets: &[LookupTarget]) -> Vec<&str> {

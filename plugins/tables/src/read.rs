@@ -1,9 +1,10 @@
 //! Retrieve and list: the columns, filter conditions and sort order the
 //! caller names are checked against the table's description and written in
 //! the Web API's terms (a lookup is `_<column>_value`); the rows that come
-//! back keep only the table's readable columns, lookups as the id they
-//! point to under the column's own name, without annotations. `list`
-//! follows pages inside the invocation until it has `top` rows.
+//! back keep only the table's readable columns under their own names,
+//! without annotations: a lookup as the id it points to, or as its table
+//! and id when it may point to several tables. `list` follows pages
+//! inside the invocation until it has `top` rows.
 
 use dvhost_sdk::metadata::{ColumnInfo, TableDescription};
 use dvhost_sdk::serde_json::{Map, Value, json};
@@ -29,7 +30,7 @@ pub fn retrieve(description: &TableDescription, input: Value) -> Result<Value, A
         .select(select)
         .run()
         .map_err(action_error)?;
-    Ok(Value::Object(output_row(description, row)))
+    Ok(Value::Object(output_row(description, row)?))
 }
 
 /// `<table>.list`.
@@ -73,22 +74,49 @@ pub fn list(description: &TableDescription, input: Value) -> Result<Value, Actio
             None => break false,
         }
     };
-    let rows: Vec<Value> = rows
+    let rows = rows
         .into_iter()
-        .map(|r| Value::Object(output_row(description, r)))
-        .collect();
+        .map(|r| output_row(description, r).map(Value::Object))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({"rows": rows, "more": more}))
 }
 
+/// The annotation in which Dataverse names a lookup's table.
+const LOOKUP_TABLE: &str = "Microsoft.Dynamics.CRM.lookuplogicalname";
+
 /// A row from Dataverse as the output schema says: readable columns only,
-/// lookups as ids under their own names, no annotations.
-pub fn output_row(description: &TableDescription, mut row: Record) -> Map<String, Value> {
-    readable(description)
-        .filter_map(|(c, _)| {
-            row.remove(&web_api_name(c))
-                .map(|v| (c.logical_name.clone(), v))
-        })
-        .collect()
+/// under their own names, no annotations; a lookup as the id it points
+/// to, or, when it may point to several tables (a customer, an owner), as
+/// `{"table", "id"}`, the table taken from Dataverse's annotation. A
+/// multi-table lookup without that annotation is an error, not a guess.
+pub fn output_row(
+    description: &TableDescription,
+    mut row: Record,
+) -> Result<Map<String, Value>, ActionError> {
+    let mut out = Map::new();
+    for (column, shape) in readable(description) {
+        let web = web_api_name(column);
+        let Some(value) = row.remove(&web) else {
+            continue;
+        };
+        let value = match (&shape, value) {
+            (Shape::Lookup { targets, .. }, Value::String(id)) if targets.len() > 1 => {
+                let table = row
+                    .remove(&format!("{web}@{LOOKUP_TABLE}"))
+                    .and_then(|t| t.as_str().map(str::to_owned))
+                    .ok_or_else(|| {
+                        ActionError::Failed(format!(
+                            "Dataverse did not say which table the {} lookup points to",
+                            column.logical_name
+                        ))
+                    })?;
+                json!({"table": table, "id": id})
+            }
+            (_, value) => value,
+        };
+        out.insert(column.logical_name.clone(), value);
+    }
+    Ok(out)
 }
 
 fn readable_column<'d>(

@@ -13,7 +13,8 @@
 //! Every input schema closes its objects (`additionalProperties: false`),
 //! as [`write`](crate::write) and [`read`](crate::read) refuse what they do
 //! not know. Rows read back have one property per readable column, lookups
-//! as the id of the row they point to.
+//! as the id of the row they point to, or as `{"table", "id"}` when they
+//! may point to several tables (as they are written).
 
 use dvhost_sdk::dynamic::DynamicAction;
 use dvhost_sdk::metadata::{ColumnInfo, RequiredLevel, TableDescription};
@@ -221,7 +222,7 @@ fn list_input(description: &TableDescription) -> Value {
                 "properties": {
                     "column": {"const": c.logical_name},
                     "operator": {"enum": operators(&s)},
-                    "value": nullable(value_schema(c, &s, Direction::Read)),
+                    "value": nullable(value_schema(c, &s, Direction::Filter)),
                 },
                 "required": ["column", "operator", "value"],
                 "additionalProperties": false,

@@ -21,8 +21,20 @@ pub enum BulkWrite {
 /// Most rows [`Client::query_all`] collects.
 const MAX_QUERY_ALL_ROWS: usize = 1_000_000;
 
-fn prefer_page_size(page_size: Option<u32>) -> Option<String> {
-    page_size.map(|n| format!("odata.maxpagesize={n}"))
+/// The annotation naming the table a lookup's id belongs to
+/// (`_<column>_value@Microsoft.Dynamics.CRM.lookuplogicalname`): without
+/// it, the id of a customer or owner lookup does not say whether it is an
+/// account or a contact, a user or a team.
+const LOOKUP_TABLE_ANNOTATION: &str = "Microsoft.Dynamics.CRM.lookuplogicalname";
+
+/// The `Prefer` value of every read of rows: the lookups' tables, and the
+/// page size when one is set.
+fn prefer_reading(page_size: Option<u32>) -> String {
+    let annotations = format!("odata.include-annotations=\"{LOOKUP_TABLE_ANNOTATION}\"");
+    match page_size {
+        Some(n) => format!("{annotations},odata.maxpagesize={n}"),
+        None => annotations,
+    }
 }
 
 impl Client {
@@ -115,7 +127,8 @@ impl Client {
             let items: Vec<String> = expand.iter().map(Expand::render).collect();
             target = target.option("$expand", items.join(","));
         }
-        match self.get(&target, &[], deadline).await? {
+        let prefer = prefer_reading(None);
+        match self.get(&target, &[("Prefer", &prefer)], deadline).await? {
             Value::Object(m) => Ok(m),
             _ => Err(DataverseError::Transport(
                 "the record body is not an object".into(),
@@ -238,9 +251,10 @@ impl Client {
 
     /// Runs a query; returns its first page.
     pub async fn query(&self, q: &Query, deadline: Instant) -> Result<Page, DataverseError> {
-        let prefer = prefer_page_size(q.page_size);
-        let headers: Vec<(&str, &str)> = prefer.iter().map(|p| ("Prefer", p.as_str())).collect();
-        let body = self.get(&q.target(), &headers, deadline).await?;
+        let prefer = prefer_reading(q.page_size);
+        let body = self
+            .get(&q.target(), &[("Prefer", &prefer)], deadline)
+            .await?;
         Page::from_body(body, q.page_size, &self.api)
     }
 
@@ -253,8 +267,8 @@ impl Client {
         let Some(link) = &page.next else {
             return Ok(None);
         };
-        let prefer = prefer_page_size(page.page_size);
-        let headers: Vec<(&str, &str)> = prefer.iter().map(|p| ("Prefer", p.as_str())).collect();
+        let prefer = prefer_reading(page.page_size);
+        let headers = [("Prefer", prefer.as_str())];
         let r = self
             .send_url(
                 reqwest::Method::GET,
@@ -313,7 +327,8 @@ impl Client {
         deadline: Instant,
     ) -> Result<Vec<Map<String, Value>>, DataverseError> {
         let target = Target::set(entity_set).option("fetchXml", fetch);
-        let body = self.get(&target, &[], deadline).await?;
+        let prefer = prefer_reading(None);
+        let body = self.get(&target, &[("Prefer", &prefer)], deadline).await?;
         Ok(Page::from_body(body, None, &self.api)?.rows)
     }
 
