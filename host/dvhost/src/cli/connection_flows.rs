@@ -214,23 +214,26 @@ pub async fn create(cx: &Context, args: CreateArgs) -> anyhow::Result<()> {
         security_role: args.role.clone(),
         deadline: Instant::now() + FLOW_TIMEOUT,
     };
-    let bar = cx.globals.progress("creating the connection");
-    let shown = bar.clone();
-    let mut progress = move |p: auto::Progress| shown.set_message(p.to_string());
-    let made = auto::create_connection(
-        &cx.store,
-        &cx.master,
-        auto::AdminSignIn {
-            sign_in: &device,
-            tokens: &tokens,
-        },
-        &cx.globals.services()?,
-        request,
-        &mut progress,
-    )
-    .await;
-    bar.finish_and_clear();
-    let made = made?;
+    let services = cx.globals.services()?;
+    let made = cx
+        .globals
+        .spinning("creating the connection", |bar| async move {
+            let mut progress = move |p: auto::Progress| bar.set_message(p.to_string());
+            let admin = auto::AdminSignIn {
+                sign_in: &device,
+                tokens: &tokens,
+            };
+            let made = auto::create_connection(
+                &cx.store,
+                &cx.master,
+                admin,
+                &services,
+                request,
+                &mut progress,
+            );
+            made.await
+        })
+        .await?;
     cx.globals.emit(
         &connection_json(&made),
         &format!("connection {} is {}", args.connection, made.state),
@@ -240,19 +243,22 @@ pub async fn create(cx: &Context, args: CreateArgs) -> anyhow::Result<()> {
 /// Runs `dvhost connection complete`.
 pub async fn complete(cx: &Context, args: CompleteArgs) -> anyhow::Result<()> {
     let c = find(cx, &args.connection).await?;
-    let bar = cx.globals.progress("testing the administrator's answer");
-    let done = manual::complete(
-        &cx.store,
-        &cx.master,
-        &cx.globals.services()?,
-        c.id,
-        args.tenant_id,
-        args.client_id,
-        &actor(),
-    )
-    .await;
-    bar.finish_and_clear();
-    let done = done?;
+    let services = cx.globals.services()?;
+    let actor = actor();
+    let done = cx
+        .globals
+        .spinning("testing the administrator's answer", |_| {
+            manual::complete(
+                &cx.store,
+                &cx.master,
+                &services,
+                c.id,
+                args.tenant_id,
+                args.client_id,
+                &actor,
+            )
+        })
+        .await?;
     cx.globals.emit(
         &connection_json(&done),
         &format!("connection {} is {}", args.connection, done.state),
@@ -288,27 +294,31 @@ pub async fn edit(cx: &Context, args: EditArgs) -> anyhow::Result<()> {
 pub async fn rotate_cert(cx: &Context, args: RotateArgs) -> anyhow::Result<()> {
     let c = find(cx, &args.connection).await?;
     let (device, tokens) = admin(cx, &args.user).await?;
-    let bar = cx.globals.progress("rotating the certificate");
-    let shown = bar.clone();
-    let mut progress = move |step: rotate::RotationStep| shown.set_message(step.to_string());
-    let rotated = rotate::rotate_certificate(
-        &cx.store,
-        &cx.master,
-        auto::AdminSignIn {
-            sign_in: &device,
-            tokens: &tokens,
-        },
-        &cx.globals.services()?,
-        rotate::RotateRequest {
-            connection: c.id,
-            deadline: Instant::now() + FLOW_TIMEOUT,
-        },
-        &[],
-        &mut progress,
-    )
-    .await;
-    bar.finish_and_clear();
-    let rotated = rotated?;
+    let services = cx.globals.services()?;
+    let request = rotate::RotateRequest {
+        connection: c.id,
+        deadline: Instant::now() + FLOW_TIMEOUT,
+    };
+    let rotated = cx
+        .globals
+        .spinning("rotating the certificate", |bar| async move {
+            let mut progress = move |step: rotate::RotationStep| bar.set_message(step.to_string());
+            let admin = auto::AdminSignIn {
+                sign_in: &device,
+                tokens: &tokens,
+            };
+            let rotated = rotate::rotate_certificate(
+                &cx.store,
+                &cx.master,
+                admin,
+                &services,
+                request,
+                &[],
+                &mut progress,
+            );
+            rotated.await
+        })
+        .await?;
     cx.globals.emit(
         &json!({
             "connection": args.connection,

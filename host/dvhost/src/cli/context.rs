@@ -162,6 +162,20 @@ impl Globals {
         bar
     }
 
+    /// Waits for the future `work` makes under a spinner showing `message`
+    /// (see [`Globals::progress`]), and clears the spinner when it ends,
+    /// however it ends. `work` gets the spinner, to show its steps.
+    pub async fn spinning<T, F: Future<Output = T>>(
+        &self,
+        message: &str,
+        work: impl FnOnce(indicatif::ProgressBar) -> F,
+    ) -> T {
+        let bar = self.progress(message);
+        let done = work(bar.clone()).await;
+        bar.finish_and_clear();
+        done
+    }
+
     /// Prints `value` as JSON with `--json`, else `text`.
     pub fn emit(&self, value: &serde_json::Value, text: &str) -> anyhow::Result<()> {
         if self.json {

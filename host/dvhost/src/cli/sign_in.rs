@@ -86,11 +86,13 @@ pub async fn login(_args: LoginArgs, globals: &Globals) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    let bar = globals.progress("waiting for the sign-in to be approved");
     let deadline = Instant::now() + Duration::from_secs(prompt.expires_in + 5);
-    let tokens = sign_in.complete(pending, deadline).await;
-    bar.finish_and_clear();
-    let tokens = tokens.context("signing in")?;
+    let tokens = globals
+        .spinning("waiting for the sign-in to be approved", |_| {
+            sign_in.complete(pending, deadline)
+        })
+        .await
+        .context("signing in")?;
     let saved = save(&cx, &tokens, None).await?;
     cx.audit(
         None,
@@ -162,19 +164,16 @@ pub(super) async fn resume(
 }
 
 pub(super) async fn instances(cx: &Context, stored: &SignIn) -> anyhow::Result<Vec<Instance>> {
-    let bar = cx
-        .globals
-        .progress("asking Global Discovery for your environments");
-    let tokens = resume(cx, stored, &[DISCOVERY_SCOPE]).await;
-    let found = match tokens {
-        Ok(tokens) => Discovery::new(cx.globals.discovery()?, cx.globals.http()?)
+    let ask = |_| async {
+        let tokens = resume(cx, stored, &[DISCOVERY_SCOPE]).await?;
+        Discovery::new(cx.globals.discovery()?, cx.globals.http()?)
             .instances(&tokens, Instant::now() + CALL_TIMEOUT)
             .await
-            .context("listing environments (Global Discovery)"),
-        Err(e) => Err(e),
+            .context("listing environments (Global Discovery)")
     };
-    bar.finish_and_clear();
-    found
+    cx.globals
+        .spinning("asking Global Discovery for your environments", ask)
+        .await
 }
 
 fn instance_json(i: &Instance) -> Value {

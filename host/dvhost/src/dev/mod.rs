@@ -229,17 +229,19 @@ async fn place(options: &DevOptions, globals: &mut Globals) -> anyhow::Result<Pl
             let data_dir = globals.data_dir();
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
-            let bar = globals.progress("starting the emulator");
-            let dev = DevEmulator::start(&data_dir, *listen).await;
-            bar.finish_and_clear();
-            let dev = dev?;
+            let dev = globals
+                .spinning("starting the emulator", |_| {
+                    DevEmulator::start(&data_dir, *listen)
+                })
+                .await?;
             dev.configure(globals);
             let cx = Context::open(globals).await?;
             let (tenant, connection) = dev.provision(&cx).await?;
-            let bar = globals.progress("writing the sample rows");
-            let written = sample::ensure_rows(&cx, &connection).await;
-            bar.finish_and_clear();
-            let written = written?;
+            let written = globals
+                .spinning("writing the sample rows", |_| {
+                    sample::ensure_rows(&cx, &connection)
+                })
+                .await?;
             if written > 0 {
                 eprintln!(
                     "wrote {written} sample rows (accounts, contacts, leads) to the emulator"
@@ -343,9 +345,10 @@ async fn deploy(
 ) -> anyhow::Result<()> {
     let path = workspace.component(plugin);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let bar = globals.progress(&format!("deploying {} (compiling)", plugin.name));
-    let view = api.deploy(plugin, bytes, first).await;
-    bar.finish_and_clear();
+    let deploying = format!("deploying {} (compiling)", plugin.name);
+    let view = globals
+        .spinning(&deploying, |_| api.deploy(plugin, bytes, first))
+        .await;
     let (view, what) = match view? {
         Deployed::New(view) => (view, "deployed"),
         Deployed::Unchanged(view) => (view, "unchanged:"),
