@@ -1,8 +1,9 @@
 //! The smallest dvhost plugin: a greeting, an action that does nothing (the
-//! benchmark's no-op invoke) and one that reads an account (the benchmark's
-//! retrieve through a plugin).
+//! benchmark's no-op invoke) and two that read an account (the benchmark's
+//! retrieve through a plugin): one returns the row as read, one parses it
+//! first, as an action that looks at the columns does.
 
-use dvhost_sdk::{ActionError, Empty, Record, Table};
+use dvhost_sdk::{ActionError, Empty, RawRecord, Record, Table};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +39,11 @@ struct RetrieveInput {
     id: String,
 }
 
-fn retrieve_account(input: RetrieveInput) -> Result<Record, dvhost_sdk::Error> {
+fn retrieve_account(input: RetrieveInput) -> Result<RawRecord, dvhost_sdk::Error> {
+    Table::new("account").retrieve(input.id).run_raw()
+}
+
+fn retrieve_account_record(input: RetrieveInput) -> Result<Record, dvhost_sdk::Error> {
     Table::new("account").retrieve(input.id).run()
 }
 
@@ -47,6 +52,9 @@ dvhost_sdk::export_actions! {
     "hello" => hello,
     /// Does nothing and returns `{}`.
     "noop" => noop,
-    /// Reads the account with this id, all columns.
+    /// Reads the account with this id, all columns, and returns the row as
+    /// read (unparsed).
     "retrieve-account" => retrieve_account,
+    /// The same read, parsed into a `Record` and written back out.
+    "retrieve-account-record" => retrieve_account_record,
 }

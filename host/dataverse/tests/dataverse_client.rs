@@ -557,6 +557,15 @@ async fn metadata_is_described_and_cached() {
             .status(),
         Some(404)
     );
+    // Every listed table is found by name (a search of the sorted list).
+    let tables = c.list_tables(soon()).await.unwrap();
+    assert!(tables.len() > 3, "{} tables", tables.len());
+    for listed in tables.iter() {
+        assert_eq!(
+            &c.table(&listed.logical_name, soon()).await.unwrap(),
+            listed
+        );
+    }
     let d = c.describe_table(&table("account"), soon()).await.unwrap();
     let col = |n: &str| d.columns.iter().find(|c| c.logical_name == n).unwrap();
     assert_eq!(

@@ -5,12 +5,14 @@
 //!   call;
 //! - a reused instance: a runtime `Session` (one store and instance kept
 //!   for several calls of one caller), timed around `Session::invoke`;
-//! - `hello`'s `retrieve-account` against the in-process emulator against
-//!   the same retrieve made directly through the transport's `Client`,
+//! - `hello`'s `retrieve-account` (the row returned as read, unparsed) and
+//!   `retrieve-account-record` (the row parsed into a `Record` and written
+//!   back) against the in-process emulator against the same retrieve made
+//!   directly through the transport's `Client`,
 //!   interleaved in one run so both see the same machine, with the same
 //!   retrieve through `DataverseBackend` alone (no guest) between them, to
 //!   split the difference into the runtime's share and the glue's, and a
-//!   fresh-store `noop` in the same rotation: what a call costs when the
+//!   fresh-store `noop` in the same rounds: what a call costs when the
 //!   caches are cold from the reads around it, as the plugin's call is.
 //!
 //! Prints the load average before and after, and a table of medians and
@@ -107,16 +109,18 @@ async fn reused_samples(hello: &Plugin, runs: usize) -> Vec<Duration> {
 /// invoke between them.
 struct RetrieveSamples {
     plugin: Vec<Duration>,
+    /// `retrieve-account-record`: the guest parses the row.
+    parsed: Vec<Duration>,
     /// The plugin's `records.retrieve` call as its audit record timed it.
     import: Vec<Duration>,
     backend: Vec<Duration>,
     direct: Vec<Duration>,
-    /// A fresh-store `noop` in the same rotation.
+    /// A fresh-store `noop` in the same rounds.
     cold_noop: Vec<Duration>,
 }
 
-/// The ways a round takes, in rotating order.
-const WAYS: usize = 4;
+/// The ways a round takes, in a random order each round.
+const WAYS: usize = 5;
 
 /// Everything one read needs, whichever way it goes.
 struct Reader<'a> {
@@ -129,18 +133,19 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Reads the account one way (0 plugin, 1 backend, 2 direct; 3 is the
-    /// plugin's `noop` instead); returns the time it took, and for the
-    /// plugin its import call's.
+    /// Reads the account one way (0 plugin, 1 backend, 2 direct, 4 plugin
+    /// parsing the row; 3 is the plugin's `noop` instead); returns the time
+    /// it took, and for the plugin its import call's.
     async fn time(&self, way: usize) -> (Duration, Duration) {
         let started = Instant::now();
         let mut import = Duration::ZERO;
         let ok = match way {
-            0 => {
-                let report = self
-                    .hello
-                    .invoke(&self.caps, "retrieve-account", &self.input)
-                    .await;
+            0 | 4 => {
+                let action = match way {
+                    0 => "retrieve-account",
+                    _ => "retrieve-account-record",
+                };
+                let report = self.hello.invoke(&self.caps, action, &self.input).await;
                 import = report.calls.first().map_or(import, |c| c.duration);
                 report
                     .output
@@ -213,17 +218,23 @@ async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
     };
     let mut samples = RetrieveSamples {
         plugin: Vec::new(),
+        parsed: Vec::new(),
         import: Vec::new(),
         backend: Vec::new(),
         direct: Vec::new(),
         cold_noop: Vec::new(),
     };
-    // The first 200 rounds warm connections, caches and the allocator. The
-    // order rotates, so no way always follows the plugin's instantiation.
+    // The first 200 rounds warm connections, caches and the allocator. Each
+    // round takes the ways in a new random order: what runs just before a
+    // way (a network read leaves its code in the caches, an instantiation
+    // evicts it) changes its time, and a fixed rotation would always give
+    // each way the same predecessor.
+    let mut order: [usize; WAYS] = std::array::from_fn(|way| way);
+    let mut random = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..(200 + runs) {
+        shuffle(&mut order, &mut random);
         let mut took = [(Duration::ZERO, Duration::ZERO); WAYS];
-        for step in 0..WAYS {
-            let way = (round + step) % WAYS;
+        for way in order {
             took[way] = reader.time(way).await;
         }
         if round >= 200 {
@@ -232,9 +243,40 @@ async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
             samples.backend.push(took[1].0);
             samples.direct.push(took[2].0);
             samples.cold_noop.push(took[3].0);
+            samples.parsed.push(took[4].0);
         }
     }
     samples
+}
+
+/// Shuffles `items` (Fisher-Yates) with xorshift64 numbers from `state`:
+/// enough randomness for an order, and the same sequence every run.
+fn shuffle(items: &mut [usize], state: &mut u64) {
+    for i in (1..items.len()).rev() {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        items.swap(i, (*state % (i as u64 + 1)) as usize);
+    }
+}
+
+/// The median of `a[i] / b[i]` and of `a[i] - b[i]` (µs) over the rounds:
+/// both of a pair ran in one round, so a slow moment of the machine slows
+/// both, and the ratio of two medians taken apart does not see that.
+fn paired(a: &[Duration], b: &[Duration]) -> (f64, f64) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let pairs = || {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a.as_secs_f64(), b.as_secs_f64()))
+    };
+    (
+        median(pairs().map(|(a, b)| a / b).collect()),
+        median(pairs().map(|(a, b)| (a - b) * 1e6).collect()),
+    )
 }
 
 fn row(what: &str, samples: &mut [Duration], goal: &str) -> Duration {
@@ -261,6 +303,8 @@ async fn run() {
     let mut reused = reused_samples(&hello, 20_000 * scale).await;
     let mut retrieve = retrieve_samples(&hello, 2000 * scale).await;
 
+    let paired_plugin = paired(&retrieve.plugin, &retrieve.direct);
+    let paired_parsed = paired(&retrieve.parsed, &retrieve.direct);
     println!("load average at the end: {}", load_average());
     println!();
     println!("| measurement | runs | median | p99 | goal |");
@@ -276,8 +320,13 @@ async fn run() {
         "",
     );
     let plugin = row(
-        "`retrieve-account` through the plugin",
+        "`retrieve-account` through the plugin (row returned unparsed)",
         &mut retrieve.plugin,
+        "",
+    );
+    let parsed = row(
+        "`retrieve-account-record` through the plugin (row parsed in the guest)",
+        &mut retrieve.parsed,
         "",
     );
     row(
@@ -296,7 +345,7 @@ async fn run() {
         "",
     );
     row(
-        "fresh store + `noop` in the same rotation (caches cold from the reads)",
+        "fresh store + `noop` in the same rounds (caches cold from the reads)",
         &mut retrieve.cold_noop,
         "",
     );
@@ -308,8 +357,21 @@ async fn run() {
         extra(plugin, direct)
     );
     println!(
+        "| plugin parsing the row / direct (medians) | | {:.3} ({:+.1} µs) | | |",
+        ratio(parsed, direct),
+        extra(parsed, direct)
+    );
+    println!(
         "| backend / direct (medians) | | {:.3} ({:+.1} µs) | | |",
         ratio(backend, direct),
         extra(backend, direct)
+    );
+    println!(
+        "| plugin / direct, paired by round (median ratio, median difference) | | {:.3} ({:+.1} µs) | | ≤ 1.10 |",
+        paired_plugin.0, paired_plugin.1
+    );
+    println!(
+        "| plugin parsing the row / direct, paired by round | | {:.3} ({:+.1} µs) | | |",
+        paired_parsed.0, paired_parsed.1
     );
 }

@@ -628,16 +628,23 @@ async fn the_hello_example_greets_and_reads_an_account() {
         )
         .await
         .unwrap();
-    let report = hello
-        .invoke(&caps, "retrieve-account", &json!({"id": id}).to_string())
-        .await;
-    let row: Value =
-        serde_json::from_str(report.output.as_ref().expect("retrieve-account")).unwrap();
-    assert_eq!(
-        (row["name"].as_str(), row["accountid"].as_str()),
-        (Some("Contoso"), Some(id.to_string().as_str()))
-    );
-    assert_audited(&report, "retrieve", "account", CallOutcome::Ok);
+    // Passed through unparsed (`RawRecord`) or parsed into a `Record`: the
+    // same row.
+    let mut rows = Vec::new();
+    for action in ["retrieve-account", "retrieve-account-record"] {
+        let report = hello
+            .invoke(&caps, action, &json!({"id": id}).to_string())
+            .await;
+        let row: Value = serde_json::from_str(report.output.as_ref().expect(action)).unwrap();
+        assert_eq!(
+            (row["name"].as_str(), row["accountid"].as_str()),
+            (Some("Contoso"), Some(id.to_string().as_str())),
+            "{action}"
+        );
+        assert_audited(&report, "retrieve", "account", CallOutcome::Ok);
+        rows.push(row);
+    }
+    assert_eq!(rows[0], rows[1]);
 
     // Not granted: the action fails with the host's reason.
     let report = hello

@@ -8,7 +8,8 @@
 //! - [`Table`]: create (optionally with a chosen id), retrieve (with select and
 //!   expand), update (optionally only if the ETag still matches), upsert by id
 //!   or alternate key, delete, create-many and update-many. Rows are
-//!   [`Record`]s (`serde_json` maps) or any serde type of yours.
+//!   [`Record`]s (`serde_json` maps) or any serde type of yours, or
+//!   [`RawRecord`]s, passed through unparsed.
 //! - [`Query`]: a typed query builder (select, filter conditions, order-by,
 //!   top, page size, count, expand) whose [`Page`]s are followed with
 //!   [`Page::next`] to the end.
@@ -102,12 +103,14 @@ mod error;
 pub mod log;
 pub mod metadata;
 mod query;
+mod raw;
 mod records;
 
 pub use action::{ActionError, Empty};
 pub use dynamic::{DynamicAction, DynamicActions};
 pub use error::{Error, ErrorKind};
 pub use query::{Condition, FilterValue, Operator, Page, Pages, Query, TextMatch};
+pub use raw::RawRecord;
 pub use records::{Expand, Key, KeyValue, Record, Retrieve, Table};
 pub use schemars;
 pub use serde_json;

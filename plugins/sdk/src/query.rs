@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::bindings::dvhost::plugin::records as wit;
 use crate::error::Error;
+use crate::raw::RawRecord;
 use crate::records::{Expand, Record};
 
 /// A comparison operator of [`Condition::compare`].
@@ -405,6 +406,15 @@ impl Page {
     /// The rows of this page.
     pub fn rows(&self) -> Result<Vec<Record>, Error> {
         self.rows_as()
+    }
+
+    /// The rows of this page, unparsed, to return or pass on unchanged.
+    pub fn raw_rows(&self) -> Result<Vec<RawRecord>, Error> {
+        self.inner
+            .rows()
+            .into_iter()
+            .map(RawRecord::from_json)
+            .collect()
     }
 
     /// The rows of this page as a type of the plugin's.

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::bindings::dvhost::plugin::records as wit;
 use crate::error::{Error, ErrorKind};
 use crate::query::Query;
+use crate::raw::RawRecord;
 
 /// A row as a JSON object, in the Web API's shape: column logical names as
 /// keys, lookups as `_<column>_value` with the table of the row each points
@@ -290,6 +291,11 @@ impl Retrieve<'_> {
     /// Reads the row into a type of the plugin's.
     pub fn run_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_str(&self.run_json()?).map_err(Error::json)
+    }
+
+    /// Reads the row without parsing it, to return or pass on unchanged.
+    pub fn run_raw(&self) -> Result<RawRecord, Error> {
+        RawRecord::from_json(self.run_json()?)
     }
 }
 

@@ -240,23 +240,33 @@ impl Client {
         Ok(Arc::new(tables))
     }
 
+    /// The table named `table`, from the cached list (found by binary
+    /// search: the list is kept sorted by logical name). A table the
+    /// environment does not have is Dataverse's own 404, `0x80040217`.
+    pub async fn table(
+        &self,
+        table: &TableName,
+        deadline: Instant,
+    ) -> Result<TableInfo, DataverseError> {
+        let tables = self.list_tables(deadline).await?;
+        match tables.binary_search_by(|t| t.logical_name.cmp(table)) {
+            Ok(found) => Ok(tables[found].clone()),
+            Err(_) => Err(DataverseError::Api {
+                status: 404,
+                code: "0x80040217".into(),
+                message: format!("No table named '{table}' in this environment."),
+                retry_after: None,
+            }),
+        }
+    }
+
     /// The entity set name of a table (never guessed by pluralising).
     pub async fn entity_set(
         &self,
         table: &TableName,
         deadline: Instant,
     ) -> Result<EntitySet, DataverseError> {
-        let tables = self.list_tables(deadline).await?;
-        tables
-            .iter()
-            .find(|t| &t.logical_name == table)
-            .map(|t| t.entity_set.clone())
-            .ok_or_else(|| DataverseError::Api {
-                status: 404,
-                code: "0x80040217".into(),
-                message: format!("No table named '{table}' in this environment."),
-                retry_after: None,
-            })
+        Ok(self.table(table, deadline).await?.entity_set)
     }
 
     /// Columns of a table with types, required level, max length, lookup

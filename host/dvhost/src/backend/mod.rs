@@ -91,21 +91,10 @@ impl DataverseBackend {
     /// Dataverse's 404 for a missing table.
     async fn table(&self, call: &CallContext, name: &str) -> Result<TableRef, Failure> {
         let name = TableName::new(name).map_err(refused)?;
-        let tables = self.client.list_tables(call.deadline).await?;
-        let found = tables
-            .iter()
-            .find(|t| t.logical_name == name)
-            .ok_or_else(|| {
-                Failure::Dataverse(DataverseError::Api {
-                    status: 404,
-                    code: "0x80040217".into(),
-                    message: format!("No table named '{name}' in this environment."),
-                    retry_after: None,
-                })
-            })?;
+        let found = self.client.table(&name, call.deadline).await?;
         Ok(TableRef {
-            entity_set: found.entity_set.clone(),
-            primary_id: found.primary_id.clone(),
+            entity_set: found.entity_set,
+            primary_id: found.primary_id,
             name,
         })
     }

@@ -188,34 +188,37 @@ impl DevEmulator {
     ) -> anyhow::Result<Connection> {
         let deadline = Instant::now() + PROVISION_TIMEOUT;
         let globals = &cx.globals;
-        let bar = globals.progress("signing in the emulator's administrator");
-        let sign_in = globals.device_sign_in()?;
-        let pending = sign_in.start(ADMIN_SCOPES).await?;
-        self.approve(&pending.prompt().user_code).await?;
-        let tokens = sign_in.complete(pending, deadline).await?;
-        let shown = bar.clone();
-        let mut progress =
-            move |p: auto::Progress| shown.set_message(format!("creating the dev connection: {p}"));
-        let made = auto::create_connection(
-            &cx.store,
-            &cx.master,
-            auto::AdminSignIn {
-                sign_in: &sign_in,
-                tokens: &tokens,
-            },
-            &globals.services()?,
-            auto::AutoRequest {
-                tenant: tenant.clone(),
-                name,
-                environment,
-                security_role: None,
-                deadline,
-            },
-            &mut progress,
-        )
-        .await;
-        bar.finish_and_clear();
-        made.context("creating the dev connection in the emulator")
+        let message = "signing in the emulator's administrator";
+        let made = globals.spinning(message, |bar| async move {
+            let sign_in = globals.device_sign_in()?;
+            let pending = sign_in.start(ADMIN_SCOPES).await?;
+            self.approve(&pending.prompt().user_code).await?;
+            let tokens = sign_in.complete(pending, deadline).await?;
+            let services = globals.services()?;
+            let mut progress = move |p: auto::Progress| {
+                bar.set_message(format!("creating the dev connection: {p}"))
+            };
+            let made = auto::create_connection(
+                &cx.store,
+                &cx.master,
+                auto::AdminSignIn {
+                    sign_in: &sign_in,
+                    tokens: &tokens,
+                },
+                &services,
+                auto::AutoRequest {
+                    tenant: tenant.clone(),
+                    name,
+                    environment,
+                    security_role: None,
+                    deadline,
+                },
+                &mut progress,
+            );
+            anyhow::Ok(made.await?)
+        });
+        made.await
+            .context("creating the dev connection in the emulator")
     }
 
     /// Approves a device code as the administrator, through the control

@@ -191,7 +191,6 @@ impl Workspace {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let names: Vec<&str> = plugins.iter().map(|p| p.name).collect();
-        let bar = globals.progress(&format!("building {}", names.join(", ")));
         let shown = format!(
             "{} build --profile {PROFILE} --target {TARGET} --target-dir {} -p {}",
             cargo.to_string_lossy(),
@@ -202,25 +201,33 @@ impl Workspace {
                 .collect::<Vec<_>>()
                 .join(" -p ")
         );
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("running {shown}"))?;
-        let mut output = Vec::new();
-        if let Some(stderr) = child.stderr.take() {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let trimmed = line.trim_start();
-                if trimmed.starts_with("Compiling") || trimmed.starts_with("Building") {
-                    bar.set_message(format!("building {}: {trimmed}", names.join(", ")));
+        let message = format!("building {}", names.join(", "));
+        let (status, output) = globals
+            .spinning(&message, |bar| {
+                let (message, shown, command) = (&message, &shown, &mut command);
+                async move {
+                    let mut child = command
+                        .spawn()
+                        .with_context(|| format!("running {shown}"))?;
+                    let mut output = Vec::new();
+                    if let Some(stderr) = child.stderr.take() {
+                        let mut lines = tokio::io::BufReader::new(stderr).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            let trimmed = line.trim_start();
+                            if trimmed.starts_with("Compiling") || trimmed.starts_with("Building") {
+                                bar.set_message(format!("{message}: {trimmed}"));
+                            }
+                            output.push(line);
+                        }
+                    }
+                    let status = child
+                        .wait()
+                        .await
+                        .with_context(|| format!("running {shown}"))?;
+                    anyhow::Ok((status, output))
                 }
-                output.push(line);
-            }
-        }
-        let status = child
-            .wait()
-            .await
-            .with_context(|| format!("running {shown}"))?;
-        bar.finish_and_clear();
+            })
+            .await?;
         anyhow::ensure!(
             status.success(),
             "building the plugins failed ({status}): {shown}\n\

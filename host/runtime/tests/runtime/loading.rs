@@ -85,7 +85,12 @@ async fn a_second_engine_loads_compiled_code_from_the_cache() {
 async fn describe_gives_names_and_schemas() {
     let hello = engine().load(&guest_bytes(HELLO)).await.unwrap();
     let names: Vec<&str> = hello.actions().iter().map(|a| a.name.as_str()).collect();
-    for expected in ["hello", "noop", "retrieve-account"] {
+    for expected in [
+        "hello",
+        "noop",
+        "retrieve-account",
+        "retrieve-account-record",
+    ] {
         assert!(names.contains(&expected), "{names:?}");
     }
     let action = hello.action("hello").unwrap();

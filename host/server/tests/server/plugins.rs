@@ -38,7 +38,15 @@ async fn deploys_raw_and_multipart_and_lists_the_catalogue() {
             .len(),
         64
     );
-    assert_eq!(action_names(&raw), ["hello", "noop", "retrieve-account"]);
+    assert_eq!(
+        action_names(&raw),
+        [
+            "hello",
+            "noop",
+            "retrieve-account",
+            "retrieve-account-record"
+        ]
+    );
 
     let settings = json!({"limits": {"deadline_ms": 2000}, "grants": {"account": ["read"]}});
     let form = server
@@ -206,7 +214,12 @@ async fn settings_changes_publish_versions_and_rollbacks_switch_back() {
     );
     assert_eq!(
         action_names(&patched),
-        ["hello", "noop", "retrieve-account"]
+        [
+            "hello",
+            "noop",
+            "retrieve-account",
+            "retrieve-account-record"
+        ]
     );
     assert_eq!(version_of(&greet().await).as_deref(), Some("2"));
 
