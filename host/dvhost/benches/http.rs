@@ -9,7 +9,8 @@
 //!    schema validation, the tenant's gate, a fresh sandbox, the audit
 //!    entry);
 //! 3. a native axum handler reading one account through the transport;
-//! 4. `hello`'s `retrieve-account` action reading the same account.
+//! 4. `hello`'s `retrieve-account` action reading the same account (and
+//!    returning it unparsed, as a `RawRecord`).
 //!
 //! Each runs for `DVHOST_BENCH_SECONDS` (default 10) with
 //! `DVHOST_BENCH_CONNECTIONS` (default 8) connections; the table shows
