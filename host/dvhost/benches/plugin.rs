@@ -1,19 +1,22 @@
 //! What running a plugin costs (`cargo bench -p dvhost --bench plugin`):
 //!
 //! - a fresh store, instantiation and a no-op action (`hello`'s `noop`),
-//!   timed with `Instant` around `Plugin::invoke`, as the runtime runs every
-//!   call;
+//!   timed with `Instant` around `Plugin::invoke`, on an engine that
+//!   prepares no instance ahead, so every call instantiates; then the same
+//!   loop on an engine that does (the default), with how many calls found
+//!   an instance prepared;
 //! - a reused instance: a runtime `Session` (one store and instance kept
 //!   for several calls of one caller), timed around `Session::invoke`;
 //! - `hello`'s `retrieve-account` (the row returned as read, unparsed) and
 //!   `retrieve-account-record` (the row parsed into a `Record` and written
 //!   back) against the in-process emulator against the same retrieve made
-//!   directly through the transport's `Client`,
-//!   interleaved in one run so both see the same machine, with the same
-//!   retrieve through `DataverseBackend` alone (no guest) between them, to
-//!   split the difference into the runtime's share and the glue's, and a
-//!   fresh-store `noop` in the same rounds: what a call costs when the
-//!   caches are cold from the reads around it, as the plugin's call is.
+//!   directly through the transport's `Client`, interleaved in one run so
+//!   all see the same machine: `retrieve-account` on both engines (with
+//!   and without prepared instances), the same retrieve through
+//!   `DataverseBackend` alone (no guest), to split the difference into the
+//!   runtime's share and the glue's, and a fresh-store `noop` in the same
+//!   rounds: what instantiating costs when the caches are cold from the
+//!   reads around it.
 //!
 //! Prints the load average before and after, and a table of medians and
 //! 99th percentiles. Goals (issue 9, on a 2-core machine): instantiate +
@@ -67,8 +70,9 @@ fn main() {
     runtime.block_on(run());
 }
 
-/// Fresh store + instantiate + `noop`, timed around `Plugin::invoke`.
-async fn noop_samples(hello: &Plugin, runs: usize) -> Vec<Duration> {
+/// Fresh store + instantiate + `noop`, timed around `Plugin::invoke`, and
+/// how many calls ran in a prepared instance.
+async fn noop_samples(hello: &Plugin, runs: usize) -> (Vec<Duration>, usize) {
     let unconnected = Capabilities::unconnected();
     for _ in 0..1000 {
         assert!(
@@ -80,13 +84,15 @@ async fn noop_samples(hello: &Plugin, runs: usize) -> Vec<Duration> {
         );
     }
     let mut samples = Vec::with_capacity(runs);
+    let mut prepared = 0;
     for _ in 0..runs {
         let started = Instant::now();
         let report = hello.invoke(&unconnected, "noop", "{}").await;
         samples.push(started.elapsed());
         assert!(report.output.is_ok());
+        prepared += usize::from(report.prepared);
     }
-    samples
+    (samples, prepared)
 }
 
 /// `noop` on one instance kept in a `Session`, timed around each call.
@@ -109,6 +115,11 @@ async fn reused_samples(hello: &Plugin, runs: usize) -> Vec<Duration> {
 /// invoke between them.
 struct RetrieveSamples {
     plugin: Vec<Duration>,
+    /// How many of `plugin`'s calls ran in a prepared instance.
+    plugin_prepared: usize,
+    /// `retrieve-account` on an engine preparing no instance ahead: the
+    /// call instantiates on its way.
+    unprepared: Vec<Duration>,
     /// `retrieve-account-record`: the guest parses the row.
     parsed: Vec<Duration>,
     /// The plugin's `records.retrieve` call as its audit record timed it.
@@ -120,11 +131,13 @@ struct RetrieveSamples {
 }
 
 /// The ways a round takes, in a random order each round.
-const WAYS: usize = 5;
+const WAYS: usize = 6;
 
 /// Everything one read needs, whichever way it goes.
 struct Reader<'a> {
     hello: &'a Plugin,
+    /// `hello` on an engine that prepares no instance ahead of a call.
+    unprepared: &'a Plugin,
     caps: Capabilities,
     input: String,
     world: &'a support::World,
@@ -134,19 +147,23 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// Reads the account one way (0 plugin, 1 backend, 2 direct, 4 plugin
-    /// parsing the row; 3 is the plugin's `noop` instead); returns the time
-    /// it took, and for the plugin its import call's.
-    async fn time(&self, way: usize) -> (Duration, Duration) {
+    /// parsing the row, 5 plugin instantiated in the call; 3 is the
+    /// plugin's `noop` instead); returns the time it took, and for the
+    /// plugin its import call's.
+    async fn time(&self, way: usize) -> (Duration, Duration, bool) {
         let started = Instant::now();
         let mut import = Duration::ZERO;
+        let mut prepared = false;
         let ok = match way {
-            0 | 4 => {
-                let action = match way {
-                    0 => "retrieve-account",
-                    _ => "retrieve-account-record",
+            0 | 4 | 5 => {
+                let (plugin, action) = match way {
+                    0 => (self.hello, "retrieve-account"),
+                    4 => (self.hello, "retrieve-account-record"),
+                    _ => (self.unprepared, "retrieve-account"),
                 };
-                let report = self.hello.invoke(&self.caps, action, &self.input).await;
+                let report = plugin.invoke(&self.caps, action, &self.input).await;
                 import = report.calls.first().map_or(import, |c| c.duration);
+                prepared = report.prepared;
                 report
                     .output
                     .map(drop)
@@ -172,7 +189,7 @@ impl Reader<'_> {
                 read.map(drop).map_err(|e| e.to_string())
             }
             _ => {
-                let report = self.hello.invoke(&self.caps, "noop", "{}").await;
+                let report = self.unprepared.invoke(&self.caps, "noop", "{}").await;
                 report.output.map(drop).map_err(|e| e.to_string())
             }
         };
@@ -180,11 +197,11 @@ impl Reader<'_> {
         if let Err(e) = ok {
             panic!("way {way} failed after {took:?}: {e}");
         }
-        (took, import)
+        (took, import, prepared)
     }
 }
 
-async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
+async fn retrieve_samples(hello: &Plugin, unprepared: &Plugin, runs: usize) -> RetrieveSamples {
     // Three requests a round would meet the emulator's service protection
     // (6000 requests per 5 minutes, as Dataverse): lifted here.
     let unthrottled = "service_protection = { requests = 100000000, execution_ms = 100000000000 }";
@@ -210,6 +227,7 @@ async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
     );
     let reader = Reader {
         hello,
+        unprepared,
         caps: world.capabilities(Grants::none().allow("account", &[Operation::Read])),
         input: json!({ "id": id }).to_string(),
         world: &world,
@@ -218,6 +236,8 @@ async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
     };
     let mut samples = RetrieveSamples {
         plugin: Vec::new(),
+        plugin_prepared: 0,
+        unprepared: Vec::new(),
         parsed: Vec::new(),
         import: Vec::new(),
         backend: Vec::new(),
@@ -233,17 +253,19 @@ async fn retrieve_samples(hello: &Plugin, runs: usize) -> RetrieveSamples {
     let mut random = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..(200 + runs) {
         shuffle(&mut order, &mut random);
-        let mut took = [(Duration::ZERO, Duration::ZERO); WAYS];
+        let mut took = [(Duration::ZERO, Duration::ZERO, false); WAYS];
         for way in order {
             took[way] = reader.time(way).await;
         }
         if round >= 200 {
             samples.plugin.push(took[0].0);
+            samples.plugin_prepared += usize::from(took[0].2);
             samples.import.push(took[0].1);
             samples.backend.push(took[1].0);
             samples.direct.push(took[2].0);
             samples.cold_noop.push(took[3].0);
             samples.parsed.push(took[4].0);
+            samples.unprepared.push(took[5].0);
         }
     }
     samples
@@ -299,9 +321,13 @@ async fn run() {
         "hello loaded (compiled artifact from the cache: {})",
         hello.from_cache()
     );
-    let mut noop = noop_samples(&hello, 20_000 * scale).await;
+    let unprepared_engine = support::engine_preparing(0);
+    let unprepared = support::load(&unprepared_engine, dvhost_testkit::HELLO).await;
+    let mut noop = noop_samples(&unprepared, 20_000 * scale).await;
+    let mut prepared_noop = noop_samples(&hello, 20_000 * scale).await;
+    let prepared_share = prepared_noop.1;
     let mut reused = reused_samples(&hello, 20_000 * scale).await;
-    let mut retrieve = retrieve_samples(&hello, 2000 * scale).await;
+    let mut retrieve = retrieve_samples(&hello, &unprepared, 2000 * scale).await;
 
     let paired_plugin = paired(&retrieve.plugin, &retrieve.direct);
     let paired_parsed = paired(&retrieve.parsed, &retrieve.direct);
@@ -311,8 +337,16 @@ async fn run() {
     println!("|---|---|---|---|---|");
     row(
         "fresh store + instantiate + no-op invoke (`noop`)",
-        &mut noop,
+        &mut noop.0,
         "≤ 25 µs median, ≤ 60 µs p99",
+    );
+    row(
+        &format!(
+            "`noop` on an engine preparing instances ahead ({prepared_share} of {} calls ran in a prepared one)",
+            prepared_noop.0.len()
+        ),
+        &mut prepared_noop.0,
+        "",
     );
     row(
         "reused-instance invoke (`Session`, `noop`)",
@@ -320,8 +354,16 @@ async fn run() {
         "",
     );
     let plugin = row(
-        "`retrieve-account` through the plugin (row returned unparsed)",
+        &format!(
+            "`retrieve-account` through the plugin (row returned unparsed; {} of the calls in a prepared instance)",
+            retrieve.plugin_prepared
+        ),
         &mut retrieve.plugin,
+        "",
+    );
+    let unprepared = row(
+        "the same, on an engine preparing no instance ahead",
+        &mut retrieve.unprepared,
         "",
     );
     let parsed = row(
@@ -355,6 +397,11 @@ async fn run() {
         "| plugin / direct (medians) | | {:.3} ({:+.1} µs) | | ≤ 1.10 |",
         ratio(plugin, direct),
         extra(plugin, direct)
+    );
+    println!(
+        "| plugin instantiated in the call / direct (medians) | | {:.3} ({:+.1} µs) | | |",
+        ratio(unprepared, direct),
+        extra(unprepared, direct)
     );
     println!(
         "| plugin parsing the row / direct (medians) | | {:.3} ({:+.1} µs) | | |",

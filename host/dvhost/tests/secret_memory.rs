@@ -54,6 +54,7 @@ async fn no_key_token_or_url_reaches_guest_memory_or_output() {
         cache_dir: Some(cache),
         max_instances: 4,
         inspectable: true,
+        ..EngineConfig::default()
     })
     .unwrap();
     let hostile = support::load(&engine, HOSTILE).await;

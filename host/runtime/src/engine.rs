@@ -18,6 +18,7 @@ use crate::limits::CEILING;
 use crate::log::{LogData, LogView};
 use crate::metadata::{MetadataData, MetadataView};
 use crate::records::{RecordsData, RecordsView};
+use crate::warm;
 
 /// How often the epoch advances. A deadline is rounded up to whole ticks,
 /// so a guest overruns its deadline by at most one tick; and a computing
@@ -42,6 +43,13 @@ pub struct EngineConfig {
     /// Instances alive at once across all plugins (the pool's size): calls
     /// beyond it wait in the caller's queue, they are not failed here.
     pub max_instances: u32,
+    /// Instances prepared ahead of calls, at most one per plugin (see
+    /// [`Report::prepared`](crate::Report)): after a call answers, the
+    /// plugin's next instance is made in the background, so the next call
+    /// skips instantiation. Each holds a pool slot on top of
+    /// `max_instances`, and is dropped after a minute unused. 0: every call
+    /// instantiates on its way.
+    pub prepared_instances: u32,
     /// Lets [`Plugin::invoke_inspecting`](crate::Plugin) read a guest's
     /// memory after a call (tests of the secret wall). Slower code.
     pub inspectable: bool,
@@ -52,6 +60,7 @@ impl Default for EngineConfig {
         EngineConfig {
             cache_dir: None,
             max_instances: 1000,
+            prepared_instances: 64,
             inspectable: false,
         }
     }
@@ -71,6 +80,7 @@ struct Inner {
     wasmtime: wasmtime::Engine,
     linker: Linker<Invocation>,
     cache_dir: Option<PathBuf>,
+    prepared: Arc<warm::Pool>,
     _ticker: Ticker,
 }
 
@@ -90,7 +100,10 @@ impl std::fmt::Debug for Engine {
 
 fn pool(config: &EngineConfig) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
-    let instances = config.max_instances.max(1);
+    let instances = config
+        .max_instances
+        .max(1)
+        .saturating_add(config.prepared_instances);
     pool.total_component_instances(instances)
         // Python and JavaScript components hold a dozen core instances.
         .total_core_instances(instances * 4)
@@ -176,6 +189,7 @@ impl Engine {
                 wasmtime,
                 linker,
                 cache_dir: config.cache_dir,
+                prepared: warm::Pool::new(config.prepared_instances),
                 _ticker: Ticker { stop },
             }),
         })
@@ -187,6 +201,10 @@ impl Engine {
 
     pub(crate) fn linker(&self) -> &Linker<Invocation> {
         &self.inner.linker
+    }
+
+    pub(crate) fn prepared(&self) -> &Arc<warm::Pool> {
+        &self.inner.prepared
     }
 
     pub(crate) fn cache_dir(&self) -> Option<&std::path::Path> {

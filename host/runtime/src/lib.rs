@@ -8,6 +8,12 @@
 //! remaining deadline, an audit [`CallRecord`]) to the [`Records`] and
 //! [`Metadata`] backend traits.
 //!
+//! After a call answers, the plugin's next instance is made in the
+//! background (up to [`EngineConfig::prepared_instances`] across plugins),
+//! so the next call skips instantiation: still a fresh instance that no
+//! call ran in before, which takes that call's capabilities
+//! ([`Report::prepared`] says which calls found one).
+//!
 //! # What the runtime never holds
 //!
 //! The runtime does not depend on the transport crate: it holds no token,
@@ -52,6 +58,7 @@ mod metadata;
 mod plugin;
 mod records;
 mod session;
+mod warm;
 mod wasi;
 
 pub use audit::{CallOutcome, CallRecord, Interface};

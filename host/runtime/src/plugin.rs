@@ -22,6 +22,7 @@ use crate::grants::Grants;
 use crate::invocation::{Invocation, Limiter};
 use crate::limits::PluginLimits;
 use crate::log::{LogBook, LogLine, Source};
+use crate::warm::{self, Attempt, Permit, Prepared};
 use crate::wasi;
 
 /// What one call may use.
@@ -78,6 +79,10 @@ pub struct Report {
     pub log_dropped_bytes: u64,
     /// Wall time of the call, instantiation included.
     pub duration: Duration,
+    /// Whether the call ran in an instance prepared after an earlier call
+    /// (fresh all the same: no call ran in it before), rather than one
+    /// instantiated on its way.
+    pub prepared: bool,
 }
 
 /// What [`Plugin::describe_recorded`] answered.
@@ -97,6 +102,7 @@ pub struct Plugin {
     hash: Arc<str>,
     actions: Arc<[ActionInfo]>,
     from_cache: bool,
+    warm: Arc<warm::Key>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -186,6 +192,7 @@ impl Engine {
             hash: hash.into(),
             actions: Arc::from(Vec::new()),
             from_cache,
+            warm: self.prepared().key(),
         };
         plugin.describe_with(&Capabilities::unconnected()).await
     }
@@ -235,20 +242,83 @@ impl Plugin {
         };
         let mut store = Store::new(self.engine.wasmtime(), invocation);
         store.limiter(|s| &mut s.limiter);
-        // Every epoch tick the guest yields to the async executor, so a
-        // guest computing for its whole deadline shares its worker thread
-        // with other calls instead of holding it; at the deadline it traps.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(Trap::Interrupt.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        arm(&mut store, deadline);
         Ok(store)
     }
 
+    /// A prepared instance for a call under `caps`, with the call's grants,
+    /// backends, quotas and deadline put in its store.
+    fn take_prepared(&self, caps: &Capabilities, deadline: Instant) -> Option<Prepared> {
+        let mut prepared = self.warm.take(caps)?;
+        prepared.store.data_mut().dataverse = DataverseState::new(
+            caps.grants.clone(),
+            caps.records.clone(),
+            caps.metadata.clone(),
+            caps.limits,
+            deadline,
+        );
+        arm(&mut prepared.store, deadline);
+        Some(prepared)
+    }
+
+    /// Ends a call: when the plugin's next instance is to be prepared (see
+    /// `warm`), the store is dropped (its pool slot reset) and the next
+    /// instance made in the background, off the caller's path; otherwise
+    /// the store is dropped here.
+    fn recycle(&self, store: Store<Invocation>, held: Option<Permit>, caps: &Capabilities) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return drop(store);
+        };
+        let Some(attempt) = self.warm.begin(held) else {
+            return drop(store);
+        };
+        let plugin = self.clone();
+        let limits = caps.limits;
+        let scratch_dir = caps.scratch_dir.clone();
+        runtime.spawn(async move {
+            drop(store);
+            plugin.prepare(attempt, limits, scratch_dir).await;
+        });
+    }
+
+    /// Instantiates the plugin for its next call.
+    async fn prepare(&self, attempt: Attempt, limits: PluginLimits, scratch_dir: Option<PathBuf>) {
+        // No connection while preparing: instantiation needs none, and one
+        // that calls an import is refused.
+        let caps = Capabilities {
+            limits,
+            scratch_dir,
+            ..Capabilities::unconnected()
+        };
+        let deadline = Instant::now() + caps.limits.deadline;
+        let Ok(mut store) = self.store(&caps, deadline) else {
+            return attempt.refuse();
+        };
+        let made =
+            tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
+        match made {
+            Ok(Ok(instance)) => attempt.keep(store, instance, &caps),
+            _ => attempt.refuse(),
+        }
+    }
+}
+
+/// Puts `deadline` on `store`.
+fn arm(store: &mut Store<Invocation>, deadline: Instant) {
+    // Every epoch tick the guest yields to the async executor, so a guest
+    // computing for its whole deadline shares its worker thread with other
+    // calls instead of holding it; at the deadline it traps.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(Trap::Interrupt.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+}
+
+impl Plugin {
     /// Describes the plugin again, this time under `caps`: the guest's
     /// `describe` may call the `metadata` (and `records`) imports of a
     /// connection, within `caps`' grants, quotas and deadline, exactly as an
@@ -375,24 +445,32 @@ impl Plugin {
     ) -> Report {
         let started = Instant::now();
         let deadline = started + caps.limits.deadline;
-        let mut store = match self.store(caps, deadline) {
-            Ok(s) => s,
-            Err(e) => {
-                return Report {
-                    output: Err(e),
-                    calls: Vec::new(),
-                    log: Vec::new(),
-                    log_dropped_bytes: 0,
-                    duration: started.elapsed(),
-                };
-            }
+        let (mut store, ready, permit) = match self.take_prepared(caps, deadline) {
+            Some(p) => (p.store, Some(p.instance), Some(p.permit)),
+            None => match self.store(caps, deadline) {
+                Ok(s) => (s, None, None),
+                Err(e) => {
+                    return Report {
+                        output: Err(e),
+                        calls: Vec::new(),
+                        log: Vec::new(),
+                        log_dropped_bytes: 0,
+                        duration: started.elapsed(),
+                        prepared: false,
+                    };
+                }
+            },
         };
+        let prepared = ready.is_some();
         let ran = tokio::time::timeout_at(deadline.into(), async {
-            let instance = self
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(Failure::Instantiate)?;
+            let instance = match ready {
+                Some(instance) => instance,
+                None => self
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(Failure::Instantiate)?,
+            };
             instance
                 .dvhost_plugin_actions()
                 .call_invoke(&mut store, name, input)
@@ -407,14 +485,20 @@ impl Plugin {
             Ok(Ok(answer)) => action_output(answer, &caps.limits),
         };
         after(&mut store);
-        let invocation = store.into_data();
-        let mut book = invocation.log.lock();
+        let invocation = store.data_mut();
+        let calls = std::mem::take(&mut invocation.dataverse.audit);
+        let (log, log_dropped_bytes) = {
+            let mut book = invocation.log.lock();
+            (book.take_lines(), book.dropped_bytes)
+        };
+        self.recycle(store, permit, caps);
         Report {
             output,
-            calls: invocation.dataverse.audit,
-            log: book.take_lines(),
-            log_dropped_bytes: book.dropped_bytes,
+            calls,
+            log,
+            log_dropped_bytes,
             duration: started.elapsed(),
+            prepared,
         }
     }
 }

@@ -6,6 +6,9 @@
 //!   the error code of the answer).
 //! - `dvhost_invocation_duration_seconds`: their wall time, instantiation
 //!   included (a summary with quantiles).
+//! - `dvhost_invocations_prepared_total`: those that ran in an instance
+//!   prepared ahead, after the plugin's previous call, rather than one
+//!   instantiated on their way.
 //! - `dvhost_dataverse_calls_total{interface,operation,outcome}`: calls
 //!   plugins made through their imports.
 //! - `dvhost_dataverse_throttled_total`: those Dataverse answered with 429.
@@ -71,6 +74,9 @@ impl Drop for Running {
 pub(crate) fn invocation(report: &Report, error: Option<&'static str>) {
     counter!("dvhost_invocations_total", "outcome" => error.unwrap_or("ok")).increment(1);
     histogram!("dvhost_invocation_duration_seconds").record(report.duration.as_secs_f64());
+    if report.prepared {
+        counter!("dvhost_invocations_prepared_total").increment(1);
+    }
     for call in &report.calls {
         let outcome = match &call.outcome {
             CallOutcome::Ok => "ok",

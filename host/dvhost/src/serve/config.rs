@@ -63,6 +63,9 @@ pub struct RuntimeSection {
     pub cache_dir: Option<PathBuf>,
     /// Plugin instances alive at once across all tenants. Default 1000.
     pub max_instances: u32,
+    /// Instances made ahead of calls, at most one per plugin, on top of
+    /// `max_instances`; 0 turns it off. Default 64.
+    pub prepared_instances: u32,
 }
 
 impl Default for RuntimeSection {
@@ -70,6 +73,7 @@ impl Default for RuntimeSection {
         RuntimeSection {
             cache_dir: None,
             max_instances: 1000,
+            prepared_instances: 64,
         }
     }
 }

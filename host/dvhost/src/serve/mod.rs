@@ -60,6 +60,7 @@ pub async fn prepare(config: &ServeConfig, globals: &Globals) -> anyhow::Result<
                 .unwrap_or_else(|| data_dir.join("cache")),
         ),
         max_instances: config.runtime.max_instances,
+        prepared_instances: config.runtime.prepared_instances,
         inspectable: false,
     })
     .context("starting the WebAssembly engine")?;

@@ -172,10 +172,16 @@ pub fn soon() -> Instant {
 /// An engine whose compiled components are kept in `target/tmp`, so
 /// repeated runs load them without compiling.
 pub fn engine() -> Engine {
+    engine_preparing(EngineConfig::default().prepared_instances)
+}
+
+/// [`engine`] with `prepared` instances made ahead of calls (0: none).
+pub fn engine_preparing(prepared: u32) -> Engine {
     let cache_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dvhost-plugin-cache");
     Engine::new(EngineConfig {
         cache_dir: Some(cache_dir),
         max_instances: 16,
+        prepared_instances: prepared,
         ..EngineConfig::default()
     })
     .expect("the engine starts")

@@ -22,7 +22,7 @@ pub fn engine() -> Engine {
             Engine::new(EngineConfig {
                 cache_dir: Some(cache_dir()),
                 max_instances: 64,
-                inspectable: false,
+                ..EngineConfig::default()
             })
             .expect("engine")
         })

@@ -58,7 +58,7 @@ async fn a_second_engine_loads_compiled_code_from_the_cache() {
     let config = || EngineConfig {
         cache_dir: Some(dir.path().to_path_buf()),
         max_instances: 4,
-        inspectable: false,
+        ..EngineConfig::default()
     };
     let bytes = guest_bytes(HELLO);
     let first = Engine::new(config()).unwrap().load(&bytes).await.unwrap();
@@ -142,7 +142,7 @@ async fn concurrent_loads_of_one_component_all_succeed_and_cache_it_once() {
     let engine = Engine::new(EngineConfig {
         cache_dir: Some(dir.path().to_path_buf()),
         max_instances: 4,
-        inspectable: false,
+        ..EngineConfig::default()
     })
     .unwrap();
     let bytes = guest_bytes(HELLO);

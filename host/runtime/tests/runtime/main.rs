@@ -5,6 +5,7 @@ mod common;
 mod fake;
 mod loading;
 mod polyglot;
+mod prepared;
 mod records;
 mod sandbox;
 mod tables;

@@ -34,7 +34,7 @@ pub fn engine() -> Engine {
                         .join("runtime-test-cache"),
                 ),
                 max_instances: 64,
-                inspectable: false,
+                ..EngineConfig::default()
             })
             .expect("engine")
         })

@@ -27,6 +27,12 @@ async fn metrics_count_invocations() {
         .invoke(&key, "acme", HELLO, "hello", &json!({}))
         .await
         .expect_error(StatusCode::BAD_REQUEST, "schema_mismatch");
+    // Time for the next instance to be prepared after the first call.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server
+        .invoke(&key, "acme", HELLO, "hello", &json!({"name": "Grace"}))
+        .await
+        .expect(StatusCode::OK);
     let metrics = server.call(Method::GET, "/metrics", None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(
@@ -42,6 +48,11 @@ async fn metrics_count_invocations() {
     );
     assert!(
         text.contains("dvhost_invocation_duration_seconds"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("dvhost_invocations_prepared_total ")),
         "{text}"
     );
     assert!(

@@ -58,6 +58,8 @@ dvhost_sdk::export_actions! {
     "write-file" => sandbox::write_file,
     /// Lists the environment variables and the arguments it was given.
     "env" => sandbox::env,
+    /// Counts the calls that ran in its instance before, through a global and the heap (a fresh instance per call finds none).
+    "leftovers" => sandbox::leftovers,
     /// Opens a TCP connection to `host` (an IP address) and `port` with wasi:sockets.
     "connect" => sandbox::connect,
     /// Resolves `name` with wasi:sockets ip-name-lookup.

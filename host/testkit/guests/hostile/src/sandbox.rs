@@ -47,6 +47,33 @@ pub fn write_file(input: WriteFile) -> Result<Outcome<bool>, ActionError> {
         .into())
 }
 
+/// Calls that ran before this one in the same instance, counted in a
+/// global (and the heap: a string that grows each call).
+static CALLS_BEFORE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static TRAIL: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// What `leftovers` found of earlier calls.
+#[derive(Serialize, JsonSchema)]
+pub struct Leftovers {
+    /// Calls that ran in this instance before this one.
+    calls_before: u32,
+    /// Bytes earlier calls left on the heap.
+    trail_bytes: usize,
+}
+
+/// Counts the calls that ran in this instance before, and leaves a mark
+/// for the next one: a fresh instance per call finds nothing.
+pub fn leftovers(_: Empty) -> Result<Leftovers, ActionError> {
+    let calls_before = CALLS_BEFORE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut trail = TRAIL.lock().unwrap_or_else(|e| e.into_inner());
+    let trail_bytes = trail.len();
+    trail.push_str("left by an earlier call;");
+    Ok(Leftovers {
+        calls_before,
+        trail_bytes,
+    })
+}
+
 /// Output of `env`.
 #[derive(Serialize, JsonSchema)]
 pub struct Environment {

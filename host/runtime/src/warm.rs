@@ -1,0 +1,193 @@
+//! Prepared instances: a plugin's next instance, instantiated after a call
+//! has answered instead of when the next call arrives.
+//!
+//! Each call still runs in a fresh `Store` and instance that nothing ran in
+//! before and nothing runs in after: preparing only moves the instantiation
+//! (and the previous store's drop and pool-slot reset) off the caller's
+//! path. A prepared instance is made under the plugin's limits and scratch
+//! directory with no connection; the call that takes it puts its own
+//! grants, backends and deadline into the store before the guest runs, and
+//! a call whose limits or scratch directory differ instantiates afresh.
+//!
+//! What it costs is bounded: at most one prepared instance per plugin, at
+//! most [`EngineConfig::prepared_instances`](crate::EngineConfig) in all
+//! (each holds a pool slot, which the pool is sized for), and one unused
+//! for [`IDLE`] is dropped. A plugin whose instantiation fails, runs out
+//! its deadline or touches an import while preparing is not prepared again:
+//! its calls instantiate as before and report what went wrong.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use wasmtime::Store;
+
+use crate::bindings;
+use crate::invocation::Invocation;
+use crate::limits::PluginLimits;
+use crate::plugin::Capabilities;
+
+/// How long a prepared instance waits for a call before it is dropped.
+pub(crate) const IDLE: Duration = Duration::from_secs(60);
+
+/// A store with an instance in it, never run.
+pub(crate) struct Prepared {
+    pub(crate) store: Store<Invocation>,
+    pub(crate) instance: bindings::Plugin,
+    limits: PluginLimits,
+    scratch_dir: Option<PathBuf>,
+    /// Held until the store is dropped: the pool slot is the budget's.
+    pub(crate) permit: Permit,
+}
+
+impl Prepared {
+    /// Whether a call under `caps` may run in it: its memory, table and
+    /// log limits and its WASI directory were set at instantiation.
+    fn fits(&self, caps: &Capabilities) -> bool {
+        self.limits == caps.limits && self.scratch_dir == caps.scratch_dir
+    }
+}
+
+/// One of the budget's places, given back when the prepared instance is
+/// dropped (taken and finished, expired, or its plugin unloaded).
+pub(crate) struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+type Cell = Arc<Mutex<Option<Prepared>>>;
+
+/// The engine's prepared instances, by plugin.
+pub(crate) struct Pool {
+    cache: moka::sync::Cache<u64, Cell>,
+    free: Arc<AtomicUsize>,
+    next_id: AtomicU64,
+}
+
+impl Pool {
+    pub(crate) fn new(budget: u32) -> Arc<Pool> {
+        Arc::new(Pool {
+            cache: moka::sync::Cache::builder().time_to_idle(IDLE).build(),
+            free: Arc::new(AtomicUsize::new(budget as usize)),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// A key for a newly loaded plugin, shared by its clones.
+    pub(crate) fn key(self: &Arc<Pool>) -> Arc<Key> {
+        Arc::new(Key {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            pool: self.clone(),
+            busy: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
+        })
+    }
+
+    /// A place in the budget, if one is free.
+    fn permit(&self) -> Option<Permit> {
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| Permit(self.free.clone()))
+    }
+}
+
+/// A plugin's place in the [`Pool`]. Dropped with the plugin's last clone,
+/// and its prepared instance with it.
+pub(crate) struct Key {
+    id: u64,
+    pool: Arc<Pool>,
+    /// An instance is being prepared.
+    busy: AtomicBool,
+    /// Preparing failed once: never again for this plugin.
+    refused: AtomicBool,
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.pool.cache.invalidate(&self.id);
+        // The cache lets go of a removed value in its upkeep: run it now,
+        // so the instance's place in the budget is free when this returns.
+        self.pool.cache.run_pending_tasks();
+    }
+}
+
+impl Key {
+    /// The prepared instance, if there is one and `caps` fit it. One that
+    /// does not fit is dropped: the plugin's settings changed.
+    pub(crate) fn take(&self, caps: &Capabilities) -> Option<Prepared> {
+        let prepared = self.pool.cache.remove(&self.id)?.lock().take()?;
+        prepared.fits(caps).then_some(prepared)
+    }
+
+    /// Starts preparing the plugin's next instance, unless one is ready or
+    /// under way or the plugin was refused: in `held`'s place in the
+    /// budget (a finished call's prepared instance), or a free one. `None`:
+    /// nothing to prepare, or no place for it.
+    pub(crate) fn begin(self: &Arc<Key>, held: Option<Permit>) -> Option<Attempt> {
+        if self.refused.load(Ordering::Acquire) || self.pool.cache.contains_key(&self.id) {
+            return None;
+        }
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let attempt = Attempt {
+            key: self.clone(),
+            permit: held.or_else(|| self.pool.permit()),
+        };
+        // Without a place the guard gives `busy` back.
+        attempt.permit.is_some().then_some(attempt)
+    }
+}
+
+/// One attempt to prepare an instance for a plugin.
+pub(crate) struct Attempt {
+    key: Arc<Key>,
+    permit: Option<Permit>,
+}
+
+impl Attempt {
+    /// Keeps `store` and `instance` for the plugin's next call under `caps`,
+    /// unless instantiating called an import: a call's records must start
+    /// empty.
+    pub(crate) fn keep(
+        mut self,
+        store: Store<Invocation>,
+        instance: bindings::Plugin,
+        caps: &Capabilities,
+    ) {
+        if !store.data().dataverse.audit.is_empty() {
+            return self.refuse();
+        }
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let prepared = Prepared {
+            store,
+            instance,
+            limits: caps.limits,
+            scratch_dir: caps.scratch_dir.clone(),
+            permit,
+        };
+        self.key
+            .pool
+            .cache
+            .insert(self.key.id, Arc::new(Mutex::new(Some(prepared))));
+    }
+
+    /// Instantiating failed: this plugin is not prepared again.
+    pub(crate) fn refuse(self) {
+        self.key.refused.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.key.busy.store(false, Ordering::Release);
+    }
+}
