@@ -22,7 +22,7 @@
 //! `hello` deployed and called once: its resident memory (goal at most
 //! 500 MiB).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 use std::path::PathBuf;

@@ -24,7 +24,7 @@
 //! within 10% of the direct call. `DVHOST_BENCH_SCALE` multiplies the
 //! iteration counts (default 1).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! the flows are refused with 503 and say why; showing and deleting a
 //! connection work on the store alone; unknown names are 404 and a tenant
 //! key is refused. The flows themselves are tested end to end in
-//! `host/dvhost/tests/admin_connections.rs`.
+//! `host/dvhost/tests/integration/admin_connections.rs`.
 
 use axum::http::{Method, StatusCode};
 use dvhost_store::{ConnectionMode, Name, NewConnection};

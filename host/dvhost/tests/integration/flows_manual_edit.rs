@@ -4,8 +4,6 @@
 //! Entra tenant, required), against the in-process emulator and a store in
 //! a temporary directory.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -23,7 +21,8 @@ use mail_parser::MimeHeaders as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use support::smtp::smtp_server;
+use crate::support;
+use crate::support::smtp::smtp_server;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const OTHER_TENANT: &str = "99999999-2222-3333-4444-555555555555";
@@ -135,18 +134,7 @@ impl World {
     /// What the administrator does in Entra: registers the app with the
     /// certificate from the request (its service principal comes with it).
     fn register_app(&self, client: &str, certificate_pem: &str) {
-        let toml = format!(
-            r#"
-            [[apps]]
-            tenant = "contoso"
-            display_name = "dvhost-contoso-sales"
-            app_id = "{client}"
-            certificates = [{certificate_pem:?}]
-            "#
-        );
-        self.emu
-            .seed(Seed::from_toml(&toml, None).unwrap())
-            .unwrap();
+        support::register_app(&self.emu, "dvhost-contoso-sales", client, certificate_pem);
     }
 
     /// A real device-code sign-in of `upn` through the public client of
@@ -160,22 +148,13 @@ impl World {
             "openid",
         ];
         let pending = device.start(&scopes).await.unwrap();
-        let approve = format!(
-            "{}/_emulator/device-codes/{}/approve",
-            self.emu.base_url(),
-            pending.prompt().user_code
-        );
-        let control = control(&self.emu);
+        let control = support::control_client(&self.emu);
+        let base_url = self.emu.base_url().to_string();
+        let code = pending.prompt().user_code.clone();
         let upn_owned = upn.to_string();
         let approver = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let resp = control
-                .post(approve)
-                .json(&serde_json::json!({ "user": upn_owned }))
-                .send()
-                .await
-                .unwrap();
-            assert!(resp.status().is_success(), "approve: {}", resp.status());
+            support::approve_device_code(&control, &base_url, &code, &upn_owned).await;
         });
         let tokens = device
             .complete(pending, Instant::now() + Duration::from_secs(30))
@@ -226,14 +205,6 @@ impl World {
             .filter(|e| e.action == action)
             .collect()
     }
-}
-
-fn control(emu: &RunningEmulator) -> reqwest::Client {
-    let pem = emu.ca_certificate_pem().unwrap();
-    reqwest::Client::builder()
-        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap())
-        .build()
-        .unwrap()
 }
 
 fn der_of_pem(pem: &str) -> Vec<u8> {

@@ -134,15 +134,7 @@ impl World {
 
     /// Web API requests received since [`World::count_requests`].
     pub async fn requests(&self) -> u64 {
-        let faults: Value = self
-            .control
-            .get(format!("{}/_emulator/faults", self.emu.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let faults = control_json(&self.control, &self.emu, "faults").await;
         let counting = faults["faults"]
             .as_array()
             .into_iter()
@@ -151,6 +143,58 @@ impl World {
             .unwrap_or_else(|| panic!("no counting rule in {faults}"));
         counting["matched"].as_u64().unwrap()
     }
+}
+
+/// The JSON document at `path` of the emulator's control API (such as
+/// `state` or `faults`).
+pub async fn control_json(control: &reqwest::Client, emu: &RunningEmulator, path: &str) -> Value {
+    let resp = control
+        .get(format!("{}/_emulator/{path}", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
+/// What a tenant's administrator does in Entra for the manual connection
+/// flow: registers app `client` (`display_name`) in the tenant `contoso`
+/// with the request's certificate; its service principal comes with it.
+pub fn register_app(
+    emu: &RunningEmulator,
+    display_name: &str,
+    client: &str,
+    certificate_pem: &str,
+) {
+    let toml = format!(
+        r#"
+        [[apps]]
+        tenant = "contoso"
+        display_name = "{display_name}"
+        app_id = "{client}"
+        certificates = [{certificate_pem:?}]
+        "#
+    );
+    emu.seed(Seed::from_toml(&toml, None).unwrap()).unwrap();
+}
+
+/// `upn` approves device code `user_code` through the control API of the
+/// emulator at `base_url`.
+pub async fn approve_device_code(
+    control: &reqwest::Client,
+    base_url: &str,
+    user_code: &str,
+    upn: &str,
+) {
+    let resp = control
+        .post(format!(
+            "{base_url}/_emulator/device-codes/{user_code}/approve"
+        ))
+        .json(&json!({ "user": upn }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "approve: {}", resp.status());
 }
 
 /// A client of the emulator's control API (`/_emulator/...`), trusting its

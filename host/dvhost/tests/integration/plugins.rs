@@ -5,15 +5,15 @@
 //! has one action per import; the example plugins `hello` and `contacts`
 //! run as their users would run them.
 
-mod support;
-
 use dvhost_dataverse::{AlternateKey, ColumnName, EntitySet};
 use dvhost_runtime::{
     CallOutcome, CallRecord, Grants, Interface, Level, Operation, Plugin, Report, Source,
 };
 use serde_json::{Value, json};
-use support::{World, soon};
 use uuid::Uuid;
+
+use crate::support;
+use crate::support::{World, soon};
 
 const ALL: &[Operation] = &[
     Operation::Read,

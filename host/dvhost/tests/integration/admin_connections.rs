@@ -10,8 +10,6 @@
 //! serve` makes it) from a configuration with an `[smtp]` section e-mails
 //! the manual request to a local SMTP sink.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +26,8 @@ use mail_parser::MimeHeaders as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use support::smtp::smtp_server;
+use crate::support;
+use crate::support::smtp::smtp_server;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const PUBLIC_CLIENT: &str = "aaaaaaaa-0000-0000-0000-000000000003";
@@ -225,18 +224,7 @@ impl World {
     /// What the administrator does in Entra: registers the app with the
     /// request's certificate (its service principal comes with it).
     fn register_app(&self, client: &str, certificate_pem: &str) {
-        let toml = format!(
-            r#"
-            [[apps]]
-            tenant = "contoso"
-            display_name = "dvhost-contoso-manual"
-            app_id = "{client}"
-            certificates = [{certificate_pem:?}]
-            "#
-        );
-        self.emu
-            .seed(Seed::from_toml(&toml, None).unwrap())
-            .unwrap();
+        support::register_app(&self.emu, "dvhost-contoso-manual", client, certificate_pem);
     }
 
     /// `dvhost login` as `upn`: a device-code sign-in approved through the
@@ -247,19 +235,8 @@ impl World {
             .start(&[DISCOVERY_SCOPE, "offline_access", "openid"])
             .await
             .unwrap();
-        let approve = format!(
-            "{}/_emulator/device-codes/{}/approve",
-            self.emu.base_url(),
-            pending.prompt().user_code
-        );
-        let resp = self
-            .control
-            .post(approve)
-            .json(&json!({ "user": upn }))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "approve: {}", resp.status());
+        let code = &pending.prompt().user_code;
+        support::approve_device_code(&self.control, self.emu.base_url(), code, upn).await;
         let tokens = self
             .device
             .complete(pending, Instant::now() + Duration::from_secs(30))
@@ -272,15 +249,7 @@ impl World {
 
     /// The emulator's app registrations.
     async fn apps(&self) -> Vec<Value> {
-        let state: Value = self
-            .control
-            .get(format!("{}/_emulator/state", self.emu.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state = support::control_json(&self.control, &self.emu, "state").await;
         state["apps"].as_array().cloned().unwrap()
     }
 

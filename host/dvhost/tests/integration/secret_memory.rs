@@ -4,13 +4,13 @@
 //! the guest's linear memory (read from the host after each call) or in
 //! anything the guest returned.
 
-mod support;
-
 use dvhost_dataverse::{Certificate, ColumnName, EntitySet};
 use dvhost_runtime::{Engine, EngineConfig, Grants, Operation};
 use dvhost_testkit::{HELLO, HOSTILE};
 use serde_json::json;
-use support::{ENVIRONMENT, World, soon};
+
+use crate::support;
+use crate::support::{ENVIRONMENT, World, soon};
 
 /// A certificate whose private key the test knows (from outside the
 /// transport crate, which never returns one).

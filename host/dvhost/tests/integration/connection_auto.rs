@@ -13,7 +13,7 @@ use dvhost::emulator::{EmulatorBuilder, RunningEmulator, Seed};
 use dvhost::flows::auto::{
     self, AdminSignIn, AutoRequest, Progress, ProvisionError, Services, create_connection,
 };
-use dvhost::flows::rotate::{RotateRequest, RotationStep, rotate_certificate};
+use dvhost::flows::rotate::{RotateRequest, Rotation, RotationStep, rotate_certificate};
 use dvhost_dataverse::{
     Authority, Certificate, Client, DeviceSignIn, Environment, GraphService, HttpClient, MasterKey,
     SealedKey, TokenSource, UserTokens,
@@ -22,6 +22,8 @@ use dvhost_store::{
     CertificateState, ConnectionState, Name, ProvisioningStep, StepStatus, Store, Tenant,
 };
 use serde_json::{Value, json};
+
+use crate::support;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const PUBLIC_CLIENT: &str = "aaaaaaaa-0000-0000-0000-000000000003";
@@ -121,19 +123,8 @@ impl World {
     /// `upn` signs in with a device code that the test approves.
     async fn signed_in(&self, upn: &str) -> UserTokens {
         let pending = self.sign_in.start(SCOPES).await.unwrap();
-        let url = format!(
-            "{}/_emulator/device-codes/{}/approve",
-            self.emu.base_url(),
-            pending.prompt().user_code
-        );
-        let resp = self
-            .control
-            .post(url)
-            .json(&json!({ "user": upn }))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "approve: {}", resp.status());
+        let code = &pending.prompt().user_code;
+        support::approve_device_code(&self.control, self.emu.base_url(), code, upn).await;
         self.sign_in.complete(pending, soon()).await.unwrap()
     }
 
@@ -155,6 +146,36 @@ impl World {
         progress: &mut Vec<Progress>,
     ) -> Result<dvhost_store::Connection, ProvisionError> {
         self.create_in(tokens, name, ENVIRONMENT, progress).await
+    }
+
+    /// Rotates `connection`'s certificate as `tokens`' administrator,
+    /// renewing the `live` token sources on the way.
+    async fn rotate(
+        &self,
+        tokens: &UserTokens,
+        connection: dvhost_store::ConnectionId,
+        live: &[&TokenSource],
+        progress: &mut (dyn FnMut(RotationStep) + Send),
+    ) -> Rotation {
+        let admin = AdminSignIn {
+            sign_in: &self.sign_in,
+            tokens,
+        };
+        let request = RotateRequest {
+            connection,
+            deadline: soon(),
+        };
+        rotate_certificate(
+            &self.store,
+            &self.master,
+            admin,
+            &self.services,
+            request,
+            live,
+            progress,
+        )
+        .await
+        .unwrap()
     }
 
     async fn create_in(
@@ -182,15 +203,7 @@ impl World {
 
     /// The app registrations of the emulator's directory.
     async fn apps(&self) -> Vec<Value> {
-        let state: Value = self
-            .control
-            .get(format!("{}/_emulator/state", self.emu.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state = support::control_json(&self.control, &self.emu, "state").await;
         state["apps"].as_array().cloned().unwrap()
     }
 
@@ -442,23 +455,9 @@ async fn rotation_during_1000_runtime_calls_fails_none_and_leaves_only_the_new_k
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut steps = Vec::new();
-    let rotation = rotate_certificate(
-        &w.store,
-        &w.master,
-        AdminSignIn {
-            sign_in: &w.sign_in,
-            tokens: &admin,
-        },
-        &w.services,
-        RotateRequest {
-            connection: connection.id,
-            deadline: soon(),
-        },
-        &[&tokens],
-        &mut |s| steps.push(s),
-    )
-    .await
-    .unwrap();
+    let rotation = w
+        .rotate(&admin, connection.id, &[&tokens], &mut |s| steps.push(s))
+        .await;
     let at_rotation_end = done.load(Ordering::Relaxed);
     let generation_at_end = tokens.warm(soon()).await.unwrap().generation;
     calls.await.unwrap();
@@ -506,23 +505,7 @@ async fn an_interrupted_rotation_resumes_with_the_certificate_it_began() {
         .await
         .unwrap();
     assert_eq!(pending.state, CertificateState::Pending);
-    let rotation = rotate_certificate(
-        &w.store,
-        &w.master,
-        AdminSignIn {
-            sign_in: &w.sign_in,
-            tokens: &admin,
-        },
-        &w.services,
-        RotateRequest {
-            connection: connection.id,
-            deadline: soon(),
-        },
-        &[],
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    let rotation = w.rotate(&admin, connection.id, &[], &mut |_| {}).await;
     assert_eq!(rotation.new_sha1_thumbprint, begun.sha1_thumbprint_hex());
     let apps = w.apps_of("sales").await;
     assert_eq!(thumbprints(&apps[0]), vec![begun.sha1_thumbprint_hex()]);

@@ -5,12 +5,12 @@
 //! rows through the transport, lookups bound by id. The actions follow the
 //! granted operations: a table granted only read offers retrieve and list.
 
-mod support;
-
 use dvhost_runtime::{Grants, Interface, InvokeError, Operation, Plugin};
 use serde_json::{Value, json};
-use support::{World, soon};
 use uuid::Uuid;
+
+use crate::support;
+use crate::support::{World, soon};
 
 /// Every operation on the integration's tables, account and contact (lead
 /// is in the environment too, and stays ungranted).

@@ -329,16 +329,7 @@ async fn login(dir: &Path, emu: &RunningEmulator, user: &str) -> Value {
         (first, rest.join("\n"))
     });
     let code = pending_code(emu).await;
-    let resp = reqwest::Client::new()
-        .post(format!(
-            "{}/_emulator/device-codes/{code}/approve",
-            emu.base_url()
-        ))
-        .json(&serde_json::json!({ "user": user }))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "approve: {}", resp.status());
+    crate::support::approve_device_code(&reqwest::Client::new(), emu.base_url(), &code, user).await;
     let (first, rest) = reader.await.unwrap();
     let done = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
