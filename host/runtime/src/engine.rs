@@ -27,6 +27,10 @@ use crate::warm;
 /// request behind a busy guest; each yield costs about a microsecond).
 pub(crate) const TICK: Duration = Duration::from_millis(1);
 
+/// Ticks between two upkeeps of the prepared instances (about a second):
+/// one idle past `warm::IDLE` is dropped even when no call comes.
+const UPKEEP_TICKS: u32 = 1000;
+
 /// Dirty bytes of a linear memory restored in place (not decommitted) when
 /// its pool slot is reset, with the `PAGEMAP_SCAN` ioctl. Only written pages
 /// count: a Rust guest's call writes a few dozen 4 KiB pages (512 KiB was
@@ -100,16 +104,22 @@ impl std::fmt::Debug for Engine {
 
 fn pool(config: &EngineConfig) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
-    let instances = config
-        .max_instances
-        .max(1)
-        .saturating_add(config.prepared_instances);
-    pool.total_component_instances(instances)
-        // Python and JavaScript components hold a dozen core instances.
-        .total_core_instances(instances * 4)
-        .total_memories(instances * 2)
-        .total_tables(instances * 4)
-        .total_stacks(instances)
+    let calls = config.max_instances.max(1);
+    let prepared = config.prepared_instances;
+    // Room per instance: a Rust component holds one core instance, memory
+    // and table, a Python or JavaScript one a dozen core instances. Calls
+    // get room for a mix; prepared instances (which may all be of one
+    // plugin) for the larger kind, so they never take a call's share.
+    let room = |per_call: u32, per_prepared: u32| {
+        calls
+            .saturating_mul(per_call)
+            .saturating_add(prepared.saturating_mul(per_prepared))
+    };
+    pool.total_component_instances(room(1, 1))
+        .total_core_instances(room(4, 16))
+        .total_memories(room(2, 4))
+        .total_tables(room(4, 16))
+        .total_stacks(calls)
         .max_memories_per_component(16)
         .max_tables_per_component(64)
         .max_core_instances_per_component(64)
@@ -172,14 +182,23 @@ impl Engine {
         let stop = Arc::new(AtomicBool::new(false));
         let ticking = wasmtime.weak();
         let stopped = stop.clone();
+        let prepared = warm::Pool::new(config.prepared_instances);
+        let upkept = Arc::downgrade(&prepared);
         std::thread::Builder::new()
             .name("dvhost-epoch".into())
             .spawn(move || {
+                let mut ticks: u32 = 0;
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(TICK);
                     match ticking.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => return,
+                    }
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(UPKEEP_TICKS)
+                        && let Some(prepared) = upkept.upgrade()
+                    {
+                        prepared.upkeep();
                     }
                 }
             })
@@ -189,7 +208,7 @@ impl Engine {
                 wasmtime,
                 linker,
                 cache_dir: config.cache_dir,
-                prepared: warm::Pool::new(config.prepared_instances),
+                prepared,
                 _ticker: Ticker { stop },
             }),
         })

@@ -12,7 +12,8 @@
 //! background (up to [`EngineConfig::prepared_instances`] across plugins),
 //! so the next call skips instantiation: still a fresh instance that no
 //! call ran in before, which takes that call's capabilities
-//! ([`Report::prepared`] says which calls found one).
+//! ([`Plugin::prepared`] says whether one is ready, [`Report::prepared`]
+//! which calls found one).
 //!
 //! # What the runtime never holds
 //!

@@ -77,7 +77,8 @@ pub struct Report {
     pub log: Vec<LogLine>,
     /// Log bytes beyond the budget, dropped.
     pub log_dropped_bytes: u64,
-    /// Wall time of the call, instantiation included.
+    /// Wall time of the call, instantiation included when the call
+    /// instantiated (not when it found an instance [`prepared`](Report::prepared)).
     pub duration: Duration,
     /// Whether the call ran in an instance prepared after an earlier call
     /// (fresh all the same: no call ran in it before), rather than one
@@ -204,6 +205,12 @@ impl Plugin {
         &self.actions
     }
 
+    /// Whether an instance is prepared for this plugin's next call (see
+    /// [`Report::prepared`]).
+    pub fn prepared(&self) -> bool {
+        self.warm.ready()
+    }
+
     /// One action by name.
     pub fn action(&self, name: &str) -> Option<&ActionInfo> {
         self.actions.iter().find(|a| a.name == name)
@@ -269,8 +276,13 @@ impl Plugin {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return drop(store);
         };
-        let Some(attempt) = self.warm.begin(held) else {
-            return drop(store);
+        let attempt = match self.warm.begin(held) {
+            Ok(attempt) => attempt,
+            Err(held) => {
+                // The store (its pool slot) goes before its place.
+                drop(store);
+                return drop(held);
+            }
         };
         let plugin = self.clone();
         let limits = caps.limits;
@@ -291,14 +303,23 @@ impl Plugin {
             ..Capabilities::unconnected()
         };
         let deadline = Instant::now() + caps.limits.deadline;
+        // A scratch directory that cannot be opened now may open later.
         let Ok(mut store) = self.store(&caps, deadline) else {
-            return attempt.refuse();
+            return;
         };
         let made =
             tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
-        match made {
-            Ok(Ok(instance)) => attempt.keep(store, instance, &caps),
-            _ => attempt.refuse(),
+        let lasting = match made {
+            Ok(Ok(instance)) => return attempt.keep(store, instance, &caps),
+            // Past its deadline, or a trap in a start function: it would
+            // fail again. Anything else (the pool full) may pass.
+            Err(_) => true,
+            Ok(Err(e)) => e.downcast_ref::<Trap>().is_some(),
+        };
+        // The store (its pool slot) goes before the attempt's place.
+        drop(store);
+        if lasting {
+            attempt.refuse();
         }
     }
 }

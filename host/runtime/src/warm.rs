@@ -4,17 +4,19 @@
 //! Each call still runs in a fresh `Store` and instance that nothing ran in
 //! before and nothing runs in after: preparing only moves the instantiation
 //! (and the previous store's drop and pool-slot reset) off the caller's
-//! path. A prepared instance is made under the plugin's limits and scratch
-//! directory with no connection; the call that takes it puts its own
-//! grants, backends and deadline into the store before the guest runs, and
-//! a call whose limits or scratch directory differ instantiates afresh.
+//! path. A prepared instance is made under the plugin's memory cap, log
+//! budget and scratch directory with no connection; the call that takes it
+//! puts its own grants, backends, quotas and deadline into the store before
+//! the guest runs, and a call whose memory cap, log budget or scratch
+//! directory differ instantiates afresh.
 //!
 //! What it costs is bounded: at most one prepared instance per plugin, at
 //! most [`EngineConfig::prepared_instances`](crate::EngineConfig) in all
-//! (each holds a pool slot, which the pool is sized for), and one unused
-//! for [`IDLE`] is dropped. A plugin whose instantiation fails, runs out
-//! its deadline or touches an import while preparing is not prepared again:
-//! its calls instantiate as before and report what went wrong.
+//! (each holds a pool slot, which the pool is sized for; a permit is held
+//! until the store is dropped), and one unused for [`IDLE`] is dropped. A
+//! plugin whose instantiation traps, runs out its deadline or touches an
+//! import while preparing is not prepared again: its calls instantiate as
+//! before and report what went wrong.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +28,6 @@ use wasmtime::Store;
 
 use crate::bindings;
 use crate::invocation::Invocation;
-use crate::limits::PluginLimits;
 use crate::plugin::Capabilities;
 
 /// How long a prepared instance waits for a call before it is dropped.
@@ -36,17 +37,22 @@ pub(crate) const IDLE: Duration = Duration::from_secs(60);
 pub(crate) struct Prepared {
     pub(crate) store: Store<Invocation>,
     pub(crate) instance: bindings::Plugin,
-    limits: PluginLimits,
+    /// What instantiation built into the store: the memory cap (the
+    /// limiter), the log budget (the log book) and the WASI directory.
+    memory_bytes: usize,
+    log_bytes: usize,
     scratch_dir: Option<PathBuf>,
     /// Held until the store is dropped: the pool slot is the budget's.
     pub(crate) permit: Permit,
 }
 
 impl Prepared {
-    /// Whether a call under `caps` may run in it: its memory, table and
-    /// log limits and its WASI directory were set at instantiation.
+    /// Whether a call under `caps` may run in it: the rest of a call's
+    /// limits (deadline, quotas) is put in when the call takes it.
     fn fits(&self, caps: &Capabilities) -> bool {
-        self.limits == caps.limits && self.scratch_dir == caps.scratch_dir
+        self.memory_bytes == caps.limits.memory_bytes
+            && self.log_bytes == caps.limits.log_bytes
+            && self.scratch_dir == caps.scratch_dir
     }
 }
 
@@ -88,6 +94,13 @@ impl Pool {
         })
     }
 
+    /// Drops prepared instances idle past [`IDLE`]. The cache does its
+    /// upkeep when it is used; the engine's ticker calls this too, so an
+    /// idle host lets them go.
+    pub(crate) fn upkeep(&self) {
+        self.cache.run_pending_tasks();
+    }
+
     /// A place in the budget, if one is free.
     fn permit(&self) -> Option<Permit> {
         self.free
@@ -104,7 +117,8 @@ pub(crate) struct Key {
     pool: Arc<Pool>,
     /// An instance is being prepared.
     busy: AtomicBool,
-    /// Preparing failed once: never again for this plugin.
+    /// Preparing failed in a way that will not change (a trap, its
+    /// deadline, an import called): never again for this plugin.
     refused: AtomicBool,
 }
 
@@ -125,23 +139,34 @@ impl Key {
         prepared.fits(caps).then_some(prepared)
     }
 
+    /// Whether an instance is prepared for the plugin's next call.
+    pub(crate) fn ready(&self) -> bool {
+        self.pool.cache.contains_key(&self.id)
+    }
+
     /// Starts preparing the plugin's next instance, unless one is ready or
     /// under way or the plugin was refused: in `held`'s place in the
-    /// budget (a finished call's prepared instance), or a free one. `None`:
-    /// nothing to prepare, or no place for it.
-    pub(crate) fn begin(self: &Arc<Key>, held: Option<Permit>) -> Option<Attempt> {
-        if self.refused.load(Ordering::Acquire) || self.pool.cache.contains_key(&self.id) {
-            return None;
-        }
+    /// budget (a finished call's prepared instance), or a free one.
+    /// Otherwise gives `held` back, for the caller to drop after the store
+    /// it was for.
+    pub(crate) fn begin(self: &Arc<Key>, held: Option<Permit>) -> Result<Attempt, Option<Permit>> {
         if self.busy.swap(true, Ordering::AcqRel) {
-            return None;
+            return Err(held);
         }
-        let attempt = Attempt {
-            key: self.clone(),
-            permit: held.or_else(|| self.pool.permit()),
+        // Checked while `busy` is held: no other attempt can fill the cache
+        // between this check and this attempt's end.
+        if self.refused.load(Ordering::Acquire) || self.ready() {
+            self.busy.store(false, Ordering::Release);
+            return Err(held);
+        }
+        let Some(permit) = held.or_else(|| self.pool.permit()) else {
+            self.busy.store(false, Ordering::Release);
+            return Err(None);
         };
-        // Without a place the guard gives `busy` back.
-        attempt.permit.is_some().then_some(attempt)
+        Ok(Attempt {
+            key: self.clone(),
+            permit: Some(permit),
+        })
     }
 }
 
@@ -162,6 +187,8 @@ impl Attempt {
         caps: &Capabilities,
     ) {
         if !store.data().dataverse.audit.is_empty() {
+            // The store (its pool slot) goes before the attempt's place.
+            drop(store);
             return self.refuse();
         }
         let Some(permit) = self.permit.take() else {
@@ -170,7 +197,8 @@ impl Attempt {
         let prepared = Prepared {
             store,
             instance,
-            limits: caps.limits,
+            memory_bytes: caps.limits.memory_bytes,
+            log_bytes: caps.limits.log_bytes,
             scratch_dir: caps.scratch_dir.clone(),
             permit,
         };
@@ -180,7 +208,10 @@ impl Attempt {
             .insert(self.key.id, Arc::new(Mutex::new(Some(prepared))));
     }
 
-    /// Instantiating failed: this plugin is not prepared again.
+    /// Instantiating failed in a way that will fail again (a trap, the
+    /// deadline): this plugin is not prepared again. Any other failure (the
+    /// pool full, a directory that could not be opened) just ends the
+    /// attempt: drop it.
     pub(crate) fn refuse(self) {
         self.key.refused.store(true, Ordering::Release);
     }

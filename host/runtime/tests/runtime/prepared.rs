@@ -3,7 +3,7 @@
 //! engine's budget.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dvhost_runtime::{Capabilities, Engine, EngineConfig, Grants, Plugin, Report};
 use dvhost_testkit::HOSTILE;
@@ -17,10 +17,22 @@ async fn own_hostile(engine: &Engine) -> Plugin {
     engine.load(&guest_bytes(HOSTILE)).await.expect("loads")
 }
 
-/// Calls `leftovers` after a pause long enough for a background
-/// preparation, and checks the instance was fresh.
+/// Waits (at most 10 s) until `p` has an instance prepared.
+async fn until_prepared(p: &Plugin) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !p.prepared() {
+        assert!(Instant::now() < until, "no instance was prepared");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Time for a background preparation that should not happen to happen.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Calls `leftovers` and checks the instance was fresh.
 async fn leftovers(p: &Plugin, caps: &Capabilities) -> Report {
-    tokio::time::sleep(Duration::from_millis(20)).await;
     let report = p.invoke(caps, "leftovers", "{}").await;
     let out = json(report.output.as_ref().expect("leftovers answers"));
     assert_eq!(out["calls_before"], 0, "an instance served a second call");
@@ -42,19 +54,20 @@ fn engine_preparing(prepared: u32) -> Engine {
 async fn every_call_runs_in_a_fresh_instance_prepared_or_not() {
     let p = own_hostile(&engine()).await;
     let caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());
+    assert!(!p.prepared());
     let first = leftovers(&p, &caps).await;
     assert!(
         !first.prepared,
         "nothing was prepared before the first call"
     );
-    let mut prepared = 0;
     for _ in 0..20 {
-        prepared += usize::from(leftovers(&p, &caps).await.prepared);
+        until_prepared(&p).await;
+        assert!(leftovers(&p, &caps).await.prepared);
     }
-    assert!(
-        prepared >= 10,
-        "only {prepared} of 20 calls found an instance prepared"
-    );
+    // Calls back to back: prepared or not, each in a fresh instance.
+    for _ in 0..20 {
+        leftovers(&p, &caps).await;
+    }
 }
 
 #[tokio::test]
@@ -66,12 +79,14 @@ async fn a_prepared_instance_runs_under_its_calls_grants_and_backend() {
     let granted_fake = Arc::new(Fake::seeded());
     let granted = capabilities(&granted_fake, read_accounts());
     for round in 0..3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if round > 0 {
+            until_prepared(&p).await;
+        }
         let report = p.invoke(&granted, "use-table", &read).await;
         let out = json(&report.output.unwrap());
         assert!(out.get("ok").is_some(), "round {round}: {out}");
         assert_eq!(round > 0, report.prepared, "round {round}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        until_prepared(&p).await;
         let report = p.invoke(&denied, "use-table", &read).await;
         assert!(report.prepared, "round {round}");
         let out = json(&report.output.unwrap());
@@ -86,9 +101,16 @@ async fn new_limits_are_not_served_by_an_instance_prepared_under_the_old() {
     let p = own_hostile(&engine()).await;
     let mut caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());
     leftovers(&p, &caps).await;
+    until_prepared(&p).await;
+    // A deadline and quotas are the call's own: the instance still fits.
+    caps.limits.deadline = Duration::from_secs(2);
+    caps.limits.dataverse_calls = 3;
     assert!(leftovers(&p, &caps).await.prepared);
+    until_prepared(&p).await;
+    // A memory cap was built into the store at instantiation: it does not.
     caps.limits.memory_bytes /= 2;
     assert!(!leftovers(&p, &caps).await.prepared, "old limits served");
+    until_prepared(&p).await;
     assert!(
         leftovers(&p, &caps).await.prepared,
         "new limits not prepared"
@@ -102,6 +124,8 @@ async fn an_engine_preparing_none_instantiates_every_call() {
     let caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());
     for _ in 0..5 {
         assert!(!leftovers(&p, &caps).await.prepared);
+        settle().await;
+        assert!(!p.prepared());
     }
 }
 
@@ -112,13 +136,18 @@ async fn the_budget_bounds_prepared_instances_and_an_unloaded_plugin_gives_its_p
     let b = own_hostile(&engine).await;
     let caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());
     leftovers(&a, &caps).await;
+    until_prepared(&a).await;
     assert!(leftovers(&a, &caps).await.prepared);
+    until_prepared(&a).await;
     // `a` holds the one place: `b` is never prepared.
     for _ in 0..3 {
         assert!(!leftovers(&b, &caps).await.prepared);
+        settle().await;
+        assert!(!b.prepared());
     }
     drop(a);
     leftovers(&b, &caps).await;
+    until_prepared(&b).await;
     assert!(
         leftovers(&b, &caps).await.prepared,
         "a's place was not given back"
@@ -130,8 +159,8 @@ async fn a_plugin_whose_calls_trap_is_still_prepared_fresh() {
     let p = own_hostile(&engine()).await;
     let caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(p.invoke(&caps, "panic", "{}").await.output.is_err());
+        until_prepared(&p).await;
     }
     assert!(leftovers(&p, &caps).await.prepared);
 }
