@@ -797,15 +797,26 @@ async fn a_slow_automatic_creation_answers_202_and_finishes_in_the_background() 
         assert!(Instant::now() < deadline, "not active after 60 s: {shown}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Its outcome is audited when it ends.
-    let (_, audit) = w
-        .admin(Method::GET, "/v1/tenants/contoso/audit", None)
-        .await;
-    let created = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "connection.create_automatic")
-        .unwrap_or_else(|| panic!("no connection.create_automatic entry: {audit}"));
+    // Its outcome is audited when it ends, just after the connection
+    // becomes active.
+    let created = loop {
+        let (_, audit) = w
+            .admin(Method::GET, "/v1/tenants/contoso/audit", None)
+            .await;
+        let found = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "connection.create_automatic")
+            .cloned();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection.create_automatic entry: {audit}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(created["outcome"], "success", "{created}");
 }

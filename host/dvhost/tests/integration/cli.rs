@@ -218,8 +218,8 @@ fn the_ca_file_exists_before_the_listening_line() {
 #[test]
 fn environment_urls_are_printed_before_the_listening_line_and_rows_survive_sigterm() {
     use std::io::BufRead as _;
-    let dir = std::env::temp_dir().join(format!("dvhost-cli-state-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     let seed = dir.join("seed.toml");
     std::fs::write(
         &seed,
@@ -259,5 +259,4 @@ fn environment_urls_are_printed_before_the_listening_line_and_rows_survive_sigte
         .unwrap_or_else(|| panic!("{lines:?}"));
     assert!(!env_line.ends_with(":0"), "{env_line}");
     assert!(dir.join("state.rows.json").exists(), "{lines:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -27,13 +27,24 @@ async fn metrics_count_invocations() {
         .invoke(&key, "acme", HELLO, "hello", &json!({}))
         .await
         .expect_error(StatusCode::BAD_REQUEST, "schema_mismatch");
-    // Time for the next instance to be prepared after the first call.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    server
-        .invoke(&key, "acme", HELLO, "hello", &json!({"name": "Grace"}))
-        .await
-        .expect(StatusCode::OK);
-    let metrics = server.call(Method::GET, "/metrics", None).await;
+    // The next instance is prepared after a call answers: calls (spaced,
+    // so one is ready) until one found it.
+    let prepared = |text: &str| {
+        text.lines()
+            .any(|l| l.starts_with("dvhost_invocations_prepared_total "))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        server
+            .invoke(&key, "acme", HELLO, "hello", &json!({"name": "Grace"}))
+            .await
+            .expect(StatusCode::OK);
+        let metrics = server.call(Method::GET, "/metrics", None).await;
+        if prepared(&metrics.text()) || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+    };
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(
         metrics
@@ -50,11 +61,7 @@ async fn metrics_count_invocations() {
         text.contains("dvhost_invocation_duration_seconds"),
         "{text}"
     );
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("dvhost_invocations_prepared_total ")),
-        "{text}"
-    );
+    assert!(prepared(&text), "{text}");
     assert!(
         text.contains("dvhost_http_requests_total{status=\"200\"}"),
         "{text}"

@@ -70,10 +70,12 @@ impl ApiKeyRows for SqliteBackend {
     }
 
     async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        // Times are kept to the millisecond: rows made within one keep
+        // the order they were made in (rowid), not their random ids'.
         let sql = concat!(
             "SELECT ",
             columns!(),
-            " FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
+            " FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, rowid"
         );
         let query = sqlx::query(sql).bind(tenant.to_string());
         let rows = self.fetch_all("listing API keys", query).await?;

@@ -150,10 +150,12 @@ impl CertificateRows for SqliteBackend {
         &self,
         connection: ConnectionId,
     ) -> Result<Vec<StoredCertificate>, StoreError> {
+        // Times are kept to the millisecond: rows made within one keep
+        // the order they were made in (rowid), not their random ids'.
         let sql = concat!(
             "SELECT ",
             columns!(),
-            " FROM certificates WHERE connection_id = $1 ORDER BY created_at, id"
+            " FROM certificates WHERE connection_id = $1 ORDER BY created_at, rowid"
         );
         let query = sqlx::query(sql).bind(connection.to_string());
         let rows = self.fetch_all("listing certificates", query).await?;

@@ -208,7 +208,7 @@ impl ConnectionRows for SqliteBackend {
             "SELECT ",
             columns!(),
             " FROM connections WHERE tenant_id = $1 AND ($2 OR state <> 'deleted')
-             ORDER BY name, created_at"
+             ORDER BY name, created_at, rowid"
         );
         let query = sqlx::query(sql)
             .bind(tenant.to_string())
