@@ -132,14 +132,51 @@ async fn deploys_and_calls_through_http_and_the_cli_and_keeps_tenants_apart() {
     assert!(invokes >= 3, "{b}");
 }
 
-async fn call_until_stopped(
-    server_url: String,
-    key: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<(u16, Option<String>)> {
+/// Calls made while versions switch: each caller notes the phase (how many
+/// switches had answered) when it sent a call, and what answered it.
+#[derive(Default)]
+struct Load {
+    phase: std::sync::atomic::AtomicUsize,
+    stop: std::sync::atomic::AtomicBool,
+    /// (phases at send and at answer, status, version that answered)
+    seen: std::sync::Mutex<Vec<(usize, usize, u16, Option<String>)>>,
+}
+
+impl Load {
+    /// Waits until a call sent in the current phase was answered by
+    /// `version` (at most 60 s), so every phase really serves calls.
+    async fn served_by(&self, version: &str) {
+        let phase = self.phase.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = self
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(p, _, _, v)| *p == phase && v.as_deref() == Some(version));
+            if found {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no call of phase {phase} answered by version {version}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The next phase: what is sent from now on went out after the switch.
+    fn switched(&self) {
+        self.phase.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn call_until_stopped(server_url: String, key: String, load: std::sync::Arc<Load>) {
+    use std::sync::atomic::Ordering;
     let http = reqwest::Client::new();
-    let mut seen = Vec::new();
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    while !load.stop.load(Ordering::Relaxed) {
+        let phase = load.phase.load(Ordering::SeqCst);
         let res = http
             .post(format!(
                 "{server_url}/v1/tenants/alpha/plugins/hello/actions/hello"
@@ -155,12 +192,13 @@ async fn call_until_stopped(
                     .get("dvhost-plugin-version")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                seen.push((res.status().as_u16(), version));
+                let answered = load.phase.load(Ordering::SeqCst);
+                let answer = (phase, answered, res.status().as_u16(), version);
+                load.seen.lock().unwrap().push(answer);
             }
             Err(e) => panic!("a call failed outright: {e}"),
         }
     }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,19 +211,20 @@ async fn a_version_switch_under_load_fails_no_call() {
         .await;
     assert_eq!(s, 201, "{b}");
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = std::sync::Arc::new(Load::default());
     let callers: Vec<_> = (0..6)
         .map(|_| {
             tokio::spawn(call_until_stopped(
                 server.url.clone(),
                 key.clone(),
-                stop.clone(),
+                load.clone(),
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.served_by("1").await;
     // v2: the same component with other limits, then a different
-    // component (v3), then back to v1.
+    // component (v3), then back to v1. A switch is done when its answer
+    // comes: every call sent after it is answered by the new version.
     let (s, b) = server
         .deploy(
             &key,
@@ -196,12 +235,14 @@ async fn a_version_switch_under_load_fails_no_call() {
         )
         .await;
     assert_eq!((s, b["active_version"].as_u64()), (201, Some(2)), "{b}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.switched();
+    load.served_by("2").await;
     let (s, b) = server
         .deploy(&key, "alpha", "hello", guest(dvhost_testkit::HELLO), None)
         .await;
     assert_eq!((s, b["active_version"].as_u64()), (201, Some(3)), "{b}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.switched();
+    load.served_by("3").await;
     let (s, b) = server
         .call(
             Method::POST,
@@ -211,27 +252,32 @@ async fn a_version_switch_under_load_fails_no_call() {
         )
         .await;
     assert_eq!((s, b["active_version"].as_u64()), (200, Some(1)), "{b}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-
-    let mut all = Vec::new();
+    load.switched();
+    load.served_by("1").await;
+    load.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for caller in callers {
-        all.extend(caller.await.unwrap());
+        caller.await.unwrap();
     }
-    let failed: Vec<_> = all.iter().filter(|(s, _)| *s != 200).collect();
+
+    let all = load.seen.lock().unwrap();
+    let failed: Vec<_> = all.iter().filter(|(_, _, s, _)| *s != 200).collect();
     assert!(
         failed.is_empty(),
         "{} of {} calls failed: {failed:?}",
         failed.len(),
         all.len()
     );
-    let versions: std::collections::BTreeSet<_> =
-        all.iter().filter_map(|(_, v)| v.clone()).collect();
-    assert!(
-        versions.contains("1") && versions.contains("2"),
-        "{versions:?}"
-    );
-    assert_eq!(all.last().unwrap().1.as_deref(), Some("1"));
+    let expected = ["1", "2", "3", "1"];
+    // A switch takes effect before its answer reaches the test: a call may
+    // also see the version of the switch under way when it was answered.
+    for (sent, answered, _, version) in all.iter() {
+        let version = version.as_deref().unwrap_or_default();
+        let last = (answered + 1).min(expected.len() - 1);
+        assert!(
+            expected[*sent..=last].contains(&version),
+            "a call sent in phase {sent} and answered in phase {answered} was answered by version {version}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +310,17 @@ async fn a_graceful_shutdown_loses_no_in_flight_call() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signals once all four run (the instances gauge says so).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, metrics) = server.call(Method::GET, "/metrics", "", None).await;
+        let text = metrics.as_str().unwrap_or_default();
+        if text.lines().any(|l| l == "dvhost_instances_running 4") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.terminate();
     // New connections are refused soon after the signal, while the four
     // calls are still running.
