@@ -28,7 +28,7 @@ use crate::warm;
 pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 /// Ticks between two upkeeps of the prepared instances (about a second):
-/// one idle past `warm::IDLE` is dropped even when no call comes.
+/// one idle past `prepared_idle` is dropped even when no call comes.
 const UPKEEP_TICKS: u32 = 1000;
 
 /// Dirty bytes of a linear memory restored in place (not decommitted) when
@@ -54,6 +54,9 @@ pub struct EngineConfig {
     /// `max_instances`, and is dropped after a minute unused. 0: every call
     /// instantiates on its way.
     pub prepared_instances: u32,
+    /// How long a prepared instance waits for a call before it is dropped
+    /// (checked about once a second). Default: a minute.
+    pub prepared_idle: Duration,
     /// Lets [`Plugin::invoke_inspecting`](crate::Plugin) read a guest's
     /// memory after a call (tests of the secret wall). Slower code.
     pub inspectable: bool,
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             cache_dir: None,
             max_instances: 1000,
             prepared_instances: 64,
+            prepared_idle: warm::IDLE,
             inspectable: false,
         }
     }
@@ -182,7 +186,7 @@ impl Engine {
         let stop = Arc::new(AtomicBool::new(false));
         let ticking = wasmtime.weak();
         let stopped = stop.clone();
-        let prepared = warm::Pool::new(config.prepared_instances);
+        let prepared = warm::Pool::new(config.prepared_instances, config.prepared_idle);
         let upkept = Arc::downgrade(&prepared);
         std::thread::Builder::new()
             .name("dvhost-epoch".into())

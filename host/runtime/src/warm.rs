@@ -13,15 +13,15 @@
 //! What it costs is bounded: at most one prepared instance per plugin, at
 //! most [`EngineConfig::prepared_instances`](crate::EngineConfig) in all
 //! (each holds a pool slot, which the pool is sized for; a permit is held
-//! until the store is dropped), and one unused for [`IDLE`] is dropped. A
-//! plugin whose instantiation traps, runs out its deadline or touches an
-//! import while preparing is not prepared again: its calls instantiate as
-//! before and report what went wrong.
+//! until the store is dropped), and one unused for a minute (by default)
+//! is dropped. A plugin whose instantiation traps, runs out its deadline or
+//! touches an import while preparing is not prepared again: its calls
+//! instantiate as before and report what went wrong.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use wasmtime::Store;
@@ -30,7 +30,8 @@ use crate::bindings;
 use crate::invocation::Invocation;
 use crate::plugin::Capabilities;
 
-/// How long a prepared instance waits for a call before it is dropped.
+/// How long a prepared instance waits for a call before it is dropped,
+/// unless the engine's configuration says otherwise.
 pub(crate) const IDLE: Duration = Duration::from_secs(60);
 
 /// A store with an instance in it, never run.
@@ -66,39 +67,55 @@ impl Drop for Permit {
     }
 }
 
-type Cell = Arc<Mutex<Option<Prepared>>>;
-
-/// The engine's prepared instances, by plugin.
+/// The engine's prepared instances: the budget, and the plugins' keys for
+/// the idle upkeep.
 pub(crate) struct Pool {
-    cache: moka::sync::Cache<u64, Cell>,
+    keys: Mutex<Vec<Weak<Key>>>,
     free: Arc<AtomicUsize>,
-    next_id: AtomicU64,
+    idle: Duration,
 }
 
 impl Pool {
-    pub(crate) fn new(budget: u32) -> Arc<Pool> {
+    pub(crate) fn new(budget: u32, idle: Duration) -> Arc<Pool> {
         Arc::new(Pool {
-            cache: moka::sync::Cache::builder().time_to_idle(IDLE).build(),
+            keys: Mutex::new(Vec::new()),
             free: Arc::new(AtomicUsize::new(budget as usize)),
-            next_id: AtomicU64::new(0),
+            idle,
         })
     }
 
     /// A key for a newly loaded plugin, shared by its clones.
     pub(crate) fn key(self: &Arc<Pool>) -> Arc<Key> {
-        Arc::new(Key {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        let key = Arc::new(Key {
             pool: self.clone(),
+            slot: Mutex::new(None),
             busy: AtomicBool::new(false),
             refused: AtomicBool::new(false),
-        })
+        });
+        self.keys.lock().push(Arc::downgrade(&key));
+        key
     }
 
-    /// Drops prepared instances idle past [`IDLE`]. The cache does its
-    /// upkeep when it is used; the engine's ticker calls this too, so an
-    /// idle host lets them go.
+    /// Drops prepared instances idle past their time, and forgets unloaded
+    /// plugins. The engine's ticker calls it about once a second, so an
+    /// idle host lets them go too.
     pub(crate) fn upkeep(&self) {
-        self.cache.run_pending_tasks();
+        let live: Vec<Arc<Key>> = {
+            let mut keys = self.keys.lock();
+            keys.retain(|k| k.strong_count() > 0);
+            keys.iter().filter_map(Weak::upgrade).collect()
+        };
+        for key in live {
+            // Taken under the slot's lock, dropped after it.
+            let expired = {
+                let mut slot = key.slot.lock();
+                match &*slot {
+                    Some((_, since)) if since.elapsed() >= self.idle => slot.take(),
+                    _ => None,
+                }
+            };
+            drop(expired);
+        }
     }
 
     /// A place in the budget, if one is free.
@@ -110,11 +127,13 @@ impl Pool {
     }
 }
 
-/// A plugin's place in the [`Pool`]. Dropped with the plugin's last clone,
-/// and its prepared instance with it.
+/// A plugin's place in the [`Pool`]: its prepared instance, if any.
+/// Dropped with the plugin's last clone, and the instance (and its place
+/// in the budget) with it.
 pub(crate) struct Key {
-    id: u64,
     pool: Arc<Pool>,
+    /// The prepared instance and when it was made.
+    slot: Mutex<Option<(Prepared, Instant)>>,
     /// An instance is being prepared.
     busy: AtomicBool,
     /// Preparing failed in a way that will not change (a trap, its
@@ -122,26 +141,17 @@ pub(crate) struct Key {
     refused: AtomicBool,
 }
 
-impl Drop for Key {
-    fn drop(&mut self) {
-        self.pool.cache.invalidate(&self.id);
-        // The cache lets go of a removed value in its upkeep: run it now,
-        // so the instance's place in the budget is free when this returns.
-        self.pool.cache.run_pending_tasks();
-    }
-}
-
 impl Key {
     /// The prepared instance, if there is one and `caps` fit it. One that
     /// does not fit is dropped: the plugin's settings changed.
     pub(crate) fn take(&self, caps: &Capabilities) -> Option<Prepared> {
-        let prepared = self.pool.cache.remove(&self.id)?.lock().take()?;
+        let (prepared, _) = self.slot.lock().take()?;
         prepared.fits(caps).then_some(prepared)
     }
 
     /// Whether an instance is prepared for the plugin's next call.
     pub(crate) fn ready(&self) -> bool {
-        self.pool.cache.contains_key(&self.id)
+        self.slot.lock().is_some()
     }
 
     /// Starts preparing the plugin's next instance, unless one is ready or
@@ -153,7 +163,7 @@ impl Key {
         if self.busy.swap(true, Ordering::AcqRel) {
             return Err(held);
         }
-        // Checked while `busy` is held: no other attempt can fill the cache
+        // Checked while `busy` is held: no other attempt can fill the slot
         // between this check and this attempt's end.
         if self.refused.load(Ordering::Acquire) || self.ready() {
             self.busy.store(false, Ordering::Release);
@@ -202,10 +212,8 @@ impl Attempt {
             scratch_dir: caps.scratch_dir.clone(),
             permit,
         };
-        self.key
-            .pool
-            .cache
-            .insert(self.key.id, Arc::new(Mutex::new(Some(prepared))));
+        let replaced = self.key.slot.lock().replace((prepared, Instant::now()));
+        drop(replaced);
     }
 
     /// Instantiating failed in a way that will fail again (a trap, the

@@ -66,6 +66,9 @@ pub struct RuntimeSection {
     /// Instances made ahead of calls, at most one per plugin, on top of
     /// `max_instances`; 0 turns it off. Default 64.
     pub prepared_instances: u32,
+    /// Seconds a prepared instance waits for a call before it is dropped
+    /// (checked about once a second). Default 60.
+    pub prepared_idle_seconds: u64,
 }
 
 impl Default for RuntimeSection {
@@ -74,6 +77,7 @@ impl Default for RuntimeSection {
             cache_dir: None,
             max_instances: 1000,
             prepared_instances: 64,
+            prepared_idle_seconds: 60,
         }
     }
 }
@@ -337,6 +341,15 @@ mod tests {
             let message = error_text(parse(&text));
             assert!(message.contains("unknown field"), "{key}: {message}");
         }
+    }
+
+    #[test]
+    fn the_example_states_the_runtime_defaults() {
+        let example = parse(include_str!("../../../../examples/dvhost.toml")).unwrap();
+        let (stated, default) = (example.runtime, RuntimeSection::default());
+        assert_eq!(stated.max_instances, default.max_instances);
+        assert_eq!(stated.prepared_instances, default.prepared_instances);
+        assert_eq!(stated.prepared_idle_seconds, default.prepared_idle_seconds);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod connections;
 pub(crate) use connections::connection_client;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use dvhost_runtime::{Engine, EngineConfig};
@@ -61,6 +62,7 @@ pub async fn prepare(config: &ServeConfig, globals: &Globals) -> anyhow::Result<
         ),
         max_instances: config.runtime.max_instances,
         prepared_instances: config.runtime.prepared_instances,
+        prepared_idle: Duration::from_secs(config.runtime.prepared_idle_seconds),
         inspectable: false,
     })
     .context("starting the WebAssembly engine")?;

@@ -155,6 +155,38 @@ async fn the_budget_bounds_prepared_instances_and_an_unloaded_plugin_gives_its_p
 }
 
 #[tokio::test]
+async fn an_idle_prepared_instance_is_dropped_and_its_place_given_back() {
+    let engine = Engine::new(EngineConfig {
+        cache_dir: Some(cache_dir()),
+        max_instances: 8,
+        prepared_instances: 1,
+        prepared_idle: Duration::from_millis(200),
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let a = own_hostile(&engine).await;
+    let b = own_hostile(&engine).await;
+    let caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());
+    leftovers(&a, &caps).await;
+    until_prepared(&a).await;
+    assert!(!leftovers(&b, &caps).await.prepared);
+    settle().await;
+    assert!(!b.prepared(), "a holds the one place");
+    // No call comes: the engine's upkeep (about once a second) drops it.
+    let until = Instant::now() + Duration::from_secs(10);
+    while a.prepared() {
+        assert!(Instant::now() < until, "the idle instance was kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    leftovers(&b, &caps).await;
+    until_prepared(&b).await;
+    assert!(
+        leftovers(&b, &caps).await.prepared,
+        "a's place was not given back"
+    );
+}
+
+#[tokio::test]
 async fn a_plugin_whose_calls_trap_is_still_prepared_fresh() {
     let p = own_hostile(&engine()).await;
     let caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());

@@ -138,8 +138,17 @@ async fn deploys_and_calls_through_http_and_the_cli_and_keeps_tenants_apart() {
 struct Load {
     phase: std::sync::atomic::AtomicUsize,
     stop: std::sync::atomic::AtomicBool,
-    /// (phases at send and at answer, status, version that answered)
-    seen: std::sync::Mutex<Vec<(usize, usize, u16, Option<String>)>>,
+    seen: std::sync::Mutex<Vec<Answer>>,
+}
+
+/// One call of a [`Load`].
+struct Answer {
+    /// The phase when it was sent and when its answer came.
+    sent: usize,
+    answered: usize,
+    status: u16,
+    /// The version that answered.
+    version: Option<String>,
 }
 
 impl Load {
@@ -154,7 +163,7 @@ impl Load {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|(p, _, _, v)| *p == phase && v.as_deref() == Some(version));
+                .any(|a| a.sent == phase && a.version.as_deref() == Some(version));
             if found {
                 return;
             }
@@ -192,8 +201,12 @@ async fn call_until_stopped(server_url: String, key: String, load: std::sync::Ar
                     .get("dvhost-plugin-version")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let answered = load.phase.load(Ordering::SeqCst);
-                let answer = (phase, answered, res.status().as_u16(), version);
+                let answer = Answer {
+                    sent: phase,
+                    answered: load.phase.load(Ordering::SeqCst),
+                    status: res.status().as_u16(),
+                    version,
+                };
                 load.seen.lock().unwrap().push(answer);
             }
             Err(e) => panic!("a call failed outright: {e}"),
@@ -260,7 +273,11 @@ async fn a_version_switch_under_load_fails_no_call() {
     }
 
     let all = load.seen.lock().unwrap();
-    let failed: Vec<_> = all.iter().filter(|(_, _, s, _)| *s != 200).collect();
+    let failed: Vec<_> = all
+        .iter()
+        .filter(|a| a.status != 200)
+        .map(|a| (a.status, a.version.clone()))
+        .collect();
     assert!(
         failed.is_empty(),
         "{} of {} calls failed: {failed:?}",
@@ -270,7 +287,13 @@ async fn a_version_switch_under_load_fails_no_call() {
     let expected = ["1", "2", "3", "1"];
     // A switch takes effect before its answer reaches the test: a call may
     // also see the version of the switch under way when it was answered.
-    for (sent, answered, _, version) in all.iter() {
+    for Answer {
+        sent,
+        answered,
+        version,
+        ..
+    } in all.iter()
+    {
         let version = version.as_deref().unwrap_or_default();
         let last = (answered + 1).min(expected.len() - 1);
         assert!(
