@@ -72,8 +72,9 @@ async fn concurrency_limit_triggers_at_once() {
     let w = World::start().await;
     let t = w.dv_token().await;
     w.control(Method::PATCH, "settings", Some(json!({"service_protection": {"requests": 6000, "window_secs": 300, "execution_ms": 1_200_000, "concurrent": 1}}))).await;
-    // A slow request holds the only slot.
-    w.control(Method::POST, "faults", Some(json!({"method": "GET", "path": "accounts", "action": {"kind": "latency", "ms": 600}, "times": 1}))).await;
+    // A slow request holds the only slot (long enough that a loaded
+    // machine still sends WhoAmI while it is held).
+    w.control(Method::POST, "faults", Some(json!({"method": "GET", "path": "accounts", "action": {"kind": "latency", "ms": 3000}, "times": 1}))).await;
     let slow = {
         let (http, url, t) = (w.http.clone(), w.api("accounts"), t.clone());
         tokio::spawn(async move {
@@ -86,7 +87,7 @@ async fn concurrency_limit_triggers_at_once() {
                 .as_u16()
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let (s, h, e) = w.get(&t, "WhoAmI").await;
     assert_eq!(s, 429, "{e}");
     assert_eq!(e["error"]["code"], "0x80072326");
