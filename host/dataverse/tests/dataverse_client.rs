@@ -782,6 +782,30 @@ async fn retrieve_expands_single_and_collection_navigation() {
         .collect();
     kids.sort();
     assert_eq!(kids, ["Kid A", "Kid B"]);
+    // Read as text: the same row, unparsed, members in Dataverse's order
+    // (the context annotation first).
+    let text = c
+        .retrieve_text(
+            &set("accounts"),
+            &parent.into(),
+            &cols(&["name"]),
+            &expand,
+            soon(),
+        )
+        .await
+        .unwrap();
+    assert!(text.get().starts_with(r#"{"@odata.context":"#), "{text}");
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text.get()).unwrap();
+    assert_eq!(parsed, row);
+    let missing = c
+        .retrieve_text(&set("accounts"), &Uuid::new_v4().into(), &[], &[], soon())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (missing.status(), missing.code()),
+        (Some(404), Some("0x80040217"))
+    );
     // An unknown navigation property is Dataverse's error, typed.
     let e = c
         .retrieve_expanded(

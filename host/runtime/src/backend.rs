@@ -14,6 +14,11 @@ use uuid::Uuid;
 /// A row: column logical names to values, in the Web API's JSON shape.
 pub type Row = Map<String, Value>;
 
+/// A row as JSON text (an object), as the environment wrote it. A read
+/// hands it to the guest without building a map of every column and
+/// writing it out again; the runtime only takes out URL annotations.
+pub type RowText = Box<serde_json::value::RawValue>;
+
 /// What a backend call failed with. Messages reach the guest: they must
 /// hold no token, key, URL or header.
 #[non_exhaustive]
@@ -232,7 +237,7 @@ pub trait Records: Send + Sync + 'static {
         row: Row,
         id: Option<Uuid>,
     ) -> Result<Uuid, BackendError>;
-    /// Reads one row.
+    /// Reads one row, as JSON text.
     async fn retrieve(
         &self,
         call: &CallContext,
@@ -240,7 +245,7 @@ pub trait Records: Send + Sync + 'static {
         key: &RowKey,
         select: &[String],
         expand: &[Expand],
-    ) -> Result<Row, BackendError>;
+    ) -> Result<RowText, BackendError>;
     /// Changes a row, optionally only at ETag `if_match`.
     async fn update(
         &self,
@@ -418,7 +423,7 @@ impl Records for Unconnected {
         _: &RowKey,
         _: &[String],
         _: &[Expand],
-    ) -> Result<Row, BackendError> {
+    ) -> Result<RowText, BackendError> {
         unconnected()
     }
     async fn update(

@@ -52,6 +52,7 @@ mod calls;
 mod engine;
 mod error;
 mod grants;
+mod guest_rows;
 mod invocation;
 mod limits;
 mod log;

@@ -14,6 +14,7 @@ use crate::bindings::records::{self, Expand, Key, KeyValue, QueryOptions};
 use crate::bindings::types;
 use crate::calls::{CallError, DataverseState, table_name, to_wit_error, within};
 use crate::grants::Operation;
+use crate::guest_rows::{self, row_text, to_text};
 
 /// A page of a query, held by the host.
 pub struct PageCursor {
@@ -160,51 +161,6 @@ fn json_len(rows: &[String]) -> u64 {
     rows.iter().map(|r| r.len() as u64).sum()
 }
 
-/// OData annotations whose values are URLs of the environment. A guest
-/// gets rows without them: it never learns where Dataverse is.
-const URL_ANNOTATIONS: [&str; 7] = [
-    "@odata.context",
-    "@odata.id",
-    "@odata.editLink",
-    "@odata.readLink",
-    "@odata.nextLink",
-    "@odata.navigationLink",
-    "@odata.associationLink",
-];
-
-/// Removes URL-valued annotations from a row and the rows expanded in it.
-fn without_urls(mut row: Row) -> Row {
-    row.retain(|key, _| !URL_ANNOTATIONS.iter().any(|a| key.ends_with(a)));
-    for value in row.values_mut() {
-        match value {
-            Value::Object(inner) => *inner = without_urls(std::mem::take(inner)),
-            Value::Array(items) => {
-                for item in items.iter_mut() {
-                    if let Value::Object(inner) = item {
-                        *inner = without_urls(std::mem::take(inner));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    row
-}
-
-/// A row as JSON text, written straight into a buffer (`Value`'s `Display`
-/// goes through `fmt::Write`, and wrapping a row in a `Value` needs a move
-/// or a clone).
-fn row_text(row: &Row) -> String {
-    serde_json::to_string(row).expect("a JSON map with string keys always serializes")
-}
-
-/// Rows as the guest receives them: JSON text without URL annotations.
-fn to_text(rows: Vec<Row>) -> Vec<String> {
-    rows.into_iter()
-        .map(|r| row_text(&without_urls(r)))
-        .collect()
-}
-
 impl RecordsView<'_> {
     /// The checked table name, or a recorded refusal.
     fn table(&mut self, operation: &'static str, name: &str) -> Result<String, CallError> {
@@ -318,7 +274,7 @@ impl RecordsView<'_> {
             backend.retrieve(&call.context, &table, &key, &select, &expand),
         )
         .await;
-        let r = r.map(|row| row_text(&without_urls(row)));
+        let r = r.and_then(|row| guest_rows::text_without_urls(&row));
         self.state.finish(call, r, |s| s.len() as u64)
     }
 
@@ -630,32 +586,3 @@ impl records::HostPage for RecordsView<'_> {
 }
 
 impl types::Host for RecordsView<'_> {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_annotations_are_removed_at_every_depth() {
-        let row = serde_json::json!({
-            "@odata.context": "https://org.crm.dynamics.com/api/data/v9.2/$metadata#accounts/$entity",
-            "@odata.etag": "W/\"1\"",
-            "name": "A",
-            "primarycontactid": {"@odata.id": "https://x/api/data/v9.2/contacts(1)", "fullname": "B"},
-            "contact_customer_accounts": [{"@odata.editLink": "contacts(2)", "fullname": "C"}],
-            "contact_customer_accounts@odata.nextLink": "https://x/api/data/v9.2/next"
-        });
-        let Value::Object(row) = row else {
-            unreachable!()
-        };
-        let text = to_text(vec![row]).remove(0);
-        assert!(
-            !text.contains("http") && !text.contains("contacts("),
-            "{text}"
-        );
-        assert!(
-            text.contains("@odata.etag") && text.contains("\"fullname\":\"C\""),
-            "{text}"
-        );
-    }
-}

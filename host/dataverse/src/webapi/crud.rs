@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -118,6 +119,40 @@ impl Client {
         expand: &[Expand],
         deadline: Instant,
     ) -> Result<Map<String, Value>, DataverseError> {
+        let reply = self.get_row(entity_set, key, select, expand, deadline);
+        match reply.await?.json() {
+            Value::Object(m) => Ok(m),
+            _ => Err(DataverseError::Transport(
+                "the record body is not an object".into(),
+            )),
+        }
+    }
+
+    /// [`Client::retrieve_expanded`], the row as Dataverse wrote it: JSON
+    /// text checked to be an object, never parsed into values. For a caller
+    /// that hands the row on (a plugin's read), this saves building and
+    /// writing out a map of every column.
+    pub async fn retrieve_text(
+        &self,
+        entity_set: &EntitySet,
+        key: &RecordKey,
+        select: &[ColumnName],
+        expand: &[Expand],
+        deadline: Instant,
+    ) -> Result<Box<RawValue>, DataverseError> {
+        let reply = self.get_row(entity_set, key, select, expand, deadline);
+        reply.await?.object_text()
+    }
+
+    /// One row's `GET`, with its `$select`, `$expand` and `Prefer`.
+    async fn get_row(
+        &self,
+        entity_set: &EntitySet,
+        key: &RecordKey,
+        select: &[ColumnName],
+        expand: &[Expand],
+        deadline: Instant,
+    ) -> Result<super::Reply, DataverseError> {
         let mut target = Target::record(entity_set, key);
         if !select.is_empty() {
             let cols: Vec<&str> = select.iter().map(ColumnName::as_str).collect();
@@ -128,12 +163,8 @@ impl Client {
             target = target.option("$expand", items.join(","));
         }
         let prefer = prefer_reading(None);
-        match self.get(&target, &[("Prefer", &prefer)], deadline).await? {
-            Value::Object(m) => Ok(m),
-            _ => Err(DataverseError::Transport(
-                "the record body is not an object".into(),
-            )),
-        }
+        self.get_reply(&target, &[("Prefer", &prefer)], deadline)
+            .await
     }
 
     /// Updates a row; with `if_match` the update only applies to that version
@@ -279,7 +310,7 @@ impl Client {
                 deadline,
             )
             .await?;
-        let next = Page::from_body(r.body, page.page_size, &self.api)?;
+        let next = Page::from_body(r.json(), page.page_size, &self.api)?;
         if next.next.as_ref() == Some(link) {
             return Err(DataverseError::Unexpected(
                 "the next links go round in a loop".into(),

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use url::Url;
 use uuid::Uuid;
@@ -142,10 +143,11 @@ pub struct WhoAmI {
     pub organization_id: Uuid,
 }
 
-/// A successful response's JSON body (`null` when empty).
+/// A successful response: its body, parsed only when it is read (a row
+/// handed on as text is never parsed into a `Value`).
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
-    pub body: Value,
+    bytes: bytes::Bytes,
     /// For a create with its own id: "already exists" after an attempt whose
     /// outcome is unknown. The create checks whether the row is its own.
     pub duplicate_after_ambiguity: Option<DataverseError>,
@@ -154,8 +156,29 @@ pub(crate) struct Reply {
 impl Reply {
     fn empty() -> Reply {
         Reply {
-            body: Value::Null,
+            bytes: bytes::Bytes::new(),
             duplicate_after_ambiguity: None,
+        }
+    }
+
+    /// The body as JSON (`null` when empty or not JSON).
+    pub(crate) fn json(&self) -> Value {
+        if self.bytes.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+
+    /// The body as checked JSON text, unparsed: an error unless it is a
+    /// JSON object.
+    pub(crate) fn object_text(&self) -> Result<Box<RawValue>, DataverseError> {
+        let unusable = || DataverseError::Transport("the record body is not an object".into());
+        let text = std::str::from_utf8(&self.bytes).map_err(|_| unusable())?;
+        let raw: Box<RawValue> = serde_json::from_str(text).map_err(|_| unusable())?;
+        if raw.get().starts_with('{') {
+            Ok(raw)
+        } else {
+            Err(unusable())
         }
     }
 }
@@ -254,17 +277,25 @@ impl Client {
         headers: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<Value, DataverseError> {
-        let r = self
-            .send(
-                reqwest::Method::GET,
-                target,
-                None,
-                headers,
-                Repeat::Safe,
-                deadline,
-            )
-            .await?;
-        Ok(r.body)
+        Ok(self.get_reply(target, headers, deadline).await?.json())
+    }
+
+    /// [`Client::get`], the body not yet parsed.
+    async fn get_reply(
+        &self,
+        target: &Target,
+        headers: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Reply, DataverseError> {
+        self.send(
+            reqwest::Method::GET,
+            target,
+            None,
+            headers,
+            Repeat::Safe,
+            deadline,
+        )
+        .await
     }
 
     /// A write that is safe to repeat (PUT-like PATCH, DELETE, `$ref`).
@@ -314,7 +345,7 @@ impl Client {
                 let outcome = self
                     .exchange(&method, &url, b, headers, attempt, deadline)
                     .await
-                    .and_then(|(status, headers, bytes)| json_reply(status, headers, &bytes));
+                    .and_then(|(status, headers, bytes)| json_reply(status, headers, bytes));
                 self.landed_earlier(outcome, &method, repeat, attempt)
             }
         })
@@ -463,20 +494,16 @@ impl Client {
 fn json_reply(
     status: u16,
     headers: reqwest::header::HeaderMap,
-    bytes: &[u8],
+    bytes: bytes::Bytes,
 ) -> Result<Reply, DataverseError> {
-    let body: Value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(bytes).unwrap_or(Value::Null)
+    let reply = Reply {
+        bytes,
+        duplicate_after_ambiguity: None,
     };
     if status >= 400 {
-        return Err(api_error(status, &headers, &body));
+        return Err(api_error(status, &headers, &reply.json()));
     }
-    Ok(Reply {
-        body,
-        duplicate_after_ambiguity: None,
-    })
+    Ok(reply)
 }
 
 /// A Dataverse error body as a typed error.

@@ -16,7 +16,7 @@ use dvhost_dataverse::{
     BulkWrite, Client, ColumnName, DataverseError, EntitySet, Page, Query, TableName,
 };
 use dvhost_runtime::backend::{
-    BackendError, CallContext, Continuation, Expand, PageData, QuerySpec, Row, RowKey,
+    BackendError, CallContext, Continuation, Expand, PageData, QuerySpec, Row, RowKey, RowText,
     TableDescription, TableInfo,
 };
 use dvhost_runtime::{Metadata, Records};
@@ -155,7 +155,7 @@ impl Records for DataverseBackend {
         key: &RowKey,
         select: &[String],
         expand: &[Expand],
-    ) -> Result<Row, BackendError> {
+    ) -> Result<RowText, BackendError> {
         self.run(call, async {
             let key = convert::record_key(key)?;
             let select = convert::columns(select)?;
@@ -163,7 +163,7 @@ impl Records for DataverseBackend {
             let t = self.table(call, table).await?;
             Ok(self
                 .client
-                .retrieve_expanded(&t.entity_set, &key, &select, &expand, call.deadline)
+                .retrieve_text(&t.entity_set, &key, &select, &expand, call.deadline)
                 .await?)
         })
         .await

@@ -111,16 +111,18 @@ impl Records for Fake {
         key: &RowKey,
         _: &[String],
         _: &[Expand],
-    ) -> Result<Row, BackendError> {
+    ) -> Result<RowText, BackendError> {
         self.count();
         let RowKey::Id(id) = key else {
             return Err(BackendError::InvalidInput("fake: ids only".into()));
         };
-        self.tables
+        let row = self
+            .tables
             .lock()
             .get(table)
             .and_then(|t| t.get(id).cloned())
-            .ok_or_else(|| not_found(table))
+            .ok_or_else(|| not_found(table))?;
+        Ok(serde_json::value::to_raw_value(&row).expect("a map writes as JSON"))
     }
     async fn update(
         &self,
