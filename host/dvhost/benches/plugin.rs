@@ -22,7 +22,8 @@
 //! 99th percentiles. Goals (issue 9, on a 2-core machine): instantiate +
 //! no-op at most 25 µs median and 60 µs p99; the retrieve through a plugin
 //! within 10% of the direct call. `DVHOST_BENCH_SCALE` multiplies the
-//! iteration counts (default 1).
+//! iteration counts (default 1); `DVHOST_BENCH_WAYS` (say `0,2`) takes
+//! only those ways of the retrieve rounds, to profile one path.
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
@@ -250,12 +251,15 @@ async fn retrieve_samples(hello: &Plugin, unprepared: &Plugin, runs: usize) -> R
     // evicts it) changes its time, and a fixed rotation would always give
     // each way the same predecessor.
     let mut order: [usize; WAYS] = std::array::from_fn(|way| way);
+    let only = ways_only();
     let mut random = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..(200 + runs) {
         shuffle(&mut order, &mut random);
         let mut took = [(Duration::ZERO, Duration::ZERO, false); WAYS];
         for way in order {
-            took[way] = reader.time(way).await;
+            if only.as_ref().is_none_or(|o| o.contains(&way)) {
+                took[way] = reader.time(way).await;
+            }
         }
         if round >= 200 {
             samples.plugin.push(took[0].0);
@@ -269,6 +273,17 @@ async fn retrieve_samples(hello: &Plugin, unprepared: &Plugin, runs: usize) -> R
         }
     }
     samples
+}
+
+/// `DVHOST_BENCH_WAYS` (for a profiler): the ways to take, by number (see
+/// [`Reader::time`]), comma-separated; the others' samples stay zero.
+fn ways_only() -> Option<Vec<usize>> {
+    let ways = std::env::var("DVHOST_BENCH_WAYS").ok()?;
+    Some(
+        ways.split(',')
+            .filter_map(|w| w.trim().parse().ok())
+            .collect(),
+    )
 }
 
 /// Shuffles `items` (Fisher-Yates) with xorshift64 numbers from `state`:
