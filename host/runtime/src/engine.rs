@@ -47,10 +47,10 @@ pub struct EngineConfig {
     /// Instances alive at once across all plugins (the pool's size): calls
     /// beyond it wait in the caller's queue, they are not failed here.
     pub max_instances: u32,
-    /// Instances prepared ahead of calls, at most one per plugin (see
+    /// Instances prepared ahead of calls, at most two per plugin (see
     /// [`Report::prepared`](crate::Report)): after a call answers, the
-    /// plugin's next instance is made in the background, so the next call
-    /// skips instantiation. Each holds a pool slot on top of
+    /// plugin's next instances are made in the background, so the next calls
+    /// skip instantiation. Each holds a pool slot on top of
     /// `max_instances`, and is dropped after a minute unused. 0: every call
     /// instantiates on its way.
     pub prepared_instances: u32,

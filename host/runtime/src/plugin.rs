@@ -208,6 +208,12 @@ impl Plugin {
     /// Whether an instance is prepared for this plugin's next call (see
     /// [`Report::prepared`]).
     pub fn prepared(&self) -> bool {
+        self.warm.ready() > 0
+    }
+
+    /// How many instances are prepared for this plugin's next calls (at
+    /// most two).
+    pub fn prepared_instances(&self) -> usize {
         self.warm.ready()
     }
 
@@ -256,6 +262,8 @@ impl Plugin {
     /// A prepared instance for a call under `caps`, with the call's grants,
     /// backends, quotas and deadline put in its store.
     fn take_prepared(&self, caps: &Capabilities, deadline: Instant) -> Option<Prepared> {
+        // Noted first: an instance prepared from now on is for these.
+        self.warm.want(caps);
         let mut prepared = self.warm.take(caps)?;
         prepared.store.data_mut().dataverse = DataverseState::new(
             caps.grants.clone(),
@@ -272,7 +280,7 @@ impl Plugin {
     /// `warm`), the store is dropped (its pool slot reset) and the next
     /// instance made in the background, off the caller's path; otherwise
     /// the store is dropped here.
-    fn recycle(&self, store: Store<Invocation>, held: Option<Permit>, caps: &Capabilities) {
+    fn recycle(&self, store: Store<Invocation>, held: Option<Permit>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return drop(store);
         };
@@ -285,41 +293,52 @@ impl Plugin {
             }
         };
         let plugin = self.clone();
-        let limits = caps.limits;
-        let scratch_dir = caps.scratch_dir.clone();
         runtime.spawn(async move {
             drop(store);
-            plugin.prepare(attempt, limits, scratch_dir).await;
+            plugin.prepare(attempt).await;
         });
     }
 
-    /// Instantiates the plugin for its next call.
-    async fn prepare(&self, attempt: Attempt, limits: PluginLimits, scratch_dir: Option<PathBuf>) {
-        // No connection while preparing: instantiation needs none, and one
-        // that calls an import is refused.
-        let caps = Capabilities {
-            limits,
-            scratch_dir,
-            ..Capabilities::unconnected()
-        };
-        let deadline = Instant::now() + caps.limits.deadline;
-        // A scratch directory that cannot be opened now may open later.
-        let Ok(mut store) = self.store(&caps, deadline) else {
+    /// Instantiates the plugin for its next calls, under the latest call's
+    /// settings, one instance after another while the attempt wants more.
+    async fn prepare(&self, mut attempt: Attempt) {
+        loop {
+            let Some((limits, scratch_dir)) = attempt.settings() else {
+                return;
+            };
+            // No connection while preparing: instantiation needs none, and
+            // one that calls an import is refused.
+            let caps = Capabilities {
+                limits,
+                scratch_dir,
+                ..Capabilities::unconnected()
+            };
+            let deadline = Instant::now() + caps.limits.deadline;
+            // A scratch directory that cannot be opened now may open later.
+            let Ok(mut store) = self.store(&caps, deadline) else {
+                return;
+            };
+            let made =
+                tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store))
+                    .await;
+            let lasting = match made {
+                Ok(Ok(instance)) => {
+                    if attempt.keep(store, instance, &caps) {
+                        continue;
+                    }
+                    return;
+                }
+                // Past its deadline, or a trap in a start function: it would
+                // fail again. Anything else (the pool full) may pass.
+                Err(_) => true,
+                Ok(Err(e)) => e.downcast_ref::<Trap>().is_some(),
+            };
+            // The store (its pool slot) goes before the attempt's place.
+            drop(store);
+            if lasting {
+                attempt.refuse();
+            }
             return;
-        };
-        let made =
-            tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
-        let lasting = match made {
-            Ok(Ok(instance)) => return attempt.keep(store, instance, &caps),
-            // Past its deadline, or a trap in a start function: it would
-            // fail again. Anything else (the pool full) may pass.
-            Err(_) => true,
-            Ok(Err(e)) => e.downcast_ref::<Trap>().is_some(),
-        };
-        // The store (its pool slot) goes before the attempt's place.
-        drop(store);
-        if lasting {
-            attempt.refuse();
         }
     }
 }
@@ -512,7 +531,7 @@ impl Plugin {
             let mut book = invocation.log.lock();
             (book.take_lines(), book.dropped_bytes)
         };
-        self.recycle(store, permit, caps);
+        self.recycle(store, permit);
         Report {
             output,
             calls,

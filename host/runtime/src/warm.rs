@@ -8,17 +8,21 @@
 //! budget and scratch directory with no connection; the call that takes it
 //! puts its own grants, backends, quotas and deadline into the store before
 //! the guest runs, and a call whose memory cap, log budget or scratch
-//! directory differ instantiates afresh.
+//! directory differ instantiates afresh. Instances are made under the
+//! settings of the plugin's latest call, noted when it starts: one made
+//! under settings a call has since changed is not kept but made again.
 //!
-//! What it costs is bounded: at most one prepared instance per plugin, at
-//! most [`EngineConfig::prepared_instances`](crate::EngineConfig) in all
+//! What it costs is bounded: at most [`PER_PLUGIN`] prepared instances per
+//! plugin (two, so that a call coming right after another still finds one
+//! while the next is being made), at most
+//! [`EngineConfig::prepared_instances`](crate::EngineConfig) in all
 //! (each holds a pool slot, which the pool is sized for; a permit is held
 //! until the store is dropped), and one unused for a minute (by default)
 //! is dropped. A plugin whose instantiation traps, runs out its deadline or
 //! touches an import while preparing is not prepared again: its calls
 //! instantiate as before and report what went wrong.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -28,11 +32,17 @@ use wasmtime::Store;
 
 use crate::bindings;
 use crate::invocation::Invocation;
+use crate::limits::PluginLimits;
 use crate::plugin::Capabilities;
 
 /// How long a prepared instance waits for a call before it is dropped,
 /// unless the engine's configuration says otherwise.
 pub(crate) const IDLE: Duration = Duration::from_secs(60);
+
+/// Most instances prepared for one plugin. With one, calls back to back
+/// alternate: the second comes while the first's replacement is being made
+/// and instantiates on its way; with two it takes the other.
+pub(crate) const PER_PLUGIN: usize = 2;
 
 /// A store with an instance in it, never run.
 pub(crate) struct Prepared {
@@ -51,11 +61,20 @@ impl Prepared {
     /// Whether a call under `caps` may run in it: the rest of a call's
     /// limits (deadline, quotas) is put in when the call takes it.
     fn fits(&self, caps: &Capabilities) -> bool {
-        self.memory_bytes == caps.limits.memory_bytes
-            && self.log_bytes == caps.limits.log_bytes
-            && self.scratch_dir == caps.scratch_dir
+        self.fits_settings(&caps.limits, caps.scratch_dir.as_deref())
+    }
+
+    /// [`Prepared::fits`] for a call's limits and scratch directory.
+    fn fits_settings(&self, limits: &PluginLimits, scratch_dir: Option<&Path>) -> bool {
+        self.memory_bytes == limits.memory_bytes
+            && self.log_bytes == limits.log_bytes
+            && self.scratch_dir.as_deref() == scratch_dir
     }
 }
+
+/// What the plugin's latest call ran under: what its next instances are
+/// prepared for.
+type Settings = (PluginLimits, Option<PathBuf>);
 
 /// One of the budget's places, given back when the prepared instance is
 /// dropped (taken and finished, expired, or its plugin unloaded).
@@ -88,7 +107,8 @@ impl Pool {
     pub(crate) fn key(self: &Arc<Pool>) -> Arc<Key> {
         let key = Arc::new(Key {
             pool: self.clone(),
-            slot: Mutex::new(None),
+            slot: Mutex::new(Vec::new()),
+            wanted: Mutex::new(None),
             busy: AtomicBool::new(false),
             refused: AtomicBool::new(false),
         });
@@ -107,12 +127,13 @@ impl Pool {
         };
         for key in live {
             // Taken under the slot's lock, dropped after it.
-            let expired = {
+            let expired: Vec<_> = {
                 let mut slot = key.slot.lock();
-                match &*slot {
-                    Some((_, since)) if since.elapsed() >= self.idle => slot.take(),
-                    _ => None,
-                }
+                let (old, kept) = std::mem::take(&mut *slot)
+                    .into_iter()
+                    .partition(|(_, since)| since.elapsed() >= self.idle);
+                *slot = kept;
+                old
             };
             drop(expired);
         }
@@ -127,14 +148,18 @@ impl Pool {
     }
 }
 
-/// A plugin's place in the [`Pool`]: its prepared instance, if any.
-/// Dropped with the plugin's last clone, and the instance (and its place
-/// in the budget) with it.
+/// A plugin's place in the [`Pool`]: its prepared instances, if any.
+/// Dropped with the plugin's last clone, and the instances (and their
+/// places in the budget) with it.
 pub(crate) struct Key {
     pool: Arc<Pool>,
-    /// The prepared instance and when it was made.
-    slot: Mutex<Option<(Prepared, Instant)>>,
-    /// An instance is being prepared.
+    /// The prepared instances (at most [`PER_PLUGIN`]) and when each was
+    /// made, the newest last.
+    slot: Mutex<Vec<(Prepared, Instant)>>,
+    /// The settings of the plugin's latest call: an attempt under way
+    /// prepares for them, even when they changed after it began.
+    wanted: Mutex<Option<Settings>>,
+    /// Instances are being prepared (one at a time).
     busy: AtomicBool,
     /// Preparing failed in a way that will not change (a trap, its
     /// deadline, an import called): never again for this plugin.
@@ -142,21 +167,42 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    /// The prepared instance, if there is one and `caps` fit it. One that
-    /// does not fit is dropped: the plugin's settings changed.
+    /// A prepared instance (the newest), if there is one and `caps` fit
+    /// it. If it does not fit, the plugin's settings changed: every
+    /// instance prepared under the old ones is dropped.
     pub(crate) fn take(&self, caps: &Capabilities) -> Option<Prepared> {
-        let (prepared, _) = self.slot.lock().take()?;
-        prepared.fits(caps).then_some(prepared)
+        let mut slot = self.slot.lock();
+        let (prepared, _) = slot.pop()?;
+        if prepared.fits(caps) {
+            return Some(prepared);
+        }
+        let stale = std::mem::take(&mut *slot);
+        drop(slot);
+        drop((prepared, stale));
+        None
     }
 
-    /// Whether an instance is prepared for the plugin's next call.
-    pub(crate) fn ready(&self) -> bool {
-        self.slot.lock().is_some()
+    /// Notes the settings a call ran under, for the instances prepared
+    /// after it.
+    pub(crate) fn want(&self, caps: &Capabilities) {
+        let mut wanted = self.wanted.lock();
+        let same = wanted
+            .as_ref()
+            .is_some_and(|(limits, dir)| *limits == caps.limits && *dir == caps.scratch_dir);
+        if !same {
+            *wanted = Some((caps.limits, caps.scratch_dir.clone()));
+        }
     }
 
-    /// Starts preparing the plugin's next instance, unless one is ready or
-    /// under way or the plugin was refused: in `held`'s place in the
-    /// budget (a finished call's prepared instance), or a free one.
+    /// How many instances are prepared for the plugin's next calls.
+    pub(crate) fn ready(&self) -> usize {
+        self.slot.lock().len()
+    }
+
+    /// Starts preparing the plugin's next instances, unless it has its
+    /// [`PER_PLUGIN`], one is under way or the plugin was refused: in
+    /// `held`'s place in the budget (a finished call's prepared instance),
+    /// or a free one.
     /// Otherwise gives `held` back, for the caller to drop after the store
     /// it was for.
     pub(crate) fn begin(self: &Arc<Key>, held: Option<Permit>) -> Result<Attempt, Option<Permit>> {
@@ -165,7 +211,7 @@ impl Key {
         }
         // Checked while `busy` is held: no other attempt can fill the slot
         // between this check and this attempt's end.
-        if self.refused.load(Ordering::Acquire) || self.ready() {
+        if self.refused.load(Ordering::Acquire) || self.ready() >= PER_PLUGIN {
             self.busy.store(false, Ordering::Release);
             return Err(held);
         }
@@ -180,29 +226,36 @@ impl Key {
     }
 }
 
-/// One attempt to prepare an instance for a plugin.
+/// One attempt to prepare instances for a plugin, one after another.
 pub(crate) struct Attempt {
     key: Arc<Key>,
     permit: Option<Permit>,
 }
 
 impl Attempt {
-    /// Keeps `store` and `instance` for the plugin's next call under `caps`,
-    /// unless instantiating called an import: a call's records must start
-    /// empty.
+    /// The settings to prepare the next instance under: the latest call's.
+    pub(crate) fn settings(&self) -> Option<Settings> {
+        self.key.wanted.lock().clone()
+    }
+
+    /// Keeps `store` and `instance` for one of the plugin's next calls
+    /// under `caps`, unless instantiating called an import: a call's
+    /// records must start empty. True when another instance is wanted and
+    /// the budget has a place for it, which the attempt then holds.
     pub(crate) fn keep(
-        mut self,
+        &mut self,
         store: Store<Invocation>,
         instance: bindings::Plugin,
         caps: &Capabilities,
-    ) {
+    ) -> bool {
         if !store.data().dataverse.audit.is_empty() {
             // The store (its pool slot) goes before the attempt's place.
             drop(store);
-            return self.refuse();
+            self.refuse();
+            return false;
         }
         let Some(permit) = self.permit.take() else {
-            return;
+            return false;
         };
         let prepared = Prepared {
             store,
@@ -212,15 +265,37 @@ impl Attempt {
             scratch_dir: caps.scratch_dir.clone(),
             permit,
         };
-        let replaced = self.key.slot.lock().replace((prepared, Instant::now()));
-        drop(replaced);
+        let current = self
+            .key
+            .wanted
+            .lock()
+            .as_ref()
+            .is_some_and(|(limits, dir)| prepared.fits_settings(limits, dir.as_deref()));
+        if !current {
+            // A call under other settings came while it was made: made
+            // again, under those, in the same place.
+            let Prepared { store, permit, .. } = prepared;
+            drop(store);
+            self.permit = Some(permit);
+            return true;
+        }
+        let mut slot = self.key.slot.lock();
+        slot.push((prepared, Instant::now()));
+        let extra = (slot.len() > PER_PLUGIN).then(|| slot.remove(0));
+        let wanted = slot.len() < PER_PLUGIN;
+        drop(slot);
+        drop(extra);
+        if wanted {
+            self.permit = self.key.pool.permit();
+        }
+        self.permit.is_some()
     }
 
     /// Instantiating failed in a way that will fail again (a trap, the
     /// deadline): this plugin is not prepared again. Any other failure (the
     /// pool full, a directory that could not be opened) just ends the
     /// attempt: drop it.
-    pub(crate) fn refuse(self) {
+    pub(crate) fn refuse(&self) {
         self.key.refused.store(true, Ordering::Release);
     }
 }

@@ -63,7 +63,7 @@ pub struct RuntimeSection {
     pub cache_dir: Option<PathBuf>,
     /// Plugin instances alive at once across all tenants. Default 1000.
     pub max_instances: u32,
-    /// Instances made ahead of calls, at most one per plugin, on top of
+    /// Instances made ahead of calls, at most two per plugin, on top of
     /// `max_instances`; 0 turns it off. Default 64.
     pub prepared_instances: u32,
     /// Seconds a prepared instance waits for a call before it is dropped

@@ -71,6 +71,29 @@ async fn every_call_runs_in_a_fresh_instance_prepared_or_not() {
 }
 
 #[tokio::test]
+async fn a_call_right_after_another_finds_the_second_prepared_instance() {
+    let p = own_hostile(&engine()).await;
+    let caps = capabilities(&Arc::new(Fake::seeded()), Grants::none());
+    leftovers(&p, &caps).await;
+    for round in 0..5 {
+        let until = Instant::now() + Duration::from_secs(10);
+        while p.prepared_instances() < 2 {
+            assert!(
+                Instant::now() < until,
+                "round {round}: two were not prepared"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The first call's replacement is still being made when the second
+        // comes: the second takes the other prepared instance.
+        assert!(leftovers(&p, &caps).await.prepared, "round {round}");
+        assert!(leftovers(&p, &caps).await.prepared, "round {round}");
+    }
+    settle().await;
+    assert_eq!(p.prepared_instances(), 2, "never more than two");
+}
+
+#[tokio::test]
 async fn a_prepared_instance_runs_under_its_calls_grants_and_backend() {
     let p = own_hostile(&engine()).await;
     let read = serde_json::json!({"table": "account", "operation": "read"}).to_string();
@@ -139,7 +162,9 @@ async fn the_budget_bounds_prepared_instances_and_an_unloaded_plugin_gives_its_p
     until_prepared(&a).await;
     assert!(leftovers(&a, &caps).await.prepared);
     until_prepared(&a).await;
-    // `a` holds the one place: `b` is never prepared.
+    // `a` holds the one place (it would take two): `b` is never prepared.
+    settle().await;
+    assert_eq!(a.prepared_instances(), 1);
     for _ in 0..3 {
         assert!(!leftovers(&b, &caps).await.prepared);
         settle().await;
