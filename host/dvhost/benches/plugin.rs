@@ -10,7 +10,9 @@
 //! - `hello`'s `retrieve-account` (the row returned as read, unparsed) and
 //!   `retrieve-account-record` (the row parsed into a `Record` and written
 //!   back) against the in-process emulator against the same retrieve made
-//!   directly through the transport's `Client`, interleaved in one run so
+//!   directly through the transport's `Client` (both as `retrieve`, the row
+//!   parsed into a map, and as `retrieve_text`, the row kept as the text
+//!   the plugin's backend hands on), interleaved in one run so
 //!   all see the same machine: `retrieve-account` on both engines (with
 //!   and without prepared instances), the same retrieve through
 //!   `DataverseBackend` alone (no guest), to split the difference into the
@@ -127,12 +129,15 @@ struct RetrieveSamples {
     import: Vec<Duration>,
     backend: Vec<Duration>,
     direct: Vec<Duration>,
+    /// The direct read keeping the row as text (`Client::retrieve_text`,
+    /// what the plugin's backend calls), not parsing it into a map.
+    direct_text: Vec<Duration>,
     /// A fresh-store `noop` in the same rounds.
     cold_noop: Vec<Duration>,
 }
 
 /// The ways a round takes, in a random order each round.
-const WAYS: usize = 6;
+const WAYS: usize = 7;
 
 /// Everything one read needs, whichever way it goes.
 struct Reader<'a> {
@@ -148,9 +153,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// Reads the account one way (0 plugin, 1 backend, 2 direct, 4 plugin
-    /// parsing the row, 5 plugin instantiated in the call; 3 is the
-    /// plugin's `noop` instead); returns the time it took, and for the
-    /// plugin its import call's.
+    /// parsing the row, 5 plugin instantiated in the call, 6 direct as
+    /// text; 3 is the plugin's `noop` instead); returns the time it took,
+    /// and for the plugin its import call's.
     async fn time(&self, way: usize) -> (Duration, Duration, bool) {
         let started = Instant::now();
         let mut import = Duration::ZERO;
@@ -186,6 +191,15 @@ impl Reader<'_> {
                     .world
                     .client
                     .retrieve(&self.accounts, &key, &[], support::soon())
+                    .await;
+                read.map(drop).map_err(|e| e.to_string())
+            }
+            6 => {
+                let key = self.id.into();
+                let read = self
+                    .world
+                    .client
+                    .retrieve_text(&self.accounts, &key, &[], &[], support::soon())
                     .await;
                 read.map(drop).map_err(|e| e.to_string())
             }
@@ -243,6 +257,7 @@ async fn retrieve_samples(hello: &Plugin, unprepared: &Plugin, runs: usize) -> R
         import: Vec::new(),
         backend: Vec::new(),
         direct: Vec::new(),
+        direct_text: Vec::new(),
         cold_noop: Vec::new(),
     };
     // The first 200 rounds warm connections, caches and the allocator. Each
@@ -270,6 +285,7 @@ async fn retrieve_samples(hello: &Plugin, unprepared: &Plugin, runs: usize) -> R
             samples.cold_noop.push(took[3].0);
             samples.parsed.push(took[4].0);
             samples.unprepared.push(took[5].0);
+            samples.direct_text.push(took[6].0);
         }
     }
     samples
@@ -346,6 +362,7 @@ async fn run() {
 
     let paired_plugin = paired(&retrieve.plugin, &retrieve.direct);
     let paired_parsed = paired(&retrieve.parsed, &retrieve.direct);
+    let paired_text = paired(&retrieve.plugin, &retrieve.direct_text);
     println!("load average at the end: {}", load_average());
     println!();
     println!("| measurement | runs | median | p99 | goal |");
@@ -401,6 +418,11 @@ async fn run() {
         &mut retrieve.direct,
         "",
     );
+    let direct_text = row(
+        "the same retrieve, transport direct, row kept as text (`retrieve_text`)",
+        &mut retrieve.direct_text,
+        "",
+    );
     row(
         "fresh store + `noop` in the same rounds (caches cold from the reads)",
         &mut retrieve.cold_noop,
@@ -412,6 +434,15 @@ async fn run() {
         "| plugin / direct (medians) | | {:.3} ({:+.1} µs) | | ≤ 1.10 |",
         ratio(plugin, direct),
         extra(plugin, direct)
+    );
+    println!(
+        "| plugin / direct as text (medians) | | {:.3} ({:+.1} µs) | | ≤ 1.10 |",
+        ratio(plugin, direct_text),
+        extra(plugin, direct_text)
+    );
+    println!(
+        "| plugin / direct as text, paired by round | | {:.3} ({:+.1} µs) | | ≤ 1.10 |",
+        paired_text.0, paired_text.1
     );
     println!(
         "| plugin instantiated in the call / direct (medians) | | {:.3} ({:+.1} µs) | | |",
