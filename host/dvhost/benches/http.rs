@@ -348,6 +348,7 @@ async fn throughput() {
     // `DVHOST_BENCH_ONLY=retrieve` runs the cases whose name contains it
     // (for profiling one path); the ratios need all four.
     let only = std::env::var("DVHOST_BENCH_ONLY").unwrap_or_default();
+    let counters = dvhost_testkit::machine::CpuCounters::now();
     let mut results = Vec::new();
     for (name, url, key, body) in cases {
         if !name.contains(only.as_str()) {
@@ -364,12 +365,11 @@ async fn throughput() {
         results.push((name, figures));
     }
     println!(
-        "\n{} s per case, {} connections, load average {}",
+        "\n{} s per case, {} connections, load average {}, {}",
         env_or("DVHOST_BENCH_SECONDS", 10),
         env_or("DVHOST_BENCH_CONNECTIONS", 8),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        dvhost_testkit::machine::load_average(),
+        dvhost_testkit::machine::stolen_text(counters.as_ref()),
     );
     println!(
         "{:<16} {:>10} {:>9} {:>9}",
@@ -551,6 +551,7 @@ async fn isolation() {
         let (url, admin) = (quiet_url.clone(), admin.clone());
         move || load_with(&url, Some(&admin), r#"{"name":"q"}"#, seconds, 1, Some(50))
     };
+    let counters = dvhost_testkit::machine::CpuCounters::now();
     let alone = tokio::task::spawn_blocking(quiet.clone()).await.unwrap();
     let flood = {
         let admin = admin.clone();
@@ -571,10 +572,9 @@ async fn isolation() {
     assert_eq!(alone.ok, alone.total);
     assert_eq!(flooded.ok, flooded.total, "the quiet tenant got refusals");
     println!(
-        "\ntenant isolation ({seconds} s, load average {}):",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        "\ntenant isolation ({seconds} s, load average {}, {}):",
+        dvhost_testkit::machine::load_average(),
+        dvhost_testkit::machine::stolen_text(counters.as_ref()),
     );
     println!(
         "quiet tenant alone:   p50 {:.2} ms, p99 {:.2} ms ({:.0} req/s)",

@@ -20,8 +20,9 @@
 //!   rounds: what instantiating costs when the caches are cold from the
 //!   reads around it.
 //!
-//! Prints the load average before and after, and a table of medians and
-//! 99th percentiles. Goals (issue 9, on a 2-core machine): instantiate +
+//! Prints the load average before and after, the share of CPU time the
+//! hypervisor stole during the run, and a table of medians and 99th
+//! percentiles. Goals (issue 9, on a 2-core machine): instantiate +
 //! no-op at most 25 µs median and 60 µs p99; the retrieve through a plugin
 //! within 10% of the direct call. `DVHOST_BENCH_SCALE` multiplies the
 //! iteration counts (default 1); `DVHOST_BENCH_WAYS` (say `0,2`) takes
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 use dvhost_dataverse::{ColumnName, EntitySet};
 use dvhost_runtime::backend::{CallContext, RowKey};
 use dvhost_runtime::{Capabilities, Grants, Operation, Plugin, Records as _};
+use dvhost_testkit::machine::{CpuCounters, load_average, stolen_text};
 use serde_json::json;
 
 /// Median and 99th percentile of `samples`.
@@ -46,13 +48,6 @@ fn stats(samples: &mut [Duration]) -> (Duration, Duration) {
 
 fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` shows them.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn scale() -> usize {
@@ -346,6 +341,7 @@ fn row(what: &str, samples: &mut [Duration], goal: &str) -> Duration {
 async fn run() {
     let scale = scale();
     println!("load average at the start: {}", load_average());
+    let counters = CpuCounters::now();
     let engine = support::engine();
     let hello = support::load(&engine, dvhost_testkit::HELLO).await;
     println!(
@@ -363,7 +359,11 @@ async fn run() {
     let paired_plugin = paired(&retrieve.plugin, &retrieve.direct);
     let paired_parsed = paired(&retrieve.parsed, &retrieve.direct);
     let paired_text = paired(&retrieve.plugin, &retrieve.direct_text);
-    println!("load average at the end: {}", load_average());
+    println!(
+        "load average at the end: {}; during the run {}",
+        load_average(),
+        stolen_text(counters.as_ref())
+    );
     println!();
     println!("| measurement | runs | median | p99 | goal |");
     println!("|---|---|---|---|---|");

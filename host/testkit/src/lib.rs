@@ -15,6 +15,7 @@
 //! output, when a guest cannot be built.
 #![deny(missing_docs)]
 
+pub mod machine;
 pub mod polyglot;
 mod rust_guests;
 mod surface;
