@@ -1,7 +1,7 @@
 // A scenario run by the community client library DynamicsWebApi (npm
 // `dynamics-web-api`, v2) against the emulator's Dataverse Web API, unmodified
 // and with its normal configuration. Run by
-// host/emulator/tests/dynamics_web_api.rs.
+// host/emulator/tests/emulator/dynamics_web_api.rs.
 //
 // Environment:
 //   DV_URL              environment URL exactly as the emulator prints it, e.g.

@@ -42,7 +42,7 @@ impl ApiKeyRows for SqliteBackend {
             .bind(key.rights.to_text())
             .bind(&key.label)
             .bind(millis(key.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| match &e {
                 sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -95,7 +95,7 @@ impl ApiKeyRows for SqliteBackend {
         .bind(id.as_str())
         .bind(tenant.to_string())
         .bind(millis(at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StoreError::database("revoking an API key", e))?
         .rows_affected();

@@ -56,7 +56,7 @@ impl AuditRows for SqliteBackend {
         insert.push(" RETURNING seq");
         insert
             .build_query_scalar()
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await
             .map_err(|e| StoreError::database("appending to the audit log", e))
     }

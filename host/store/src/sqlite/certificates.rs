@@ -210,7 +210,7 @@ impl CertificateRows for SqliteBackend {
         )
         .bind(id.to_string())
         .bind(millis(at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| StoreError::database("recording a certificate's use", e))?
         .rows_affected();

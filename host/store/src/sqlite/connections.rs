@@ -322,7 +322,7 @@ impl ConnectionRows for SqliteBackend {
         .bind(record.status.as_str())
         .bind(record.detail.to_string())
         .bind(millis(record.updated_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| write_error(e, "recording a provisioning step", &id.to_string()))?;
         Ok(())

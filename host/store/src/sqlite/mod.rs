@@ -1,8 +1,10 @@
 //! The SQLite backend: one database file in the data directory, in WAL mode
 //! with foreign keys on and a busy timeout, so the CLI and a running server
-//! can share it. Write transactions that read before they write start with
-//! `BEGIN IMMEDIATE`, taking the write lock first, so two writers wait for
-//! each other instead of failing half-way.
+//! can share it. Every write goes through the one connection this process
+//! writes with, reads through a small pool beside it. Write transactions
+//! that read before they write start with `BEGIN IMMEDIATE`, taking the
+//! write lock first, so a writer of another process (the CLI beside a
+//! server) and this one wait for each other instead of failing half-way.
 
 mod api_keys;
 mod audit;
@@ -31,15 +33,23 @@ pub const DATABASE_FILE: &str = "dvhost.sqlite3";
 
 /// The SQLite store.
 pub(crate) struct SqliteBackend {
+    /// Connections for reads.
     pool: SqlitePool,
+    /// The one connection that writes (see [`open::Pools`]): every write,
+    /// a transaction or a single statement, goes through it.
+    writer: SqlitePool,
     path: PathBuf,
 }
 
 impl SqliteBackend {
     /// Opens the store in `data_dir` (see [`crate::Store::open_sqlite`]).
     pub(crate) async fn open(data_dir: &Path) -> Result<SqliteBackend, StoreError> {
-        let (pool, path) = open::open(data_dir).await?;
-        Ok(SqliteBackend { pool, path })
+        let (pools, path) = open::open(data_dir).await?;
+        Ok(SqliteBackend {
+            pool: pools.readers,
+            writer: pools.writer,
+            path,
+        })
     }
 
     /// Begins a transaction holding the write lock from its first statement.
@@ -47,7 +57,7 @@ impl SqliteBackend {
         &self,
         action: &'static str,
     ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| StoreError::database(action, e))
@@ -188,5 +198,6 @@ impl MetaRows for SqliteBackend {
 
     async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }

@@ -28,11 +28,24 @@ const APPLICATION_ID: i64 = 0x6476_6873;
 /// while a server writes) before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections in the pool: SQLite has one writer at a time; a few readers
-/// beside it are all a control plane needs.
-const MAX_CONNECTIONS: u32 = 4;
+/// Connections that read: in WAL mode readers do not wait for the writer,
+/// and a few are all a control plane needs.
+const READERS: u32 = 4;
 
-pub(super) async fn open(data_dir: &Path) -> Result<(SqlitePool, PathBuf), StoreError> {
+/// The store's connections: SQLite has one writer at a time, so every write
+/// goes through one connection of its own.
+pub(super) struct Pools {
+    /// Reads.
+    pub(super) readers: SqlitePool,
+    /// Writes, one at a time: writers of this process queue for it instead
+    /// of retrying the file's lock, and since no other connection of this
+    /// process writes, its page cache stays valid from one write to the
+    /// next (another connection's write would make it read its pages
+    /// again).
+    pub(super) writer: SqlitePool,
+}
+
+pub(super) async fn open(data_dir: &Path) -> Result<(Pools, PathBuf), StoreError> {
     prepare_directory(data_dir)?;
     let path = data_dir.join(DATABASE_FILE);
     if inspect_files(&path)? {
@@ -47,13 +60,18 @@ pub(super) async fn open(data_dir: &Path) -> Result<(SqlitePool, PathBuf), Store
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .connect_with(options)
+    // The writer first: it sets WAL mode and migrates before anyone reads.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        // Kept open, so its page cache is kept too.
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options.clone())
         .await
         .map_err(|e| classify(e, &path))?;
     MIGRATOR
-        .run(&pool)
+        .run(&writer)
         .await
         .map_err(|e| StoreError::Migration {
             detail: match e {
@@ -61,7 +79,12 @@ pub(super) async fn open(data_dir: &Path) -> Result<(SqlitePool, PathBuf), Store
                 other => other.to_string(),
             },
         })?;
-    Ok((pool, path))
+    let readers = SqlitePoolOptions::new()
+        .max_connections(READERS)
+        .connect_with(options)
+        .await
+        .map_err(|e| classify(e, &path))?;
+    Ok((Pools { readers, writer }, path))
 }
 
 /// The newest schema version this build knows.

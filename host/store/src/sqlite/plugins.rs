@@ -93,7 +93,7 @@ impl PluginRows for SqliteBackend {
             .bind(plugin.name.as_str())
             .bind(millis(plugin.created_at))
             .bind(millis(plugin.updated_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| match &e {
                 sqlx::Error::Database(db) if db.is_unique_violation() => {

@@ -45,7 +45,7 @@ impl SignInRows for SqliteBackend {
             .bind(&sign_in.scope)
             .bind(sign_in.sealed_refresh_token.as_bytes())
             .bind(millis(sign_in.signed_in_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| StoreError::database("storing a sign-in", e))?;
         Ok(())
@@ -79,7 +79,7 @@ impl SignInRows for SqliteBackend {
             sqlx::query("DELETE FROM sign_ins WHERE entra_tenant_id = $1 AND user_oid = $2")
                 .bind(tenant.to_string())
                 .bind(user.to_string())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|e| StoreError::database("deleting a sign-in", e))?
                 .rows_affected();

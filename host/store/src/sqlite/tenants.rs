@@ -33,7 +33,7 @@ impl TenantRows for SqliteBackend {
         .bind(tenant.name.as_str())
         .bind(&tenant.display_name)
         .bind(millis(tenant.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| insert_error(e, "creating a tenant", "tenant", tenant.name.as_str()))?;
         Ok(())

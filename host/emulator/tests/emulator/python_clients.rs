@@ -4,11 +4,9 @@
 //! (tests/run.sh points it at tests/.venv/bin/python, where it installs
 //! tests/requirements.txt); without it the test is skipped.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test]

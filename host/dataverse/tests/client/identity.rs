@@ -1,7 +1,7 @@
 //! Certificates, sealed keys and the token source against the in-process
 //! emulator.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

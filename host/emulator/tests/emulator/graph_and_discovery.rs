@@ -1,10 +1,8 @@
 //! Microsoft Graph app registration and Global Discovery.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use jsonwebtoken::Algorithm;
 use reqwest::Method;
 use serde_json::{Value, json};

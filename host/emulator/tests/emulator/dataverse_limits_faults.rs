@@ -1,8 +1,6 @@
 //! Service protection limits and fault injection.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 

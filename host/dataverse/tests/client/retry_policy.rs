@@ -4,7 +4,7 @@
 //! the fake environment for what the emulator will not send (a 401 renewed
 //! once, absurd `Retry-After` and `expires_in` values).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

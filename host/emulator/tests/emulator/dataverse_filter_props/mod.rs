@@ -19,9 +19,6 @@
 //! is ASCII, has no trailing blanks, and ordered string comparisons use the
 //! byte order of the lower case.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod harness;
 mod malformed;
 mod model;
@@ -32,7 +29,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use common::World;
+use crate::common::World;
 use dvhost_emulator::Settings;
 use dvhost_emulator::seed::ServiceProtection;
 use proptest::prelude::*;

@@ -1,8 +1,6 @@
 //! `$batch` and bulk messages.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -6,8 +6,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::metadata::Custom;
 use crate::common::*;
-use crate::metadata::Custom;
 
 /// `EntityDefinitions(LogicalName='<table>')` with `$select`.
 async fn table(w: &World, t: &str, logical: &str, select: &str) -> Value {

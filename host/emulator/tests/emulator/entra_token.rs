@@ -1,11 +1,9 @@
 //! Token endpoint: client credentials with certificate assertions, every
 //! rejection rule, OpenID discovery and JWKS.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use common::*;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 

@@ -2,9 +2,7 @@
 //! API base, a JSON 404 elsewhere, and over HTTP/2 an answer (not a stream
 //! reset) even when the request has a large body.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::Value;
 

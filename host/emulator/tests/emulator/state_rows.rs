@@ -1,9 +1,7 @@
 //! Dataverse rows survive a restart with `--state`: written after a change
 //! and at shutdown, read at start.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dvhost_emulator::{EmulatorBuilder, RunningEmulator};
 use serde_json::{Value, json};
 

@@ -1,9 +1,5 @@
 //! The Dataverse Web API emulator: authentication, CRUD, upsert matrix,
-//! ETags, associations, queries and paging. One test binary, a module per
-//! theme.
-
-#[path = "../common/mod.rs"]
-mod common;
+//! ETags, associations, queries and paging, a module per theme.
 
 mod auth;
 mod joins;

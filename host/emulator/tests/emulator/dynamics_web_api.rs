@@ -6,11 +6,9 @@
 //! (without it the test is skipped); tests/node_modules is installed by the
 //! README's test command (bash tests/run.sh).
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test]

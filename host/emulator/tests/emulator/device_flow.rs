@@ -1,8 +1,6 @@
 //! Device authorization grant and refresh tokens.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 

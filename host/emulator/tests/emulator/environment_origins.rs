@@ -1,9 +1,7 @@
 //! Each environment at its own origin, as in Microsoft's cloud, with the
 //! path form `<emulator>/<unique_name>` still served.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 //! approval, refresh for another resource, decline/expiry/slow_down, the
 //! caller's deadline, and no secret in Debug output.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

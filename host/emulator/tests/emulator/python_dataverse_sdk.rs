@@ -6,11 +6,9 @@
 //! a deleted row. The scenario is tests/python/dataverse_sdk_scenario.py;
 //! the interpreter is `$DVHOST_TEST_PYTHON` (skipped with a reason without it).
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The Dataverse client against the in-process emulator: every operation,
 //! resilience under injected faults, and no secret in logs or errors.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 //! its own issuer and user under the same master key. No secret appears in
 //! any `Debug`, `Display` or error text.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
