@@ -81,7 +81,7 @@ pub(crate) fn create(
     let body = json_body(body)?;
     // Validate $select before writing, so a bad query loses nothing.
     select_of(table, pairs)?;
-    let id = cx.data.write().create(table, &body, None, cx.caller)?;
+    let id = cx.data.write().create_deep(table, &body, None, cx.caller)?;
     written(cx, table, id, pairs, StatusCode::CREATED, true)
 }
 

@@ -2,6 +2,7 @@
 //! never scans), many-to-many associations, and one version counter that
 //! gives every write a fresh ETag. Writes validate against the metadata.
 
+mod deep;
 mod journal;
 mod keys;
 mod links;

@@ -43,6 +43,7 @@ impl EnvData {
         for (k, b) in binds {
             apply_bind(&mut row, k, b);
         }
+        derive_full_name(table, &mut row);
         row.values
             .insert(table.primary_id.clone(), Value::String(id.to_string()));
         if row.values.contains_key("versionnumber") {
@@ -77,6 +78,7 @@ impl EnvData {
             .get_mut(&table.logical_name)
             .and_then(|t| t.rows.get_mut(&id))
             .expect("checked above");
+        let renamed = values.iter().any(|(k, _)| NAME_PARTS.contains(&k.as_str()));
         for (k, v) in values {
             if k != table.primary_id {
                 row.values.insert(k, v);
@@ -84,6 +86,12 @@ impl EnvData {
         }
         for (k, b) in binds {
             apply_bind(row, k, b);
+        }
+        // Only a change of a name part recomputes the full name: the users
+        // the emulator makes for callers carry their directory display
+        // name, which another update must not blank.
+        if renamed {
+            derive_full_name(table, row);
         }
         row.version = version;
         if row.values.contains_key("versionnumber") {
@@ -153,6 +161,34 @@ impl EnvData {
         self.reindex(table, id);
         Ok(())
     }
+}
+
+/// The columns a person's full name is made of, in order.
+const NAME_PARTS: [&str; 2] = ["firstname", "lastname"];
+
+/// Dataverse computes a person's `fullname` (contact, lead, systemuser: a
+/// read-only column) from `firstname` and `lastname`, as "First Last" in a
+/// new environment's default format ("Rafel Shillo" in the Web API basic
+/// operations sample); null when both are empty.
+fn derive_full_name(table: &Table, row: &mut Row) {
+    let computed = table
+        .attribute("fullname")
+        .is_some_and(|a| !a.valid_for_create && !a.valid_for_update);
+    if !computed || !NAME_PARTS.iter().all(|p| table.attribute(p).is_some()) {
+        return;
+    }
+    let parts: Vec<&str> = NAME_PARTS
+        .iter()
+        .filter_map(|p| row.values.get(p).and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let full = if parts.is_empty() {
+        Value::Null
+    } else {
+        Value::String(parts.join(" "))
+    };
+    row.values.insert("fullname".into(), full);
 }
 
 fn apply_bind(row: &mut Row, attr: String, target: Option<(String, Uuid)>) {

@@ -179,6 +179,183 @@ async fn single_properties_and_delete() {
     assert_eq!(w.delete(&t, &format!("accounts({id})")).await.0, 404);
 }
 
+/// `fullname` is computed from `firstname` and `lastname` on every write
+/// that changes either, as in the Web API basic operations sample; a value
+/// sent for it is ignored (the column is read-only).
+#[tokio::test]
+async fn full_names_follow_first_and_last_names() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let body = json!({"firstname": "Rafel", "lastname": "Shillo", "fullname": "Ignored"});
+    let (s, h, _) = w.send(&t, Method::POST, "contacts", body).await;
+    assert_eq!(s, 204);
+    let id = entity_id(&h);
+    let full_name = |b: serde_json::Value| b["fullname"].clone();
+    let path = format!("contacts({id})?$select=fullname");
+    assert_eq!(full_name(w.get(&t, &path).await.2), json!("Rafel Shillo"));
+
+    // Queries see it too.
+    let (s, _, b) = w
+        .get(
+            &t,
+            "contacts?$select=contactid&$filter=fullname eq 'Rafel Shillo'",
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["value"].as_array().unwrap().len(), 1, "{b}");
+
+    // An update of another column keeps it; one of a name part redoes it.
+    let row = format!("contacts({id})");
+    let first = format!("{row}/firstname");
+    let steps = [
+        (
+            &row,
+            Some(json!({"jobtitle": "Junior Developer"})),
+            json!("Rafel Shillo"),
+        ),
+        (
+            &first,
+            Some(json!({"value": "Rafael"})),
+            json!("Rafael Shillo"),
+        ),
+        (&first, None, json!("Shillo")),
+        (&row, Some(json!({"lastname": null})), json!(null)),
+    ];
+    for (at, body, expected) in steps {
+        let status = match body {
+            Some(b) if at == &row => w.send(&t, Method::PATCH, at, b).await.0,
+            Some(b) => w.send(&t, Method::PUT, at, b).await.0,
+            None => w.delete(&t, at).await.0,
+        };
+        assert_eq!(status, 204, "{at}");
+        assert_eq!(full_name(w.get(&t, &path).await.2), expected, "after {at}");
+    }
+
+    // Leads the same.
+    let lead = json!({"firstname": "Ann", "lastname": "Lee", "subject": "Interested"});
+    let (s, h, _) = w.send(&t, Method::POST, "leads", lead).await;
+    assert_eq!(s, 204);
+    let lead_path = format!("leads({})?$select=fullname", entity_id(&h));
+    assert_eq!(full_name(w.get(&t, &lead_path).await.2), json!("Ann Lee"));
+}
+
+/// Deep insert: related rows nested in a create body (an object under a
+/// single-valued navigation property, an array under a collection-valued
+/// one) are created with it, bound to it, in one operation: all or none.
+#[tokio::test]
+async fn deep_insert_creates_related_rows_all_or_none() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let body = json!({
+        "name": "Fourth Coffee",
+        "primarycontactid": {"firstname": "Susie", "lastname": "Curtis", "jobtitle": "Coffee Master"},
+        "contact_customer_accounts": [
+            {"firstname": "Ann", "lastname": "Lee"},
+            {"firstname": "Bo", "lastname": "Chen", "lead_customer_contacts": [{"subject": "Beans", "lastname": "Chen"}]}
+        ]
+    });
+    let (s, h, b) = w.send(&t, Method::POST, "accounts", body).await;
+    assert_eq!(s, 204, "{b}");
+    let id = entity_id(&h);
+    assert!(
+        h["odata-entityid"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!("accounts({id})"))
+    );
+
+    let (s, _, b) = w
+        .get(&t, &format!("accounts({id})?$select=name&$expand=primarycontactid($select=fullname,jobtitle),contact_customer_accounts($select=fullname;$orderby=fullname)"))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["primarycontactid"]["fullname"], "Susie Curtis");
+    assert_eq!(b["primarycontactid"]["jobtitle"], "Coffee Master");
+    let names: Vec<_> = b["contact_customer_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["fullname"].clone())
+        .collect();
+    assert_eq!(names, [json!("Ann Lee"), json!("Bo Chen")]);
+    // Nested to any depth: Bo's lead names Bo as its customer.
+    let (_, _, leads) = w
+        .get(&t, "leads?$select=subject&$expand=customerid_contact($select=fullname)&$filter=subject eq 'Beans'")
+        .await;
+    assert_eq!(
+        leads["value"][0]["customerid_contact"]["fullname"], "Bo Chen",
+        "{leads}"
+    );
+
+    // One bad nested row (a first name over its 50 characters): nothing
+    // is created, neither the account nor the valid contacts.
+    let count = |b: serde_json::Value| b["value"].as_array().unwrap().len();
+    let (_, _, before) = w.get(&t, "contacts?$select=contactid").await;
+    let long = "x".repeat(51);
+    let bad = json!({
+        "name": "Never Made",
+        "primarycontactid": {"lastname": "Valid"},
+        "contact_customer_accounts": [{"lastname": "Also valid"}, {"firstname": long, "lastname": "Bad"}]
+    });
+    let (s, _, e) = w.send(&t, Method::POST, "accounts", bad).await;
+    assert_eq!(s, 400, "{e}");
+    let (_, _, after) = w.get(&t, "contacts?$select=contactid").await;
+    assert_eq!(count(after), count(before));
+    let (_, _, none) = w
+        .get(
+            &t,
+            "accounts?$select=accountid&$filter=name eq 'Never Made'",
+        )
+        .await;
+    assert_eq!(count(none), 0);
+
+    // Many-to-many: the nested role is created and associated.
+    let (_, _, bus) = w
+        .get(
+            &t,
+            "businessunits?$select=businessunitid&$filter=_parentbusinessunitid_value eq null",
+        )
+        .await;
+    let bu = bus["value"][0]["businessunitid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let unit = format!("/businessunits({bu})");
+    let user = json!({
+        "firstname": "Deep", "lastname": "User", "applicationid": "5c8b3f0e-6d0a-4c39-9a53-0d1f6f0b7a11",
+        "businessunitid@odata.bind": unit,
+        "systemuserroles_association": [{"name": "Deep role", "businessunitid@odata.bind": unit}]
+    });
+    let (s, h, b) = w.send(&t, Method::POST, "systemusers", user).await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _, b) = w
+        .get(&t, &format!("systemusers({})?$select=fullname&$expand=systemuserroles_association($select=name)", entity_id(&h)))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["fullname"], "Deep User");
+    assert_eq!(
+        b["systemuserroles_association"][0]["name"], "Deep role",
+        "{b}"
+    );
+
+    // A collection-valued property takes objects only.
+    let (s, _, e) = w
+        .send(
+            &t,
+            Method::POST,
+            "accounts",
+            json!({"name": "X", "contact_customer_accounts": ["not a row"]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be an object"),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn conditional_upserts() {
     let w = World::start().await;
