@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::error::{DvError, DvResult};
 use super::store::{Caller, EnvData, Row};
 use crate::Emulator;
-use crate::state::{Environment, User};
+use crate::state::{Directory, Environment, User};
 
 /// 403 0x80040220: the caller lacks a privilege.
 pub(super) fn privilege_denied(message: impl Into<String>) -> DvError {
@@ -109,13 +109,7 @@ fn provision_for(emu: &Emulator, env: &Environment, principal: &Principal) -> Dv
             env.id
         )));
     }
-    let name = dir
-        .apps
-        .iter()
-        .find(|a| a.app_id == id)
-        .map(|a| a.display_name.clone())
-        .unwrap_or_else(|| id.to_string());
-    Ok(Provision::App(name))
+    Ok(Provision::App(app_name(&dir, id)))
 }
 
 /// Inserts the `systemuser` with its security role: System Administrator
@@ -190,4 +184,14 @@ fn caller_of(d: &EnvData, uid: Uuid, row: &Row) -> DvResult<Caller> {
         business_unit,
         is_admin: roles.contains(&d.sysadmin_role),
     })
+}
+
+/// The name Dataverse gives an application user: its application's display
+/// name (the application id when the directory does not know it).
+pub(super) fn app_name(dir: &Directory, app_id: Uuid) -> String {
+    dir.apps
+        .iter()
+        .find(|a| a.app_id == app_id)
+        .map(|a| a.display_name.clone())
+        .unwrap_or_else(|| app_id.to_string())
 }

@@ -66,6 +66,9 @@ pub(crate) fn routes() -> Router<Arc<Emulator>> {
 
 /// Everything a handler needs about one request.
 struct Ctx {
+    /// The emulator: its directory names the applications whose users
+    /// Dataverse fills in.
+    emu: Arc<crate::Emulator>,
     data: Arc<RwLock<EnvData>>,
     caller: Caller,
     /// `https://host:port/<env>/api/data/v9.2/` as the client addressed it.

@@ -283,7 +283,7 @@ fn environment_of(emu: &Emulator, req: &Incoming) -> DvResult<Environment> {
 /// Authenticates, admits (service protection) and answers one request;
 /// the admission is released when the caller drops it.
 fn handle_inner(
-    emu: &Emulator,
+    emu: &Arc<Emulator>,
     req: &Incoming,
     body: Result<Bytes, BytesRejection>,
 ) -> DvResult<(Response, Option<limits::Admission>)> {
@@ -316,6 +316,7 @@ fn handle_inner(
     };
     let api_base = format!("{}/api/data/{version}/", req.env_root);
     let cx = Ctx {
+        emu: emu.clone(),
         data,
         caller,
         api_base,

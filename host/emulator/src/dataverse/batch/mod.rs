@@ -86,6 +86,7 @@ fn execute(cx: &Ctx, op: &Operation, ids: &[(String, String)]) -> Response {
     let pairs = query_pairs(query.as_deref());
     let headers = op.headers.clone();
     let inner = Ctx {
+        emu: cx.emu.clone(),
         data: cx.data.clone(),
         caller: cx.caller,
         api_base: cx.api_base.clone(),

@@ -12,6 +12,7 @@ use super::{
     with_preference,
 };
 use crate::dataverse::Ctx;
+use crate::dataverse::caller::app_name;
 use crate::dataverse::error::{DvError, DvResult};
 use crate::dataverse::metadata::Table;
 use crate::dataverse::path::Key;
@@ -81,7 +82,20 @@ pub(crate) fn create(
     let body = json_body(body)?;
     // Validate $select before writing, so a bad query loses nothing.
     select_of(table, pairs)?;
-    let id = cx.data.write().create_deep(table, &body, None, cx.caller)?;
+    // An application user is named after its application when saved.
+    let app = (table.logical_name == "systemuser")
+        .then(|| body.get("applicationid").and_then(Value::as_str))
+        .flatten()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .map(|app_id| app_name(&cx.emu.dir.read(), app_id));
+    let id = {
+        let mut d = cx.data.write();
+        let id = d.create_deep(table, &body, None, cx.caller)?;
+        if let Some(name) = app {
+            d.name_app_user(table, id, name);
+        }
+        id
+    };
     written(cx, table, id, pairs, StatusCode::CREATED, true)
 }
 

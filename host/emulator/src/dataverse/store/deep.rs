@@ -116,9 +116,10 @@ impl EnvData {
 }
 
 /// Splits a create body into its own columns and binds, and the related
-/// rows it nests. A navigation property with anything but an object (or,
-/// collection-valued, an array of objects) stays in the body, where the
-/// usual validation answers it.
+/// rows it nests. An array under a collection-valued navigation property
+/// must hold objects only; any other value of a navigation property stays
+/// in the body, where the usual validation answers it (null clears a
+/// lookup, the rest is refused).
 fn split(table: &Table, body: &Map<String, Value>) -> DvResult<(Map<String, Value>, Nested)> {
     let mut flat = Map::new();
     let mut nested = Nested {

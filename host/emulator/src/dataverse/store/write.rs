@@ -111,6 +111,21 @@ impl EnvData {
         Ok(())
     }
 
+    /// Names the application user `id` after its application, as Dataverse
+    /// does when one is saved (DV-S2S): its first and last names do not
+    /// make its full name.
+    pub fn name_app_user(&mut self, table: &Table, id: Uuid, name: String) {
+        self.remember(&table.logical_name, id);
+        let row = self
+            .tables
+            .get_mut(&table.logical_name)
+            .and_then(|t| t.rows.get_mut(&id));
+        if let Some(row) = row {
+            row.values.insert("fullname".into(), Value::String(name));
+            self.reindex(table, id);
+        }
+    }
+
     pub fn delete(&mut self, table: &Table, id: Uuid) -> DvResult<()> {
         self.remember(&table.logical_name, id);
         let removed = self
@@ -169,12 +184,17 @@ const NAME_PARTS: [&str; 2] = ["firstname", "lastname"];
 /// Dataverse computes a person's `fullname` (contact, lead, systemuser: a
 /// read-only column) from `firstname` and `lastname`, as "First Last" in a
 /// new environment's default format ("Rafel Shillo" in the Web API basic
-/// operations sample); null when both are empty.
+/// operations sample); null when both are empty. An application user's is
+/// its application's name instead (see [`EnvData::name_app_user`]).
 fn derive_full_name(table: &Table, row: &mut Row) {
     let computed = table
         .attribute("fullname")
         .is_some_and(|a| !a.valid_for_create && !a.valid_for_update);
-    if !computed || !NAME_PARTS.iter().all(|p| table.attribute(p).is_some()) {
+    let app_user = row
+        .values
+        .get("applicationid")
+        .is_some_and(|v| !v.is_null());
+    if !computed || app_user || !NAME_PARTS.iter().all(|p| table.attribute(p).is_some()) {
         return;
     }
     let parts: Vec<&str> = NAME_PARTS

@@ -143,6 +143,15 @@ async fn application_users_need_a_systemuser_and_a_role() {
         .await;
     assert_eq!(s, 204);
     let user_url = h["odata-entityid"].to_str().unwrap().to_string();
+    // Saved, it is named after its application, not "Sync Service".
+    let (_, _, user) = w
+        .get(
+            at,
+            &format!("{user_url}?$select=fullname,firstname").replace(&w.api(""), ""),
+        )
+        .await;
+    assert_eq!(user["fullname"], "later", "{user}");
+    assert_eq!(user["firstname"], "Sync");
     // Without a role: still 403.
     assert_eq!(w.get(&later, "WhoAmI").await.0, 403);
     let (_, _, roles) = w.get(at, &format!("roles?$select=roleid,name&$filter=name eq 'System Administrator' and _businessunitid_value eq {bu}")).await;
