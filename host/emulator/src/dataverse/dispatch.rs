@@ -150,7 +150,7 @@ fn two_segments(
         }
         (Some(key), None) => {
             let table = table_for(schema, &first.name)?;
-            property(cx, &table, key, &second.name, req.method, req.body)
+            property(cx, &table, key, &second.name, req)
         }
         _ => Err(not_found()),
     }

@@ -36,14 +36,48 @@ pub(crate) fn query_collection(
     if let Some(apply) = &o.apply {
         return aggregate(cx, &d, table, &o, apply, &ctx);
     }
-    let page_size = cx.prefer.max_page_size.map(|n| n.clamp(1, query::MAX_PAGE));
-    let (rows, next, count) = query::run(&d, table, &o, page_size, &ctx)?;
+    let page_size = page_size(cx);
+    let found = query::run(&d, table, &o, page_size, &ctx)?;
+    let at = Listing {
+        path: &table.entity_set,
+        raw_query,
+        page_size,
+    };
+    answer_page(cx, &d, table, &o, found, &at)
+}
+
+/// The page size `Prefer: odata.maxpagesize` asks for (1 to 5000).
+pub(super) fn page_size(cx: &Ctx) -> Option<usize> {
+    cx.prefer.max_page_size.map(|n| n.clamp(1, query::MAX_PAGE))
+}
+
+/// Where a page of rows was read: the path below the API base (a set, or
+/// a record's collection-valued navigation property), the query as sent
+/// and the page size asked for, which its next link repeats.
+pub(super) struct Listing<'a> {
+    pub(super) path: &'a str,
+    pub(super) raw_query: Option<&'a str>,
+    pub(super) page_size: Option<usize>,
+}
+
+/// The answer to a collection read: the page's rows of `table` with their
+/// `$select` and `$expand`, `@odata.count`, the count annotations and the
+/// next link.
+pub(super) fn answer_page(
+    cx: &Ctx,
+    d: &EnvData,
+    table: &Table,
+    o: &QueryOptions,
+    (rows, next, count): (Vec<&Row>, Option<usize>, usize),
+    at: &Listing,
+) -> DvResult<Response> {
+    let ctx = cx.eval_context();
     let ann = cx.annotations();
     let mut value: Vec<Value> = Vec::with_capacity(rows.len());
     for r in &rows {
-        let mut m = query::render(&d, table, r, o.select.as_deref(), &ann);
+        let mut m = query::render(d, table, r, o.select.as_deref(), &ann);
         query::expand_into(
-            &d,
+            d,
             table,
             r,
             &o.expand,
@@ -77,13 +111,13 @@ pub(crate) fn query_collection(
     if let Some(offset) = next {
         body.insert(
             "@odata.nextLink".into(),
-            Value::String(next_link(cx, table, raw_query, offset, page_size)),
+            Value::String(next_link(cx, at, offset)),
         );
     }
     Ok(with_preference(
         odata_json(StatusCode::OK, Value::Object(body)),
         cx,
-        page_size.is_some(),
+        at.page_size.is_some(),
     ))
 }
 
@@ -128,14 +162,9 @@ fn aggregate(
 
 /// The next page's link: the request exactly, with only `$skiptoken`
 /// changed.
-fn next_link(
-    cx: &Ctx,
-    table: &Table,
-    raw_query: Option<&str>,
-    offset: usize,
-    page_size: Option<usize>,
-) -> String {
-    let kept: String = raw_query
+fn next_link(cx: &Ctx, at: &Listing, offset: usize) -> String {
+    let kept: String = at
+        .raw_query
         .unwrap_or_default()
         .split('&')
         .filter(|p| {
@@ -143,15 +172,12 @@ fn next_link(
         })
         .collect::<Vec<_>>()
         .join("&");
-    let page = offset / page_size.unwrap_or(query::MAX_PAGE) + 1;
+    let page = offset / at.page_size.unwrap_or(query::MAX_PAGE) + 1;
     let token: String =
         url::form_urlencoded::byte_serialize(query::encode_skiptoken(offset, page).as_bytes())
             .collect();
     let sep = if kept.is_empty() { "" } else { "&" };
-    format!(
-        "{}{}?{kept}{sep}$skiptoken={token}",
-        cx.api_base, table.entity_set
-    )
+    format!("{}{}?{kept}{sep}$skiptoken={token}", cx.api_base, at.path)
 }
 
 /// Runs a FetchXML query.

@@ -17,7 +17,7 @@ use super::error::{DvError, DvResult};
 use super::metadata::Table;
 use super::path::Key;
 use super::query;
-use super::store::EnvData;
+use super::store::{EnvData, Row};
 
 pub(crate) fn json_body(body: &Bytes) -> DvResult<Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
@@ -130,4 +130,35 @@ pub(crate) fn with_preference(mut resp: Response, cx: &Ctx, page_size_used: bool
         resp.headers_mut().insert("Preference-Applied", v);
     }
     resp
+}
+
+/// One row as an entity: its `$select`ed columns (with the annotations
+/// asked for), its `$expand`ed relations and its `@odata.context`.
+pub(crate) fn entity(
+    cx: &Ctx,
+    d: &EnvData,
+    table: &Table,
+    row: &Row,
+    select: Option<&[String]>,
+    expand: &[query::Expand],
+) -> DvResult<Map<String, Value>> {
+    let ann = cx.annotations();
+    let mut body = query::render(d, table, row, select, &ann);
+    let ctx = cx.eval_context();
+    query::expand_into(
+        d,
+        table,
+        row,
+        expand,
+        false,
+        &cx.api_base,
+        &ann,
+        &ctx,
+        &mut body,
+    )?;
+    body.insert(
+        "@odata.context".into(),
+        Value::String(context_url(cx, table, select, true)),
+    );
+    Ok(body)
 }

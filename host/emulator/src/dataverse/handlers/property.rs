@@ -1,14 +1,15 @@
 //! `<record>/<property>` (read, set, clear a column) and
 //! `<record>/<navigation property>` (the related rows).
 
-use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{context_url, json_body, locate_existing, odata_json};
+use super::collection::{Listing, answer_page, page_size};
+use super::{entity, json_body, locate_existing, odata_json};
 use crate::dataverse::Ctx;
+use crate::dataverse::dispatch::Request;
 use crate::dataverse::error::{DvError, DvResult};
 use crate::dataverse::metadata::{Kind, Table};
 use crate::dataverse::path::Key;
@@ -20,9 +21,9 @@ pub(crate) fn property(
     table: &Table,
     key: &Key,
     prop: &str,
-    method: &Method,
-    body: &Bytes,
+    req: &Request,
 ) -> DvResult<Response> {
+    let (method, body) = (req.method, req.body);
     let id = {
         let d = cx.data.read();
         locate_existing(&d, table, key)?
@@ -63,28 +64,38 @@ pub(crate) fn property(
             cx.data.write().update(table, id, &m, cx.caller)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (&Method::GET, None) => navigate(cx, table, id, prop),
+        (&Method::GET, None) => navigate(cx, table, id, prop, req),
         _ => Err(DvError::method_not_allowed(format!(
             "The HTTP method '{method}' is not allowed on '{prop}'."
         ))),
     }
 }
 
-/// `GET <record>/<navigation property>`: the related row or rows.
-fn navigate(cx: &Ctx, table: &Table, id: Uuid, nav: &str) -> DvResult<Response> {
+/// `GET <record>/<navigation property>`: the related row (with `$select`
+/// and `$expand`) or rows (queried like a set: `$select`, `$filter`,
+/// `$orderby`, `$top`, `$count`, `$expand`, paged with
+/// `odata.maxpagesize`). The next link a collection `$expand` on a set
+/// leaves is read here.
+fn navigate(cx: &Ctx, table: &Table, id: Uuid, nav: &str, req: &Request) -> DvResult<Response> {
     let d = cx.data.read();
-    let ann = cx.annotations();
+    let ctx = cx.eval_context();
     let row = d
         .get(&table.logical_name, &id)
         .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
-    if table.single_nav(nav).is_some() {
+    if let Some((_, target)) = table.single_nav(nav) {
+        let tt = d
+            .schema
+            .table(target)
+            .cloned()
+            .ok_or_else(|| unserved(target))?;
+        // Checked like a retrieve's; only `$select` and `$expand` apply.
+        let o = query::parse_options(&tt, req.pairs)?;
+        for e in &o.expand {
+            query::check_expand(&d, &tt, e)?;
+        }
         return Ok(match query::single_related(&d, table, row, nav) {
             Some((tt, r)) => {
-                let mut body = query::render(&d, &tt, r, None, &ann);
-                body.insert(
-                    "@odata.context".into(),
-                    Value::String(context_url(cx, &tt, None, true)),
-                );
+                let body = entity(cx, &d, &tt, r, o.select.as_deref(), &o.expand)?;
                 odata_json(StatusCode::OK, Value::Object(body))
             }
             None => StatusCode::NO_CONTENT.into_response(),
@@ -95,14 +106,25 @@ fn navigate(cx: &Ctx, table: &Table, id: Uuid, nav: &str) -> DvResult<Response> 
         .ok_or_else(|| DvError::segment(format!("Resource not found for the segment '{nav}'.")))?;
     let (other, rows) =
         query::collection_related(&d, table, row, nav).ok_or_else(|| unserved(&cn.other))?;
-    let value: Vec<Value> = rows
-        .iter()
-        .map(|r| Value::Object(query::render(&d, &other, r, None, &ann)))
-        .collect();
-    Ok(odata_json(
-        StatusCode::OK,
-        json!({"@odata.context": context_url(cx, &other, None, false), "value": value}),
-    ))
+    let o = query::parse_options(&other, req.pairs)?;
+    if o.apply.is_some() {
+        return Err(DvError::segment(
+            "$apply is not supported on a navigation property; query the set instead.",
+        ));
+    }
+    for e in &o.expand {
+        query::check_expand(&d, &other, e)?;
+    }
+    let page_size = page_size(cx);
+    let matched = query::select_rows(&d, &other, rows.into_iter(), &o, &ctx)?;
+    let found = query::page(matched, &o, page_size);
+    let path = format!("{}({id})/{nav}", table.entity_set);
+    let at = Listing {
+        path: &path,
+        raw_query: req.raw_query,
+        page_size,
+    };
+    answer_page(cx, &d, &other, &o, found, &at)
 }
 
 /// 501 for a relationship whose other table the emulator does not serve.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    context_url, json_body, key_not_found, locate, locate_existing, odata_json, select_of,
+    entity, json_body, key_not_found, locate, locate_existing, odata_json, select_of,
     with_preference,
 };
 use crate::dataverse::Ctx;
@@ -38,34 +38,15 @@ fn represent(
     let row = d
         .get(&table.logical_name, &id)
         .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
-    let ann = cx.annotations();
-    let mut body = query::render(&d, table, row, select.as_deref(), &ann);
-    if expand {
-        // Update with return=representation ignores $expand ("Update and
-        // delete table rows using the Web API").
-        let expands: Vec<(String, String)> = pairs
-            .iter()
-            .filter(|(k, _)| k == "$expand")
-            .cloned()
-            .collect();
-        let o = query::parse_options(table, &expands)?;
-        let ctx = cx.eval_context();
-        query::expand_into(
-            &d,
-            table,
-            row,
-            &o.expand,
-            false,
-            &cx.api_base,
-            &ann,
-            &ctx,
-            &mut body,
-        )?;
-    }
-    body.insert(
-        "@odata.context".into(),
-        Value::String(context_url(cx, table, select.as_deref(), true)),
-    );
+    // Update with return=representation ignores $expand ("Update and
+    // delete table rows using the Web API").
+    let expands: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| expand && k == "$expand")
+        .cloned()
+        .collect();
+    let o = query::parse_options(table, &expands)?;
+    let body = entity(cx, &d, table, row, select.as_deref(), &o.expand)?;
     let mut resp = odata_json(status, Value::Object(body));
     if let Ok(v) = HeaderValue::from_str(&row.etag()) {
         resp.headers_mut().insert(header::ETAG, v);

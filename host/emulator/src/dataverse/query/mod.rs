@@ -11,7 +11,7 @@ mod run;
 pub use apply::{Apply, aggregate};
 pub use options::{encode_skiptoken, filter_properties, parse_expand, parse_options};
 pub use render::{check_expand, expand_into, render, render_aliased};
-pub use run::{collection_related, order_values, run, select_rows, single_related};
+pub use run::{collection_related, order_values, page, run, select_rows, single_related};
 
 use crate::odata::filter::Expr;
 

@@ -201,12 +201,28 @@ pub fn run<'d>(
             }
         }
     }
+    Ok(page(matched, o, page_size))
+}
+
+/// One page of the rows a query matched (in result order): the page, the
+/// offset of the next page (if any) and the `$count` value (at most 5000).
+/// `$top` is ignored when a page size is requested ("Page results").
+pub fn page<'d>(
+    mut matched: Vec<&'d Row>,
+    o: &QueryOptions,
+    page_size: Option<usize>,
+) -> (Vec<&'d Row>, Option<usize>, usize) {
+    let cap = match (page_size, o.top) {
+        (None, Some(top)) => top,
+        _ => usize::MAX,
+    };
+    let size = page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let count = matched.len().min(MAX_PAGE);
     matched.truncate(cap);
-    let start = start.min(matched.len());
+    let start = o.skiptoken.unwrap_or(0).min(matched.len());
     let end = (start + size).min(matched.len());
     let next = (end < matched.len()).then_some(end);
-    Ok((matched[start..end].to_vec(), next, count))
+    (matched[start..end].to_vec(), next, count)
 }
 
 /// `column eq literal` conjuncts of a filter (top level or under `and`).

@@ -322,6 +322,105 @@ async fn expand_single_and_collection_navigation() {
     );
 }
 
+/// `GET <record>/<navigation property>` is queried like a set: the options
+/// apply, pages follow `odata.maxpagesize`, and the nested next link a
+/// collection `$expand` leaves returns what the expansion asked for.
+#[tokio::test]
+async fn navigation_properties_take_query_options() {
+    let w = World::start().await;
+    let t = w.dv_token().await;
+    let parent = family(&w, &t).await;
+    let kids = format!("accounts({parent})/account_parent_account");
+
+    let (s, _, b) = w
+        .get(
+            &t,
+            &format!(
+                "{kids}?$select=name&$filter=numberofemployees ge 1&$orderby=name desc&$count=true"
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let names: Vec<_> = b["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("Kid C"), json!("Kid A")]);
+    assert_eq!(b["@odata.count"], 2);
+    assert!(b["value"][0].get("numberofemployees").is_none(), "{b}");
+    assert!(
+        b["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#accounts(name)"),
+        "{b}"
+    );
+
+    // Pages of one, each next link below the navigation property.
+    let page = [("Prefer", "odata.maxpagesize=1")];
+    let first = format!("{kids}?$select=name&$orderby=name");
+    let (s, _, mut b) = w.dv(&t, Method::GET, &first, None, &page).await;
+    assert_eq!(s, 200, "{b}");
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(
+            b["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].clone()),
+        );
+        let Some(next) = b["@odata.nextLink"].as_str() else {
+            break;
+        };
+        assert!(next.starts_with(&w.api(&kids)), "{next}");
+        let path = next.replace(&w.api(""), "");
+        b = w.dv(&t, Method::GET, &path, None, &page).await.2;
+    }
+    assert_eq!(seen, [json!("Kid A"), json!("Kid B"), json!("Kid C")]);
+
+    // Unknown columns are refused as on a set.
+    assert_eq!(
+        w.get(&t, &format!("{kids}?$select=nosuchcolumn")).await.0,
+        400
+    );
+
+    // The nested next link of a set query keeps the expansion's options.
+    let (_, _, b) = w.get(&t, &format!("accounts?$select=name&$filter=accountid eq {parent}&$expand=account_parent_account($select=name;$filter=numberofemployees le 1;$orderby=name)")).await;
+    let next = b["value"][0]["account_parent_account@odata.nextLink"]
+        .as_str()
+        .unwrap();
+    let resp = w.http.get(next).bearer_auth(&t).send().await.unwrap();
+    let linked: Value = resp.json().await.unwrap();
+    assert_eq!(
+        linked["value"],
+        json!([
+            {"@odata.etag": linked["value"][0]["@odata.etag"], "name": "Kid A", "accountid": linked["value"][0]["accountid"]},
+            {"@odata.etag": linked["value"][1]["@odata.etag"], "name": "Kid B", "accountid": linked["value"][1]["accountid"]}
+        ])
+    );
+
+    // A single-valued one takes $select.
+    let (s, _, b) = w
+        .get(
+            &t,
+            &format!("accounts({parent})/primarycontactid?$select=firstname"),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["firstname"], "Ann");
+    assert!(b.get("lastname").is_none(), "{b}");
+    assert!(
+        b["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#contacts(firstname)/$entity"),
+        "{b}"
+    );
+}
+
 #[tokio::test]
 async fn filters_through_navigation_lambdas_and_keys() {
     let w = World::start().await;
