@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 
 use super::error::{DvError, DvResult};
 use super::handlers::collection::query_collection;
-use super::handlers::property::property;
+use super::handlers::property::{property, related_count};
 use super::handlers::record::{create, delete, retrieve, upsert};
 use super::handlers::reference::reference;
-use super::handlers::{json_body, odata_json};
+use super::handlers::{count_text, json_body, odata_json};
 use super::metadata::{Schema, Table};
 use super::path::Segment;
-use super::{Ctx, batch, bulk, csdl, definitions, query};
+use super::{Ctx, batch, bulk, csdl, definitions};
 
 /// The namespace prefix of bound actions (`Microsoft.Dynamics.CRM.CreateMultiple`).
 const ACTION_PREFIX: &str = "Microsoft.Dynamics.CRM.";
@@ -63,6 +63,17 @@ pub(super) fn dispatch(cx: &Ctx, req: &Request) -> DvResult<Response> {
         ] if r == "$ref" => {
             let table = table_for(&schema, name)?;
             reference(cx, &table, key, nav, req)
+        }
+        [
+            Segment {
+                name,
+                key: Some(key),
+            },
+            nav @ Segment { key: None, .. },
+            Segment { name: c, key: None },
+        ] if c == "$count" && req.method == Method::GET => {
+            let table = table_for(&schema, name)?;
+            related_count(cx, &table, key, &nav.name)
         }
         _ => Err(not_found()),
     }
@@ -187,18 +198,12 @@ fn who_am_i(cx: &Ctx) -> Response {
 
 /// `<collection>/$count`: the number of rows (at most 5000), as text.
 fn count(cx: &Ctx, table: &Table) -> Response {
-    let n = cx
-        .data
-        .read()
-        .rows(&table.logical_name)
-        .map_or(0, |t| t.rows.len())
-        .min(query::MAX_PAGE);
-    let mut resp = format!("\u{feff}{n}").into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain;charset=utf-8"),
-    );
-    resp
+    count_text(
+        cx.data
+            .read()
+            .rows(&table.logical_name)
+            .map_or(0, |t| t.rows.len()),
+    )
 }
 
 fn service_document(cx: &Ctx, schema: &Schema) -> Response {

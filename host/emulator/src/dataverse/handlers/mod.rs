@@ -162,3 +162,24 @@ pub(crate) fn entity(
     );
     Ok(body)
 }
+
+/// A `/$count` answer: the number (at most 5000) as UTF-8 text after a
+/// byte order mark ("Retrieve related table records with a query").
+pub(crate) fn count_text(n: usize) -> Response {
+    let mut resp = format!("\u{feff}{}", n.min(query::MAX_PAGE)).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=utf-8"),
+    );
+    resp
+}
+
+/// The entity URL of `row` of `table`, as `@odata.id` names it.
+pub(crate) fn entity_url(cx: &Ctx, table: &Table, row: &Row) -> String {
+    let id = row
+        .values
+        .get(&table.primary_id)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    format!("{}{}({id})", cx.api_base, table.entity_set)
+}

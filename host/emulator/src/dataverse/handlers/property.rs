@@ -1,19 +1,22 @@
 //! `<record>/<property>` (read, set, clear a column) and
 //! `<record>/<navigation property>` (the related rows).
 
+use std::sync::Arc;
+
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::collection::{Listing, answer_page, page_size};
-use super::{entity, json_body, locate_existing, odata_json};
+use super::{count_text, entity, json_body, locate_existing, odata_json};
 use crate::dataverse::Ctx;
 use crate::dataverse::dispatch::Request;
 use crate::dataverse::error::{DvError, DvResult};
 use crate::dataverse::metadata::{Kind, Table};
 use crate::dataverse::path::Key;
 use crate::dataverse::query;
+use crate::dataverse::store::{EnvData, Row};
 
 /// `GET/PUT/DELETE <record>/<property>`, and `GET <record>/<navigation>`.
 pub(crate) fn property(
@@ -101,11 +104,7 @@ fn navigate(cx: &Ctx, table: &Table, id: Uuid, nav: &str, req: &Request) -> DvRe
             None => StatusCode::NO_CONTENT.into_response(),
         });
     }
-    let cn = table
-        .collection_nav(nav)
-        .ok_or_else(|| DvError::segment(format!("Resource not found for the segment '{nav}'.")))?;
-    let (other, rows) =
-        query::collection_related(&d, table, row, nav).ok_or_else(|| unserved(&cn.other))?;
+    let (other, rows) = related_rows(&d, table, row, nav)?;
     let o = query::parse_options(&other, req.pairs)?;
     if o.apply.is_some() {
         return Err(DvError::segment(
@@ -125,6 +124,31 @@ fn navigate(cx: &Ctx, table: &Table, id: Uuid, nav: &str, req: &Request) -> DvRe
         page_size,
     };
     answer_page(cx, &d, &other, &o, found, &at)
+}
+
+/// `GET <record>/<collection-valued navigation property>/$count`: how many
+/// rows are related (at most 5000), as text.
+pub(crate) fn related_count(cx: &Ctx, table: &Table, key: &Key, nav: &str) -> DvResult<Response> {
+    let d = cx.data.read();
+    let id = locate_existing(&d, table, key)?;
+    let row = d
+        .get(&table.logical_name, &id)
+        .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
+    Ok(count_text(related_rows(&d, table, row, nav)?.1.len()))
+}
+
+/// The rows related to `row` through the collection-valued navigation
+/// property `nav`, with their table.
+pub(crate) fn related_rows<'d>(
+    d: &'d EnvData,
+    table: &Table,
+    row: &Row,
+    nav: &str,
+) -> DvResult<(Arc<Table>, Vec<&'d Row>)> {
+    let cn = table
+        .collection_nav(nav)
+        .ok_or_else(|| DvError::segment(format!("Resource not found for the segment '{nav}'.")))?;
+    query::collection_related(d, table, row, nav).ok_or_else(|| unserved(&cn.other))
 }
 
 /// 501 for a relationship whose other table the emulator does not serve.

@@ -4,16 +4,17 @@
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::property::unserved;
-use super::{json_body, locate_existing};
+use super::property::{related_rows, unserved};
+use super::{entity_url, json_body, locate_existing, odata_json};
 use crate::dataverse::Ctx;
 use crate::dataverse::dispatch::Request;
 use crate::dataverse::error::{DvError, DvResult};
 use crate::dataverse::metadata::{Attribute, CollectionNav, Table};
 use crate::dataverse::path::{Key, Segment};
+use crate::dataverse::query;
 use crate::dataverse::store::EnvData;
 
 /// `<record>/<navigation property>[(<key>)]/$ref`: sets or clears a
@@ -26,6 +27,9 @@ pub(crate) fn reference(
     nav: &Segment,
     req: &Request,
 ) -> DvResult<Response> {
+    if *req.method == Method::GET {
+        return read(cx, table, key, nav);
+    }
     let mut d = cx.data.write();
     let id = locate_existing(&d, table, key)?;
     if let Some((attr, _)) = table.single_nav(&nav.name) {
@@ -34,6 +38,41 @@ pub(crate) fn reference(
         collection_valued(&mut d, table, id, nav, req)?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET <record>/<navigation property>/$ref`: the entity URL of the
+/// related row (`$metadata#$ref`, 204 when none), or of each related row
+/// (`$metadata#Collection($ref)`).
+fn read(cx: &Ctx, table: &Table, key: &Key, nav: &Segment) -> DvResult<Response> {
+    let d = cx.data.read();
+    let id = locate_existing(&d, table, key)?;
+    let row = d
+        .get(&table.logical_name, &id)
+        .ok_or_else(|| DvError::not_found(&table.logical_name, &id))?;
+    let name = &nav.name;
+    if nav.key.is_some() {
+        return Err(DvError::method_not_allowed(
+            "Read the references of the whole navigation property, without a key.",
+        ));
+    }
+    if table.single_nav(name).is_some() {
+        return Ok(match query::single_related(&d, table, row, name) {
+            Some((tt, r)) => odata_json(
+                StatusCode::OK,
+                json!({"@odata.context": format!("{}$metadata#$ref", cx.api_base), "@odata.id": entity_url(cx, &tt, r)}),
+            ),
+            None => StatusCode::NO_CONTENT.into_response(),
+        });
+    }
+    let (other, rows) = related_rows(&d, table, row, name)?;
+    let value: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"@odata.id": entity_url(cx, &other, r)}))
+        .collect();
+    Ok(odata_json(
+        StatusCode::OK,
+        json!({"@odata.context": format!("{}$metadata#Collection($ref)", cx.api_base), "value": value}),
+    ))
 }
 
 /// The `@odata.id` of the body: the entity URL of the row to relate.

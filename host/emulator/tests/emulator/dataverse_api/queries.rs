@@ -324,7 +324,8 @@ async fn expand_single_and_collection_navigation() {
 
 /// `GET <record>/<navigation property>` is queried like a set: the options
 /// apply, pages follow `odata.maxpagesize`, and the nested next link a
-/// collection `$expand` leaves returns what the expansion asked for.
+/// collection `$expand` leaves returns what the expansion asked for; its
+/// `$ref` lists the related rows' URLs and its `$count` counts them.
 #[tokio::test]
 async fn navigation_properties_take_query_options() {
     let w = World::start().await;
@@ -401,6 +402,61 @@ async fn navigation_properties_take_query_options() {
             {"@odata.etag": linked["value"][1]["@odata.etag"], "name": "Kid B", "accountid": linked["value"][1]["accountid"]}
         ])
     );
+
+    // Their references and their count.
+    let (s, _, refs) = w.get(&t, &format!("{kids}/$ref")).await;
+    assert_eq!(s, 200, "{refs}");
+    assert!(
+        refs["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#Collection($ref)"),
+        "{refs}"
+    );
+    let ids: Vec<&str> = refs["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["@odata.id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{refs}");
+    assert!(
+        ids.iter().all(|i| i.starts_with(&w.api("accounts("))),
+        "{refs}"
+    );
+    let (s, _, one) = w
+        .get(&t, &format!("accounts({parent})/primarycontactid/$ref"))
+        .await;
+    assert_eq!(s, 200, "{one}");
+    assert!(
+        one["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#$ref"),
+        "{one}"
+    );
+    assert!(
+        one["@odata.id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&w.api("contacts(")),
+        "{one}"
+    );
+    let resp = w
+        .http
+        .get(w.api(&format!("{kids}/$count")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), "\u{feff}3".as_bytes());
 
     // A single-valued one takes $select.
     let (s, _, b) = w
