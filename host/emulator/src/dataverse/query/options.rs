@@ -127,7 +127,7 @@ pub fn parse_options(table: &Table, pairs: &[(String, String)]) -> DvResult<Quer
         match k.as_str() {
             "$select" => o.select = Some(parse_select(table, v)?),
             "$filter" => o.filter = Some(parse_filter(table, v, &aliases, &mut o.filter_navs)?),
-            "$orderby" => o.orderby.extend(parse_orderby(table, v)?),
+            "$orderby" => o.orderby.extend(parse_orderby(table, v, &aliases)?),
             "$top" => {
                 o.top = Some(v.parse().map_err(|_| {
                     DvError::segment(format!(
@@ -217,11 +217,23 @@ fn parse_filter(
 }
 
 /// `$orderby`: `column [asc|desc]`, comma-separated; `true` = descending.
-fn parse_orderby(table: &Table, v: &str) -> DvResult<Vec<(String, bool)>> {
+/// A column may be a parameter alias (`$orderby=@p1 asc&@p1=name`).
+fn parse_orderby(
+    table: &Table,
+    v: &str,
+    aliases: &HashMap<String, String>,
+) -> DvResult<Vec<(String, bool)>> {
     let mut out = Vec::new();
     for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let mut words = part.split_whitespace();
-        let col = words.next().unwrap_or_default();
+        let mut col = words.next().unwrap_or_default();
+        if col.starts_with('@') {
+            col = aliases.get(col).map(|c| c.trim()).ok_or_else(|| {
+                DvError::segment(format!(
+                    "The parameter alias '{col}' in $orderby has no value."
+                ))
+            })?;
+        }
         let desc = match words.next() {
             None | Some("asc") => false,
             Some("desc") => true,

@@ -59,6 +59,14 @@ async fn queries_filter_order_top_and_count() {
     assert_eq!(names(&b), ["beta", "O'Brien"]);
     let (_, _, b) = q("accounts?$select=name&$filter=Microsoft.Dynamics.CRM.Between(PropertyName='revenue',PropertyValues=[\"100\",\"250\"])&$orderby=revenue").await;
     assert_eq!(names(&b), ["Alpha", "Gamma"]);
+    // Aliases in $orderby stand for a column ("Use parameter aliases with
+    // system query options"); one without a value is refused.
+    let (_, _, b) =
+        q("accounts?$select=name&$filter=@p2 gt 90&$orderby=@p1 desc&@p1=revenue&@p2=revenue")
+            .await;
+    assert_eq!(names(&b), ["beta", "Gamma", "Alpha"]);
+    let (s, _, e) = q("accounts?$select=name&$orderby=@p9").await;
+    assert_eq!(s, 400, "{e}");
     // A leading wildcard is rejected, as Dataverse rejects it.
     let (s, _, e) = q("accounts?$filter=startswith(name,'%a')").await;
     assert_eq!(s, 400, "{e}");
