@@ -153,7 +153,24 @@ fn aggregate(
         }
         selected = kept;
     }
-    let value = query::aggregate(&selected, apply)?;
+    let mut value = query::aggregate(&selected, apply)?;
+    // Groups may be ordered by their groupby columns, not by aggregate
+    // values ("Aggregate data": no $orderby on aggregate values).
+    if let Some((c, _)) = o.orderby.iter().find(|(c, _)| !apply.groupby.contains(c)) {
+        return Err(DvError::segment(format!(
+            "$orderby with $apply may name only groupby columns; '{c}' is not one."
+        )));
+    }
+    value.sort_by(|x, y| {
+        o.orderby
+            .iter()
+            .map(|(c, desc)| {
+                let order = query::order_values(&x[c], &y[c]);
+                if *desc { order.reverse() } else { order }
+            })
+            .find(|order| order.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     Ok(odata_json(
         StatusCode::OK,
         json!({"@odata.context": format!("{}$metadata#{}", cx.api_base, table.entity_set), "value": value}),

@@ -591,6 +591,13 @@ async fn apply_groupby_and_aggregate() {
             {"accountcategorycode": 2, "count": 3, "total": 1060.0, "top": 1000.0},
         ])
     );
+    // Groups follow an $orderby on their groupby columns.
+    let (s, _, b) = w.get(&t, "accounts?$apply=groupby((accountcategorycode),aggregate($count as count))&$orderby=accountcategorycode desc").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["value"],
+        json!([{"accountcategorycode": 2, "count": 3}, {"accountcategorycode": 1, "count": 2}])
+    );
     let (_, _, b) = w.get(&t, "accounts?$apply=filter(revenue gt 60)/aggregate(revenue with average as avg,$count as n)").await;
     assert_eq!(b["value"], json!([{"avg": 433.3333333333333, "n": 3}]));
     for bad in [
@@ -598,6 +605,8 @@ async fn apply_groupby_and_aggregate() {
         "accounts?$apply=aggregate(revenue with median as m)",
         "accounts?$apply=topcount(2,revenue)",
         "accounts?$apply=groupby((nosuch))",
+        // $orderby only on groupby columns.
+        "accounts?$apply=groupby((accountcategorycode),aggregate($count as count))&$orderby=name",
     ] {
         assert_eq!(w.get(&t, bad).await.0, 400, "{bad}");
     }
