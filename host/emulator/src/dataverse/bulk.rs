@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 use super::Ctx;
 use super::error::{DvError, DvResult};
+use super::handlers::record::app_user_name;
 use super::handlers::{locate, odata_json};
 use super::metadata::Table;
 use super::path::{self, Key};
-use super::store::{EnvData, Row};
+use super::store::EnvData;
 
 const NS: &str = "Microsoft.Dynamics.CRM.";
 
@@ -48,25 +49,13 @@ fn primary_id(table: &Table, t: &Map<String, Value>) -> Option<Uuid> {
         .and_then(|s| Uuid::parse_str(s).ok())
 }
 
-/// Runs the targets; on the first failure every row written is put back.
-/// (An undo log rather than a copy of the table keeps a batch's cost
-/// proportional to its own size.)
-fn atomically<T>(
-    cx: &Ctx,
-    table: &Table,
-    f: impl FnOnce(&mut EnvData, &mut Vec<(Uuid, Option<Row>)>) -> DvResult<T>,
-) -> DvResult<T> {
-    let mut d = cx.data.write();
-    let mut undo = Vec::new();
-    match f(&mut d, &mut undo) {
-        Ok(out) => Ok(out),
-        Err(e) => {
-            for (id, row) in undo.into_iter().rev() {
-                d.restore(table, id, row);
-            }
-            Err(e)
-        }
-    }
+/// The names the application users among `targets` get (read before the
+/// rows are locked for writing).
+fn app_user_names(cx: &Ctx, table: &Table, targets: &[Map<String, Value>]) -> Vec<Option<String>> {
+    targets
+        .iter()
+        .map(|t| app_user_name(cx, table, t))
+        .collect()
 }
 
 /// `POST <set>/Microsoft.Dynamics.CRM.<Message>`.
@@ -79,12 +68,16 @@ pub(super) fn handle(
     match message {
         "CreateMultiple" => {
             let targets = targets(table, body)?;
-            let ids = atomically(cx, table, |d, undo| {
+            let names = app_user_names(cx, table, &targets);
+            let ids = cx.write().atomically(|d| {
                 targets
                     .iter()
-                    .map(|t| {
+                    .zip(names)
+                    .map(|(t, name)| {
                         let id = d.create(table, t, None, cx.caller)?;
-                        undo.push((id, None));
+                        if let Some(name) = name {
+                            d.name_app_user(table, id, name);
+                        }
                         Ok(id)
                     })
                     .collect::<DvResult<Vec<_>>>()
@@ -96,12 +89,11 @@ pub(super) fn handle(
         }
         "UpdateMultiple" => {
             let targets = targets(table, body)?;
-            atomically(cx, table, |d, undo| {
+            cx.write().atomically(|d| {
                 for (i, t) in targets.iter().enumerate() {
                     let id = primary_id(table, t).ok_or_else(|| {
                         DvError::payload(format!("Target {i} has no {}.", table.primary_id))
                     })?;
-                    undo.push((id, d.snapshot(table, id)));
                     d.update(table, id, t, cx.caller)?;
                 }
                 Ok(())
@@ -110,9 +102,10 @@ pub(super) fn handle(
         }
         "UpsertMultiple" => {
             let targets = targets(table, body)?;
-            atomically(cx, table, |d, undo| {
-                for (i, t) in targets.iter().enumerate() {
-                    upsert_one(cx, d, undo, table, i, t)?;
+            let names = app_user_names(cx, table, &targets);
+            cx.write().atomically(|d| {
+                for ((i, t), name) in targets.iter().enumerate().zip(names) {
+                    upsert_one(cx, d, table, i, t, name)?;
                 }
                 Ok(())
             })?;
@@ -156,22 +149,21 @@ fn upsert_key(table: &Table, i: usize, t: &Map<String, Value>) -> DvResult<Key> 
 fn upsert_one(
     cx: &Ctx,
     d: &mut EnvData,
-    undo: &mut Vec<(Uuid, Option<Row>)>,
     table: &Table,
     i: usize,
     t: &Map<String, Value>,
+    app_name: Option<String>,
 ) -> DvResult<()> {
     let key = upsert_key(table, i, t)?;
     match locate(d, table, &key)? {
-        Some(id) => {
-            undo.push((id, d.snapshot(table, id)));
-            d.update(table, id, t, cx.caller)?;
-        }
+        Some(id) => d.update(table, id, t, cx.caller)?,
         None => {
             let mut values = t.clone();
             let id = key.creation_id(&mut values);
             let id = d.create(table, &values, id, cx.caller)?;
-            undo.push((id, None));
+            if let Some(name) = app_name {
+                d.name_app_user(table, id, name);
+            }
         }
     }
     Ok(())

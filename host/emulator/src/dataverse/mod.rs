@@ -78,9 +78,42 @@ struct Ctx {
     /// Set for the operations of a `$batch` (internal state a client cannot
     /// set): a `$batch` inside one is rejected.
     in_batch: bool,
+    /// The change set an operation of a `$batch` runs in: its writes are
+    /// recorded there, to be undone if the change set fails.
+    change_set: Option<u64>,
+}
+
+/// The environment's rows locked for writing by one request; what it
+/// changes is recorded in its change set's journal, if it runs in one.
+struct Writer<'a>(parking_lot::RwLockWriteGuard<'a, EnvData>);
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = EnvData;
+    fn deref(&self) -> &EnvData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut EnvData {
+        &mut self.0
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        self.0.journal_into(None);
+    }
 }
 
 impl Ctx {
+    /// The environment's rows, locked for this request's writes.
+    fn write(&self) -> Writer<'_> {
+        let mut rows = self.data.write();
+        rows.journal_into(self.change_set);
+        Writer(rows)
+    }
+
     /// The annotations `Prefer: odata.include-annotations` asks for.
     fn annotations(&self) -> Annotations {
         Annotations::parse(self.prefer.annotations.as_deref())

@@ -323,6 +323,7 @@ fn handle_inner(
         headers: headers.clone(),
         prefer: Prefer::parse(headers),
         in_batch: false,
+        change_set: None,
     };
     let pairs = query_pairs(raw_query);
     let body = body.map_err(|r| DvError::new(r.status(), "0x80048d19", r.body_text()))?;

@@ -60,7 +60,12 @@ fn relative(url: &str) -> (String, Option<String>) {
 }
 
 /// Runs one inner request; returns its response.
-fn execute(cx: &Ctx, op: &Operation, ids: &[(String, String)]) -> Response {
+fn execute(
+    cx: &Ctx,
+    op: &Operation,
+    ids: &[(String, String)],
+    change_set: Option<u64>,
+) -> Response {
     let url = substitute(&op.url, ids);
     if op.method == Method::GET && url.len() > MAX_INNER_URL {
         return DvError::new(
@@ -93,6 +98,7 @@ fn execute(cx: &Ctx, op: &Operation, ids: &[(String, String)]) -> Response {
         prefer: Prefer::parse(&headers),
         headers,
         in_batch: true,
+        change_set,
     };
     let result = path::parse(&rel)
         .map_err(DvError::from)
@@ -170,7 +176,7 @@ pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Re
     for part in parts {
         match part {
             Part::Single(op) => {
-                let resp = execute(cx, &op, &ids);
+                let resp = execute(cx, &op, &ids, None);
                 let failed =
                     !resp.status().is_success() && resp.status() != StatusCode::NOT_MODIFIED;
                 let status = resp.status();
@@ -181,12 +187,12 @@ pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Re
                 }
             }
             Part::ChangeSet(ops) => {
-                cx.data.write().begin_journal();
+                let change_set = cx.data.write().begin_journal();
                 let mut responses = Vec::new();
                 let mut failure = None;
                 let mut set_ids = ids.clone();
                 for op in &ops {
-                    let resp = execute(cx, op, &set_ids);
+                    let resp = execute(cx, op, &set_ids, Some(change_set));
                     if !resp.status().is_success() {
                         failure = Some(resp);
                         break;
@@ -199,7 +205,7 @@ pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Re
                 match failure {
                     Some(err) => {
                         // All or nothing: undo every write of the change set.
-                        cx.data.write().rollback_journal();
+                        cx.data.write().rollback_journal(change_set);
                         let status = err.status();
                         render_part(&mut out, &batch_boundary, None, err);
                         if !continue_on_error {
@@ -208,7 +214,7 @@ pub(super) fn handle(cx: &Ctx, headers: &HeaderMap, body: &Bytes) -> DvResult<Re
                         }
                     }
                     None => {
-                        cx.data.write().commit_journal();
+                        cx.data.write().commit_journal(change_set);
                         ids = set_ids;
                         let cs = format!("changesetresponse_{}", Uuid::new_v4());
                         out.push_str(&format!("--{batch_boundary}\r\nContent-Type: multipart/mixed; boundary={cs}\r\n\r\n"));

@@ -58,13 +58,13 @@ pub(crate) fn property(
                 .ok_or_else(|| DvError::payload("The body must be {\"value\": ...}."))?;
             let mut m = Map::new();
             m.insert(a.logical_name.clone(), value);
-            cx.data.write().update(table, id, &m, cx.caller)?;
+            cx.write().update(table, id, &m, cx.caller)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::DELETE, Some(a)) if a.kind != Kind::Lookup => {
             let mut m = Map::new();
             m.insert(a.logical_name.clone(), Value::Null);
-            cx.data.write().update(table, id, &m, cx.caller)?;
+            cx.write().update(table, id, &m, cx.caller)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::GET, None) => navigate(cx, table, id, prop, req),

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
@@ -61,16 +61,21 @@ pub(crate) fn create(
     pairs: &[(String, String)],
 ) -> DvResult<Response> {
     let body = json_body(body)?;
-    // Validate $select before writing, so a bad query loses nothing.
+    // Validate $select and $expand before writing, so a bad query loses
+    // nothing.
     select_of(table, pairs)?;
-    // An application user is named after its application when saved.
-    let app = (table.logical_name == "systemuser")
-        .then(|| body.get("applicationid").and_then(Value::as_str))
-        .flatten()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .map(|app_id| app_name(&cx.emu.dir.read(), app_id));
+    let expands: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k == "$expand")
+        .cloned()
+        .collect();
+    let o = query::parse_options(table, &expands)?;
+    let app = app_user_name(cx, table, &body);
     let id = {
-        let mut d = cx.data.write();
+        let mut d = cx.write();
+        for e in &o.expand {
+            query::check_expand(&d, table, e)?;
+        }
         let id = d.create_deep(table, &body, None, cx.caller)?;
         if let Some(name) = app {
             d.name_app_user(table, id, name);
@@ -78,6 +83,17 @@ pub(crate) fn create(
         id
     };
     written(cx, table, id, pairs, StatusCode::CREATED, true)
+}
+
+/// The name an application user created from `body` gets: its
+/// application's (read before the rows are locked for writing).
+pub(crate) fn app_user_name(cx: &Ctx, table: &Table, body: &Map<String, Value>) -> Option<String> {
+    let app_id = body
+        .get("applicationid")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .filter(|_| table.logical_name == "systemuser")?;
+    Some(app_name(&cx.emu.dir.read(), app_id))
 }
 
 /// The answer to a write of row `id`: the row (`status`, with `$expand`
@@ -178,7 +194,8 @@ pub(crate) fn upsert(
     select_of(table, pairs)?;
     let im = if_match(&cx.headers, header::IF_MATCH);
     let inm = if_match(&cx.headers, header::IF_NONE_MATCH);
-    let mut d = cx.data.write();
+    let app = app_user_name(cx, table, &body);
+    let mut d = cx.write();
     let existing = locate(&d, table, key)?;
     match existing {
         Some(id) => {
@@ -200,6 +217,9 @@ pub(crate) fn upsert(
             }
             let id = key.creation_id(&mut body);
             let id = d.create(table, &body, id, cx.caller)?;
+            if let Some(name) = app {
+                d.name_app_user(table, id, name);
+            }
             drop(d);
             written(cx, table, id, pairs, StatusCode::CREATED, false)
         }
@@ -207,7 +227,7 @@ pub(crate) fn upsert(
 }
 
 pub(crate) fn delete(cx: &Ctx, table: &Table, key: &Key) -> DvResult<Response> {
-    let mut d = cx.data.write();
+    let mut d = cx.write();
     let id = locate_existing(&d, table, key)?;
     check_if_match(
         &d,

@@ -30,7 +30,7 @@ pub(crate) fn reference(
     if *req.method == Method::GET {
         return read(cx, table, key, nav);
     }
-    let mut d = cx.data.write();
+    let mut d = cx.write();
     let id = locate_existing(&d, table, key)?;
     if let Some((attr, _)) = table.single_nav(&nav.name) {
         single_valued(&mut d, table, id, attr, req)?;

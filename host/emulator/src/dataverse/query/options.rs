@@ -217,7 +217,8 @@ fn parse_filter(
 }
 
 /// `$orderby`: `column [asc|desc]`, comma-separated; `true` = descending.
-/// A column may be a parameter alias (`$orderby=@p1 asc&@p1=name`).
+/// A column may be a parameter alias (`$orderby=@p1 asc&@p1=name`); an
+/// alias without a value is null, which orders nothing.
 fn parse_orderby(
     table: &Table,
     v: &str,
@@ -228,11 +229,10 @@ fn parse_orderby(
         let mut words = part.split_whitespace();
         let mut col = words.next().unwrap_or_default();
         if col.starts_with('@') {
-            col = aliases.get(col).map(|c| c.trim()).ok_or_else(|| {
-                DvError::segment(format!(
-                    "The parameter alias '{col}' in $orderby has no value."
-                ))
-            })?;
+            match aliases.get(col) {
+                Some(c) => col = c.trim(),
+                None => continue,
+            }
         }
         let desc = match words.next() {
             None | Some("asc") => false,

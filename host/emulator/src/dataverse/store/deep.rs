@@ -22,9 +22,8 @@ struct Nested {
 }
 
 impl EnvData {
-    /// Creates a row and the rows its body nests (see the module docs).
-    /// Inside a change set the change set's journal undoes a failure;
-    /// otherwise this create keeps its own.
+    /// Creates a row and the rows its body nests (see the module docs), all
+    /// or nothing.
     pub fn create_deep(
         &mut self,
         table: &Table,
@@ -36,18 +35,7 @@ impl EnvData {
         if nested.parents.is_empty() && nested.children.is_empty() {
             return self.create(table, body, id, caller);
         }
-        let own_journal = self.journal.is_none();
-        if own_journal {
-            self.begin_journal();
-        }
-        let made = self.create_nested(table, flat, nested, id, caller);
-        if own_journal {
-            match made {
-                Ok(_) => self.commit_journal(),
-                Err(_) => self.rollback_journal(),
-            }
-        }
-        made
+        self.atomically(|d| d.create_nested(table, flat, nested, id, caller))
     }
 
     fn create_nested(

@@ -21,14 +21,16 @@ impl EnvData {
         on: bool,
     ) {
         let key = Self::link_key(table, other, a, b);
+        let present = self
+            .links
+            .get(relationship)
+            .is_some_and(|set| set.contains(&key));
+        self.record(Undo::Link {
+            relationship: relationship.to_string(),
+            key,
+            present,
+        });
         let set = self.links.entry(relationship.to_string()).or_default();
-        if let Some(j) = self.journal.as_mut() {
-            j.push(Undo::Link {
-                relationship: relationship.to_string(),
-                key,
-                present: set.contains(&key),
-            });
-        }
         if on {
             set.insert(key);
         } else {

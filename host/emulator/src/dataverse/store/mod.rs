@@ -104,8 +104,13 @@ pub struct EnvData {
     pub sysadmin_role: Uuid,
     /// `$orderby` indexes: (table, order) -> (table version, ids in order).
     order_cache: OrderCache,
-    /// Changes recorded while a `$batch` change set runs.
-    journal: Option<Vec<Undo>>,
+    /// What undoes the changes of each `$batch` change set running.
+    journals: HashMap<u64, Vec<Undo>>,
+    /// The change set whose operation holds the write lock now, if any:
+    /// only its changes are recorded, not another client's in between.
+    journaling: Option<u64>,
+    /// The id the next change set gets.
+    next_journal: u64,
     /// A role with record access but no administrative privileges
     /// (no impersonation, no plug-in bypass).
     pub basic_role: Uuid,
@@ -124,7 +129,9 @@ impl EnvData {
             sysadmin_role: Uuid::new_v4(),
             basic_role: Uuid::new_v4(),
             order_cache: Default::default(),
-            journal: None,
+            journals: HashMap::new(),
+            journaling: None,
+            next_journal: 0,
         };
         let bu = env.root_business_unit;
         let now = crate::clock::iso(time::OffsetDateTime::now_utc());

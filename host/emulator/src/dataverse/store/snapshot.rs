@@ -80,7 +80,9 @@ impl EnvData {
             sysadmin_role: saved.sysadmin_role,
             basic_role: saved.basic_role,
             order_cache: Default::default(),
-            journal: None,
+            journals: HashMap::new(),
+            journaling: None,
+            next_journal: 0,
         };
         for (name, rows) in saved.tables {
             let Some(table) = schema.table(&name).cloned() else {

@@ -136,22 +136,24 @@ impl EnvData {
             return Err(DvError::not_found(&table.logical_name, &id));
         }
         self.reindex(table, id);
+        let mut gone = Vec::new();
         for (relationship, set) in self.links.iter_mut() {
-            let gone: Vec<(Uuid, Uuid)> = set
+            let keys: Vec<(Uuid, Uuid)> = set
                 .iter()
                 .filter(|(a, b)| *a == id || *b == id)
                 .copied()
                 .collect();
-            for key in gone {
+            for key in keys {
                 set.remove(&key);
-                if let Some(j) = self.journal.as_mut() {
-                    j.push(Undo::Link {
-                        relationship: relationship.clone(),
-                        key,
-                        present: true,
-                    });
-                }
+                gone.push(Undo::Link {
+                    relationship: relationship.clone(),
+                    key,
+                    present: true,
+                });
             }
+        }
+        for undo in gone {
+            self.record(undo);
         }
         Ok(())
     }

@@ -60,13 +60,15 @@ async fn queries_filter_order_top_and_count() {
     let (_, _, b) = q("accounts?$select=name&$filter=Microsoft.Dynamics.CRM.Between(PropertyName='revenue',PropertyValues=[\"100\",\"250\"])&$orderby=revenue").await;
     assert_eq!(names(&b), ["Alpha", "Gamma"]);
     // Aliases in $orderby stand for a column ("Use parameter aliases with
-    // system query options"); one without a value is refused.
+    // system query options"); one without a value is null and orders
+    // nothing.
     let (_, _, b) =
         q("accounts?$select=name&$filter=@p2 gt 90&$orderby=@p1 desc&@p1=revenue&@p2=revenue")
             .await;
     assert_eq!(names(&b), ["beta", "Gamma", "Alpha"]);
-    let (s, _, e) = q("accounts?$select=name&$orderby=@p9").await;
-    assert_eq!(s, 400, "{e}");
+    let (s, _, b) = q("accounts?$select=name&$orderby=@p9,revenue").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(names(&b), ["O'Brien", "Alpha", "Gamma", "beta"]);
     // A leading wildcard is rejected, as Dataverse rejects it.
     let (s, _, e) = q("accounts?$filter=startswith(name,'%a')").await;
     assert_eq!(s, 400, "{e}");
@@ -373,7 +375,8 @@ async fn navigation_properties_take_query_options() {
     let (s, _, mut b) = w.dv(&t, Method::GET, &first, None, &page).await;
     assert_eq!(s, 200, "{b}");
     let mut seen = Vec::new();
-    loop {
+    // Bounded: a next link that never ends fails instead of hanging.
+    for _ in 0..5 {
         seen.extend(
             b["value"]
                 .as_array()

@@ -338,6 +338,13 @@ async fn deep_insert_creates_related_rows_all_or_none() {
         b["systemuserroles_association"][0]["name"], "Deep role",
         "{b}"
     );
+    // Created by an upsert too.
+    let app = "0f0e0d0c-0b0a-4908-8706-050403020100";
+    let upserted = json!({"firstname": "Up", "lastname": "Sert", "applicationid": app, "businessunitid@odata.bind": unit});
+    let path = format!("systemusers({})", uuid::Uuid::new_v4());
+    assert_eq!(w.send(&t, Method::PATCH, &path, upserted).await.0, 204);
+    let (_, _, b) = w.get(&t, &format!("{path}?$select=fullname")).await;
+    assert_eq!(b["fullname"], app, "{b}");
 
     // A collection-valued property takes objects only.
     let (s, _, e) = w
