@@ -174,12 +174,16 @@ pub(crate) fn count_text(n: usize) -> Response {
     resp
 }
 
-/// The entity URL of `row` of `table`, as `@odata.id` names it.
-pub(crate) fn entity_url(cx: &Ctx, table: &Table, row: &Row) -> String {
-    let id = row
-        .values
+/// The entity URL of row `id` of `table`, as `OData-EntityId` and
+/// `@odata.id` name it.
+pub(crate) fn entity_url(cx: &Ctx, table: &Table, id: impl std::fmt::Display) -> String {
+    format!("{}{}({id})", cx.api_base, table.entity_set)
+}
+
+/// The primary key of `row` of `table`, as text.
+pub(crate) fn row_id<'r>(table: &Table, row: &'r Row) -> &'r str {
+    row.values
         .get(&table.primary_id)
         .and_then(Value::as_str)
-        .unwrap_or_default();
-    format!("{}{}({id})", cx.api_base, table.entity_set)
+        .unwrap_or_default()
 }

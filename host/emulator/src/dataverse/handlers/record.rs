@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    entity, json_body, key_not_found, locate, locate_existing, odata_json, select_of,
+    entity, entity_url, json_body, key_not_found, locate, locate_existing, odata_json, select_of,
     with_preference,
 };
 use crate::dataverse::Ctx;
@@ -20,7 +20,7 @@ use crate::dataverse::query;
 use crate::dataverse::store::EnvData;
 
 fn entity_id_header(resp: &mut Response, cx: &Ctx, table: &Table, id: Uuid) {
-    if let Ok(v) = HeaderValue::from_str(&format!("{}{}({id})", cx.api_base, table.entity_set)) {
+    if let Ok(v) = HeaderValue::from_str(&entity_url(cx, table, id)) {
         resp.headers_mut().insert("OData-EntityId", v);
     }
 }

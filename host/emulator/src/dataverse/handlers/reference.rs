@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::property::{related_rows, unserved};
-use super::{entity_url, json_body, locate_existing, odata_json};
+use super::{entity_url, json_body, locate_existing, odata_json, row_id};
 use crate::dataverse::Ctx;
 use crate::dataverse::dispatch::Request;
 use crate::dataverse::error::{DvError, DvResult};
@@ -59,7 +59,7 @@ fn read(cx: &Ctx, table: &Table, key: &Key, nav: &Segment) -> DvResult<Response>
         return Ok(match query::single_related(&d, table, row, name) {
             Some((tt, r)) => odata_json(
                 StatusCode::OK,
-                json!({"@odata.context": format!("{}$metadata#$ref", cx.api_base), "@odata.id": entity_url(cx, &tt, r)}),
+                json!({"@odata.context": format!("{}$metadata#$ref", cx.api_base), "@odata.id": entity_url(cx, &tt, row_id(&tt, r))}),
             ),
             None => StatusCode::NO_CONTENT.into_response(),
         });
@@ -67,7 +67,7 @@ fn read(cx: &Ctx, table: &Table, key: &Key, nav: &Segment) -> DvResult<Response>
     let (other, rows) = related_rows(&d, table, row, name)?;
     let value: Vec<Value> = rows
         .iter()
-        .map(|r| json!({"@odata.id": entity_url(cx, &other, r)}))
+        .map(|r| json!({"@odata.id": entity_url(cx, &other, row_id(&other, r))}))
         .collect();
     Ok(odata_json(
         StatusCode::OK,

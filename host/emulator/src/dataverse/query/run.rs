@@ -167,13 +167,7 @@ pub fn run<'d>(
     let Some(rows) = env.rows(&table.logical_name) else {
         return Ok((Vec::new(), None, 0));
     };
-    // `$top` is ignored when a page size is requested ("Page results").
-    let cap = match (page_size, o.top) {
-        (None, Some(top)) => top,
-        _ => usize::MAX,
-    };
-    let size = page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let start = o.skiptoken.unwrap_or(0);
+    let Bounds { cap, size, start } = Bounds::of(o, page_size);
     // Rows are read in result order and the scan stops as soon as the page
     // (plus one row, to know whether a next page exists) and, with $count,
     // the 5000 rows $count can report, are known.
@@ -204,22 +198,39 @@ pub fn run<'d>(
     Ok(page(matched, o, page_size))
 }
 
+/// Where a page lies in a query's result: at most `cap` rows in all
+/// (`$top`, ignored when a page size is requested: "Page results"), pages
+/// of `size`, this one from `start` (`$skiptoken`).
+struct Bounds {
+    cap: usize,
+    size: usize,
+    start: usize,
+}
+
+impl Bounds {
+    fn of(o: &QueryOptions, page_size: Option<usize>) -> Bounds {
+        Bounds {
+            cap: match (page_size, o.top) {
+                (None, Some(top)) => top,
+                _ => usize::MAX,
+            },
+            size: page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE),
+            start: o.skiptoken.unwrap_or(0),
+        }
+    }
+}
+
 /// One page of the rows a query matched (in result order): the page, the
 /// offset of the next page (if any) and the `$count` value (at most 5000).
-/// `$top` is ignored when a page size is requested ("Page results").
 pub fn page<'d>(
     mut matched: Vec<&'d Row>,
     o: &QueryOptions,
     page_size: Option<usize>,
 ) -> (Vec<&'d Row>, Option<usize>, usize) {
-    let cap = match (page_size, o.top) {
-        (None, Some(top)) => top,
-        _ => usize::MAX,
-    };
-    let size = page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let Bounds { cap, size, start } = Bounds::of(o, page_size);
     let count = matched.len().min(MAX_PAGE);
     matched.truncate(cap);
-    let start = o.skiptoken.unwrap_or(0).min(matched.len());
+    let start = start.min(matched.len());
     let end = (start + size).min(matched.len());
     let next = (end < matched.len()).then_some(end);
     (matched[start..end].to_vec(), next, count)
